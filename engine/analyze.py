@@ -1,0 +1,211 @@
+"""The one entry point: `analyze(request, progress, cancelled) -> Analysis`."""
+from __future__ import annotations
+
+import gc
+import time
+from typing import Callable
+
+import torch
+from torch._subclasses.fake_tensor import (
+    DataDependentOutputException,
+    DynamicOutputShapeException,
+    FakeTensorMode,
+    UnsupportedOperatorException,
+)
+
+from .analysis import Analysis, NotModelled
+from .errors import CancelledError, MemLensError, UnsupportedError
+from .estimate import textbook
+from .loss import make_targets, output_tensors, target_spec
+from .request import AnalysisRequest
+from .sources import LoadedModel, load_model
+from .sources.empty_init import to_fake
+from .step import build_optimizer, optimizer_state_tensors, prime_optimizer, run_step, torch_dtype
+from .timeline import build_timeline, event_log, find_peak, layer_table, lifetimes
+from .tracer import StepRecorder
+
+Progress = Callable[[float, str], None]
+
+
+def analyze(
+    request: AnalysisRequest,
+    progress: Progress | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> Analysis:
+    """Build the model without memory, trace one step on fake tensors, derive every view's data."""
+    started = time.perf_counter()
+    report = progress or (lambda fraction, message: None)
+    report(0.0, f"building {request.model}")
+    loaded = load_model(request.model)
+    _check_cancel(cancelled)
+    return analyze_loaded(loaded, request, report, cancelled, started)
+
+
+def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progress,
+                   cancelled, started: float) -> Analysis:
+    fake_mode = FakeTensorMode()
+    dtype = torch_dtype(request.dtype)
+    model = to_fake(loaded.module, fake_mode, dtype)
+    model.train(request.mode == "train")
+    params = list(model.parameters())
+    trainable = [p for p in params if p.requires_grad]
+    shape = tuple(request.input_shape or loaded.input_shape)
+    full_shape = (request.batch, *shape)
+    warnings = list(loaded.warnings)
+
+    with fake_mode:
+        if loaded.input_dtype is not None and not loaded.input_dtype.is_floating_point:
+            x = torch.zeros(full_shape, dtype=loaded.input_dtype)
+        else:
+            x = torch.empty(full_shape, dtype=dtype)
+        targets = {}
+        if request.mode == "train":
+            targets = make_targets(_output_shapes(model, x, loaded, request), dtype)
+        optimizer = None
+        if request.mode == "train":
+            optimizer = build_optimizer(trainable, request.optimizer, request.device)
+            if not request.first_step:
+                prime_optimizer(optimizer, trainable)
+
+    n_leaves = sum(1 for m in model.modules() if not any(True for _ in m.children())) or 1
+    recorder = StepRecorder(
+        model, request.device, cancelled,
+        on_layer=lambda order: report(0.05 + 0.45 * min(1.0, order / (n_leaves * 1.2)), "forward"),
+    )
+    for p in params:
+        recorder.register_existing(p, "parameters")
+    for b in model.buffers():
+        recorder.register_existing(b, "buffers")
+    # Without `capturable`, torch keeps Adam's step counters on the host, even for CUDA params.
+    for key, t in optimizer_state_tensors(optimizer):
+        on_device = not (request.device == "cuda" and key == "step" and t.dim() == 0)
+        recorder.register_existing(t, "optimizer_state", on_device=on_device)
+    recorder.register_existing(x, "inputs")
+    for t in targets.values():
+        recorder.register_existing(t, "inputs")
+
+    phase_progress = {"forward": (0.05, "forward"), "backward": (0.5, "backward"), "optimizer": (0.85, "optimizer step")}
+
+    def on_phase(phase: str) -> None:
+        recorder.set_phase(phase)
+        report(*phase_progress[phase])
+        if phase == "optimizer":
+            for p in trainable:
+                if p.grad is not None:
+                    recorder.mark_category(p.grad, "gradients")
+
+    gc.collect()
+    recorder.install_hooks()
+    try:
+        with fake_mode, recorder:
+            run_step(model, [x], targets, optimizer, mode=request.mode, amp=request.amp,
+                     device=request.device, on_phase=on_phase)
+            for p in trainable:
+                if p.grad is not None:
+                    recorder.mark_category(p.grad, "gradients")
+            for _, t in optimizer_state_tensors(optimizer):
+                recorder.mark_category(t, "optimizer_state")
+    except MemLensError:
+        raise
+    except (DynamicOutputShapeException, DataDependentOutputException) as e:
+        raise UnsupportedError(
+            f"{loaded.name}: the data-dependent op {_op_name(e, recorder)} in module "
+            f"'{recorder.current_module()}' cannot be traced without real data (its output depends "
+            f"on tensor values)"
+        ) from None
+    except UnsupportedOperatorException as e:
+        raise UnsupportedError(
+            f"{loaded.name}: op {_op_name(e, recorder)} in module '{recorder.current_module()}' "
+            "has no fake-tensor implementation"
+        ) from None
+    except Exception as e:  # a torch error inside the user's model: say where it happened
+        if cancelled is not None and cancelled():
+            raise CancelledError("analysis cancelled") from None
+        raise MemLensError(
+            f"{loaded.name}: the {PHASE_WORDS.get(recorder.phase, 'step')} failed in module "
+            f"'{recorder.current_module()}' at op {_op_name(e, recorder)}: {_first_line(e)}"
+        ) from None
+    finally:
+        recorder.remove_hooks()
+
+    report(0.92, "building timeline")
+    raw = recorder.finish(warnings)
+    events = event_log(raw)
+    timeline = build_timeline(raw)
+    lives = lifetimes(raw)
+    layers = layer_table(raw, lives)
+    parameter_bytes = sum(p.numel() * p.element_size() for p in params)
+    trainable_bytes = sum(p.numel() * p.element_size() for p in trainable)
+    analysis = Analysis(
+        request=request,
+        model_name=loaded.name,
+        source=loaded.source,
+        input_shape=full_shape,
+        parameters=sum(p.numel() for p in params),
+        parameter_bytes=parameter_bytes,
+        layers=layers,
+        events=events,
+        timeline=timeline,
+        peak=find_peak(timeline, events),
+        lifetimes=lives,
+        textbook=textbook(layers, parameter_bytes, trainable_bytes, request.mode, request.optimizer),
+        not_modelled=not_modelled(request),
+        warnings=tuple(warnings),
+        analysis_seconds=time.perf_counter() - started,
+        engine=f"fake-cpu tensors, torch {torch.__version__.split('+')[0]}",
+    )
+    report(1.0, "done")
+    return analysis
+
+
+PHASE_WORDS = {0: "forward pass", 1: "backward pass", 2: "optimizer step"}
+
+
+def _output_shapes(model, x, loaded: LoadedModel, request: AnalysisRequest) -> list[tuple[int, ...]]:
+    """Output shapes the loss will see. Known for torchvision tasks; else one no-grad forward."""
+    if loaded.task == "classification":
+        return [(request.batch, 1)]
+    if loaded.task == "segmentation":
+        return [(request.batch, 1, *x.shape[-2:])]
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except MemLensError:
+        raise
+    except Exception as e:
+        raise MemLensError(f"{loaded.name}: the forward pass failed on input {tuple(x.shape)}: {_first_line(e)}") from None
+    return [tuple(t.shape) for t in output_tensors(out)]
+
+
+def not_modelled(request: AnalysisRequest) -> tuple[NotModelled, ...]:
+    if request.device == "cpu":
+        return (
+            NotModelled("kernel scratch buffers", None,
+                        "workspaces a CPU kernel allocates and frees inside one op (e.g. oneDNN "
+                        "convolution); invisible to a fake-tensor trace"),
+        )
+    return (
+        NotModelled("CUDA context", None,
+                    "driver, kernels and cuDNN/cuBLAS handles: typically 300-600 MiB per process, "
+                    "outside PyTorch's allocator (not in max_memory_allocated)"),
+        NotModelled("cuBLAS / cuDNN workspaces", None,
+                    "scratch space the CUDA libraries take from the caching allocator"),
+        NotModelled("allocator fragmentation", None,
+                    "memory reserved by the caching allocator beyond what is allocated "
+                    "(memory_reserved - memory_allocated)"),
+    )
+
+
+def _op_name(e: Exception, recorder: StepRecorder) -> str:
+    func = getattr(e, "func", None) or recorder.current_op
+    return str(func) if func is not None else "(unknown)"
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def _check_cancel(cancelled) -> None:
+    if cancelled is not None and cancelled():
+        raise CancelledError("analysis cancelled")

@@ -1,0 +1,24 @@
+"""The fixed vocabularies every part of MemLens shares: memory categories, phases, layer kinds.
+
+The names are part of the JSON contract and pick the legend colours in the GUI, so they live in
+one place and nowhere else spells them out.
+"""
+
+CATEGORIES = (
+    "parameters",
+    "buffers",
+    "gradients",
+    "optimizer_state",
+    "activations",  # saved for backward
+    "temporaries",  # transient op outputs and workspaces
+    "inputs",  # batch and targets
+)
+
+PHASES = ("forward", "backward", "optimizer")
+
+LAYER_KINDS = ("conv", "pool", "norm", "activation", "linear", "attention", "embedding", "other")
+
+DTYPES = ("float32", "float16", "bfloat16")
+MODES = ("train", "inference")
+OPTIMIZERS = ("none", "sgd", "momentum", "adam", "adamw")
+DEVICES = ("cpu", "cuda")

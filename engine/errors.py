@@ -1,0 +1,41 @@
+"""Errors the engine raises on purpose. Each carries a message a user can act on.
+
+The CLI prints `str(error)` and exits non-zero; the GUI shows it and keeps the last analysis.
+Anything else escaping the engine is a bug.
+"""
+from __future__ import annotations
+
+
+class MemLensError(Exception):
+    """Base class: a problem with the user's request or model, explained in plain words."""
+
+
+class RequestError(MemLensError):
+    """A configuration value is out of range or malformed (batch <= 0, bad input shape ...)."""
+
+
+class ModelNotFoundError(MemLensError):
+    """An unknown model name; the message suggests close names."""
+
+
+class SpecError(MemLensError):
+    """A custom layer spec is malformed. Names the file, the line and the offending key."""
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None, key: str | None = None):
+        self.path, self.line, self.key = path, line, key
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(f"{where}{message}")
+
+
+class ShapeError(MemLensError):
+    """A model builds but its layers do not fit together (the layer and both shapes are named)."""
+
+
+class UnsupportedError(MemLensError):
+    """The model uses something the fake-tensor trace cannot follow (data-dependent ops, ...)."""
+
+
+class CancelledError(MemLensError):
+    """The caller asked to stop."""

@@ -1,0 +1,71 @@
+"""What the user asks for: one frozen `AnalysisRequest`, validated before anything is built."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .categories import DEVICES, DTYPES, MODES, OPTIMIZERS
+from .errors import RequestError
+
+# A guard against typos like --batch 10000000000: larger requests are refused, not traced.
+MAX_BATCH = 1_000_000
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """One analysis: which model, and the step to trace.
+
+    `model` is a torchvision name (`vgg16`), a spec file (`net.yaml`/`.json`) or a python callable
+    (`path/to/file.py:function`). `input_shape` excludes the batch dimension; None means the
+    model's natural default (224x224 images, 299 for inception_v3, 520 for segmentation ...).
+    """
+
+    model: str = "vgg16"
+    batch: int = 32
+    input_shape: tuple[int, ...] | None = None
+    dtype: str = "float32"
+    amp: bool = False
+    mode: str = "train"
+    optimizer: str = "adam"
+    device: str = "cpu"
+    first_step: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise RequestError("no model given: pass a torchvision name, a spec file or file.py:function")
+        if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch <= 0:
+            raise RequestError(f"batch must be a positive integer, got {self.batch!r}")
+        if self.batch > MAX_BATCH:
+            raise RequestError(f"batch {self.batch} is larger than the supported maximum {MAX_BATCH}")
+        if self.input_shape is not None:
+            shape = tuple(self.input_shape)
+            if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in shape):
+                raise RequestError(f"input shape must be positive integers, got {self.input_shape!r}")
+            object.__setattr__(self, "input_shape", shape)
+        for field, allowed in (("dtype", DTYPES), ("mode", MODES), ("optimizer", OPTIMIZERS), ("device", DEVICES)):
+            value = getattr(self, field)
+            if value not in allowed:
+                raise RequestError(f"{field} must be one of {', '.join(allowed)}; got {value!r}")
+        if self.amp and self.dtype != "float32":
+            raise RequestError("AMP keeps float32 weights and autocasts the math: use --amp with --dtype float32")
+
+    @property
+    def source_kind(self) -> str:
+        from .sources import source_kind
+
+        return source_kind(self.model)
+
+    def replace(self, **changes) -> "AnalysisRequest":
+        return dataclasses.replace(self, **changes)
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """'3x224x224' (or '3,224,224') -> (3, 224, 224); anything else is a RequestError."""
+    parts = text.replace(",", "x").replace("X", "x").split("x")
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        raise RequestError(f"malformed input shape {text!r}: expected e.g. 3x224x224") from None
+    if any(d <= 0 for d in shape):
+        raise RequestError(f"malformed input shape {text!r}: every dimension must be positive")
+    return shape

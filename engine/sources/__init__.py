@@ -1,0 +1,31 @@
+"""Where a model comes from: a torchvision name, a YAML/JSON layer spec, or a python callable."""
+from __future__ import annotations
+
+from .loaded import LoadedModel
+from .torchvision_models import catalog, is_torchvision_name, load_torchvision
+
+
+def source_kind(model: str) -> str:
+    """'python' for file.py:function, 'spec' for .yaml/.yml/.json, else 'torchvision'."""
+    path, sep, _ = model.rpartition(":")
+    if sep and path.endswith(".py"):
+        return "python"
+    if model.lower().endswith((".yaml", ".yml", ".json")):
+        return "spec"
+    return "torchvision"
+
+
+def load_model(model: str) -> LoadedModel:
+    kind = source_kind(model)
+    if kind == "python":
+        from .python_file import load_python
+
+        return load_python(model)
+    if kind == "spec":
+        from .spec import load_spec
+
+        return load_spec(model)
+    return load_torchvision(model.strip())
+
+
+__all__ = ["LoadedModel", "catalog", "is_torchvision_name", "load_model", "source_kind"]

@@ -1,0 +1,105 @@
+"""What "one step" means, written once and run both on fake tensors (the trace) and on real
+tensors (the truth it is checked against), so the two cannot drift apart.
+
+Training: forward (inside autocast when AMP is on) and the loss, `loss.backward()`,
+`optimizer.step()`. Like a typical training loop, the output and the loss stay referenced until
+the step returns. Inference: a forward under `torch.no_grad()`.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .loss import compute_loss
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    return _DTYPES[name]
+
+
+def autocast_for(amp: bool, device: str):
+    """AMP as DESIGN.md defines it: bfloat16 on the CPU, float16 on CUDA.
+
+    The trace runs on CPU tensors either way, so the CUDA case uses the CPU autocast with
+    float16: same element sizes, but CPU autocast's op lists, which differ from CUDA's in places.
+    """
+    if not amp:
+        return contextlib.nullcontext()
+    return torch.autocast("cpu", dtype=torch.float16 if device == "cuda" else torch.bfloat16)
+
+
+def build_optimizer(params: list[nn.Parameter], name: str, device: str):
+    """Optimizers as torch builds them by default for the target device: for-loop on the CPU,
+    foreach (with its list temporaries) on CUDA."""
+    foreach = device == "cuda"
+    if name == "none":
+        return None
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=0.01, foreach=foreach)
+    if name == "momentum":
+        return torch.optim.SGD(params, lr=0.01, momentum=0.9, foreach=foreach)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=1e-3, foreach=foreach)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=1e-3, foreach=foreach)
+    raise ValueError(name)
+
+
+def prime_optimizer(optimizer, params: list[nn.Parameter]) -> None:
+    """Create the optimizer state an earlier step would have left (steady state), then drop grads."""
+    if optimizer is None:
+        return
+    for p in params:
+        if p.requires_grad:
+            p.grad = torch.zeros_like(p)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def optimizer_state_tensors(optimizer) -> list[tuple[str, torch.Tensor]]:
+    if optimizer is None:
+        return []
+    return [(k, v) for state in optimizer.state.values() for k, v in state.items() if isinstance(v, torch.Tensor)]
+
+
+def run_step(
+    model: nn.Module,
+    inputs: list[torch.Tensor],
+    targets: dict,
+    optimizer,
+    *,
+    mode: str,
+    amp: bool,
+    device: str,
+    on_phase: Callable[[str], None] = lambda phase: None,
+) -> None:
+    on_phase("forward")
+    if mode == "inference":
+        with torch.no_grad(), autocast_for(amp, device):
+            output = model(*inputs)
+        del output
+        return
+    with autocast_for(amp, device):
+        output = model(*inputs)
+        loss = compute_loss(output, targets)
+    if loss is None or not loss.requires_grad:
+        raise_no_grad()
+    on_phase("backward")
+    loss.backward()
+    if optimizer is not None:
+        on_phase("optimizer")
+        optimizer.step()
+
+
+def raise_no_grad():
+    from .errors import UnsupportedError
+
+    raise UnsupportedError(
+        "cannot train this model: its output has no floating-point tensor that depends on a "
+        "trainable parameter (try --mode inference)"
+    )

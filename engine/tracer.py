@@ -1,0 +1,316 @@
+"""Record every storage allocation and free of one step, on fake tensors.
+
+A `TorchDispatchMode` sees each op's outputs: an output whose storage it has not seen is an
+allocation; a weak reference on that storage tells when it dies (a free). Storages live before the
+step (parameters, buffers, optimizer state, inputs) are registered up front, so in-place updates
+of them are not mistaken for allocations. Module hooks say which layer runs; during backward the
+autograd node being executed carries the layer that created it (tagged in its metadata during the
+forward). `saved_tensors_hooks` mark what autograd keeps for backward.
+
+Categories are settled after the step, per storage: saved for backward and born in the forward ->
+activations; ends up as a `.grad` -> gradients; ends up in the optimizer's state ->
+optimizer_state; anything else born in the step -> temporaries.
+"""
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from .categories import CATEGORIES, PHASES
+from .errors import CancelledError
+
+_CAT = {c: i for i, c in enumerate(CATEGORIES)}
+_PHASE = {p: i for i, p in enumerate(PHASES)}
+_META_KEY = "memlens_module"
+
+# CUDA's caching allocator hands out blocks in multiples of 512 bytes (kMinBlockSize);
+# zero-byte tensors get no block.
+CUDA_BLOCK_BYTES = 512
+
+
+def block_bytes(nbytes: int, device: str) -> int:
+    if device == "cuda" and nbytes > 0:
+        return -(-nbytes // CUDA_BLOCK_BYTES) * CUDA_BLOCK_BYTES
+    return nbytes
+
+
+@dataclass
+class LayerCall:
+    """One forward call of a module, filled in by the hooks."""
+
+    order: int  # position of the pre-hook among all calls
+    name: str
+    module: nn.Module
+    start_point: int
+    end_point: int = -1
+    leaf: bool = True  # no child module ran inside it
+    output_shape: tuple[int, ...] = ()
+    output_bytes: int = 0
+    output_elem_bytes: int = 0
+    code: int = 0  # index into the recorder's module names
+
+
+@dataclass
+class RawTrace:
+    """What the recorder saw, before curves and tables are derived (engine/timeline.py)."""
+
+    nbytes: np.ndarray
+    storage: np.ndarray
+    category: np.ndarray
+    module: np.ndarray
+    phase: np.ndarray
+    modules: tuple[str, ...]
+    initial: dict[str, int]  # live bytes per category before the first event
+    storage_category: dict[int, str]
+    storage_call: dict[int, int]  # serial -> index into calls (-1: outside any layer)
+    calls: list[LayerCall]
+    phase_starts: list[tuple[str, int]]  # (phase, event index where it begins)
+    op_count: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+class StepRecorder(TorchDispatchMode):
+    """Dispatch mode + hooks that turn a step into allocation/free events."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        device: str,
+        cancelled: Callable[[], bool] | None = None,
+        on_layer: Callable[[int], None] | None = None,
+    ):
+        super().__init__()
+        self.device = device
+        self.cancelled = cancelled
+        self.on_layer = on_layer
+        self.names = {id(m): n or type(m).__name__ for n, m in model.named_modules()}
+        self.call_counts: dict[str, int] = {}
+        # Event columns (python lists while recording: appends are cheap).
+        self.ev_nbytes: list[int] = []
+        self.ev_serial: list[int] = []
+        self.ev_module: list[int] = []
+        self.ev_phase: list[int] = []
+        self.modules: list[str] = ["(step)"]
+        self.module_codes: dict[str, int] = {"(step)": 0}
+        # Storage bookkeeping.
+        self.live: dict[int, tuple[int, int, weakref.ref]] = {}  # id(storage) -> serial, bytes, ref
+        self.next_serial = 0
+        self.category_of: dict[int, str] = {}  # fixed categories (pre-registered or decided)
+        self.saved: set[int] = set()
+        self.alloc_phase: dict[int, int] = {}
+        self.alloc_call: dict[int, int] = {}
+        self.initial = {c: 0 for c in CATEGORIES}
+        self.excluded: set[int] = set()  # storages that do not live on the target device
+        # Module stack.
+        self.calls: list[LayerCall] = []
+        self.stack: list[LayerCall] = []
+        self.loss_module = self._code("loss")
+        self.phase = _PHASE["forward"]
+        self.phase_starts: list[tuple[str, int]] = []
+        self.op_count = 0
+        self.current_op = None
+        self.closed = False
+        self._handles = []
+
+    # ---- Public API
+    def register_existing(self, tensor: torch.Tensor, category: str, on_device: bool = True) -> None:
+        """A storage that is live before the step starts (counted in the initial state)."""
+        st = tensor.untyped_storage()
+        key = id(st)
+        if key in self.live:
+            return
+        serial = self._new_serial()
+        nbytes = block_bytes(st.nbytes(), self.device) if on_device else 0
+        self.live[key] = (serial, nbytes, weakref.ref(st, self._freed_callback(key)))
+        self.category_of[serial] = category
+        self.alloc_phase[serial] = -1
+        self.initial[category] += nbytes
+
+    def set_phase(self, phase: str) -> None:
+        self.phase = _PHASE[phase]
+        self.phase_starts.append((phase, len(self.ev_nbytes)))
+
+    def storage_serial(self, tensor: torch.Tensor) -> int | None:
+        entry = self.live.get(id(tensor.untyped_storage()))
+        return entry[0] if entry else None
+
+    def mark_category(self, tensor: torch.Tensor, category: str) -> None:
+        serial = self.storage_serial(tensor)
+        if serial is not None and self.alloc_phase.get(serial, -1) >= 0:
+            self.category_of[serial] = category
+
+    def current_module(self) -> str:
+        return self.modules[self._module_code()]
+
+    def install_hooks(self):
+        reg = nn.modules.module
+        self._handles = [
+            reg.register_module_forward_pre_hook(self._pre_hook),
+            reg.register_module_forward_hook(self._post_hook),
+        ]
+        self._saved_hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda x: x)
+        self._saved_hooks.__enter__()
+
+    def remove_hooks(self):
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        self._saved_hooks.__exit__(None, None, None)
+
+    def finish(self, warnings: list[str]) -> RawTrace:
+        """Stop listening and settle every storage's category."""
+        self.closed = True
+        n = len(self.ev_nbytes)
+        serial = np.asarray(self.ev_serial, dtype=np.int64)
+        categories: dict[int, str] = {}
+        for s in set(self.ev_serial):
+            cat = self.category_of.get(s)
+            if cat is None:
+                born_forward = self.alloc_phase.get(s) == _PHASE["forward"]
+                cat = "activations" if (s in self.saved and born_forward) else "temporaries"
+            categories[s] = cat
+        cat_codes = np.fromiter((_CAT[categories[s]] for s in self.ev_serial), dtype=np.int8, count=n)
+        return RawTrace(
+            nbytes=np.asarray(self.ev_nbytes, dtype=np.int64),
+            storage=serial,
+            category=cat_codes,
+            module=np.asarray(self.ev_module, dtype=np.int32),
+            phase=np.asarray(self.ev_phase, dtype=np.int8),
+            modules=tuple(self.modules),
+            initial=dict(self.initial),
+            storage_category=categories,
+            storage_call=dict(self.alloc_call),
+            calls=self.calls,
+            phase_starts=self.phase_starts,
+            op_count=self.op_count,
+            warnings=warnings,
+        )
+
+    # ---- Dispatch
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.current_op = func
+        self.op_count += 1
+        if self.cancelled is not None and not (self.op_count & 63) and self.cancelled():
+            raise CancelledError("analysis cancelled")
+        out = func(*args, **(kwargs or {}))
+        if isinstance(out, torch.Tensor):
+            self._on_output(out)
+        elif isinstance(out, (tuple, list)):
+            for t in out:
+                if isinstance(t, torch.Tensor):
+                    self._on_output(t)
+                elif isinstance(t, (tuple, list)):
+                    for u in t:
+                        if isinstance(u, torch.Tensor):
+                            self._on_output(u)
+        return out
+
+    # ---- Private API
+    def _new_serial(self) -> int:
+        self.next_serial += 1
+        return self.next_serial
+
+    def _code(self, name: str) -> int:
+        code = self.module_codes.get(name)
+        if code is None:
+            code = self.module_codes[name] = len(self.modules)
+            self.modules.append(name)
+        return code
+
+    def _module_code(self) -> int:
+        if self.phase == _PHASE["backward"]:
+            node = torch._C._current_autograd_node()
+            if node is not None:
+                return node.metadata.get(_META_KEY, 0)
+            return 0
+        if self.stack:
+            return self.stack[-1].code
+        return self.loss_module if self.phase == _PHASE["forward"] else 0
+
+    def _on_output(self, t: torch.Tensor) -> None:
+        if self.phase == _PHASE["forward"] and t.grad_fn is not None:
+            meta = t.grad_fn.metadata
+            if _META_KEY not in meta:
+                meta[_META_KEY] = self._module_code()
+        st = t.untyped_storage()
+        key = id(st)
+        if key in self.live:
+            return
+        serial = self._new_serial()
+        nbytes = block_bytes(st.nbytes(), self.device)
+        self.live[key] = (serial, nbytes, weakref.ref(st, self._freed_callback(key)))
+        self.alloc_phase[serial] = self.phase
+        if self.stack and self.phase == _PHASE["forward"]:
+            self.alloc_call[serial] = self.stack[-1].order
+        if nbytes:  # zero-byte tensors get no allocation
+            self._event(nbytes, serial)
+
+    def _freed_callback(self, key: int):
+        def freed(_ref):
+            entry = self.live.pop(key, None)
+            if entry is None or self.closed:
+                return
+            serial, nbytes, _ = entry
+            if nbytes:
+                self._event(-nbytes, serial)
+
+        return freed
+
+    def _event(self, nbytes: int, serial: int) -> None:
+        self.ev_nbytes.append(nbytes)
+        self.ev_serial.append(serial)
+        self.ev_module.append(self._module_code())
+        self.ev_phase.append(self.phase)
+
+    def _pack(self, t: torch.Tensor):
+        entry = self.live.get(id(t.untyped_storage()))
+        if entry is not None:
+            self.saved.add(entry[0])
+        return t
+
+    def _pre_hook(self, module, args):
+        name = self.names.get(id(module))
+        if name is None:
+            return None
+        if self.stack:
+            self.stack[-1].leaf = False
+        count = self.call_counts.get(name, 0) + 1
+        self.call_counts[name] = count
+        display = name if count == 1 else f"{name}#{count}"
+        call = LayerCall(order=len(self.calls), name=display, module=module, start_point=len(self.ev_nbytes))
+        call.code = self._code(display)
+        self.calls.append(call)
+        self.stack.append(call)
+        if self.cancelled is not None and self.cancelled():
+            raise CancelledError("analysis cancelled")
+        return None
+
+    def _post_hook(self, module, args, output):
+        if not self.stack or self.stack[-1].module is not module:
+            return None
+        call = self.stack.pop()
+        call.end_point = len(self.ev_nbytes)
+        tensors = _tensors(output)
+        if tensors:
+            call.output_shape = tuple(tensors[0].shape)
+            call.output_elem_bytes = tensors[0].element_size()
+            call.output_bytes = sum(t.numel() * t.element_size() for t in tensors)
+        if call.leaf and self.on_layer is not None:
+            self.on_layer(call.order)
+        return None
+
+
+def _tensors(output) -> list[torch.Tensor]:
+    if isinstance(output, torch.Tensor):
+        return [output]
+    if isinstance(output, dict):
+        output = list(output.values())
+    if isinstance(output, (list, tuple)):
+        return [t for o in output for t in _tensors(o)]
+    return []

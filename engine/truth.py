@@ -1,0 +1,93 @@
+"""Measured truth: run the same step for real on the CPU and read the allocator's accounting.
+
+This is validation, not analysis: it allocates everything for real. The tests and benchmarks
+use it to check the trace; the engine never uses it to produce a number.
+
+Peak = bytes live at the start (unique storages of parameters, buffers, optimizer state, inputs
+and targets) + the highest running sum of the CPU allocator's `[memory]` events recorded by
+`torch.profiler` with `profile_memory=True` during the step.
+"""
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .loss import make_targets, output_tensors
+from .request import AnalysisRequest
+from .sources import load_model
+from .step import build_optimizer, optimizer_state_tensors, prime_optimizer, run_step, torch_dtype
+
+
+@dataclass(frozen=True)
+class MeasuredStep:
+    peak_bytes: int
+    start_bytes: int  # live before the step
+    end_bytes: int  # live after the step
+
+
+def materialize(module: nn.Module, seed: int = 0) -> nn.Module:
+    """Real CPU tensors for a meta-built model, filled with small random values."""
+    torch.manual_seed(seed)
+    module = module.to_empty(device="cpu")
+    with torch.no_grad():
+        for p in module.parameters():
+            p.normal_(0.0, 0.02)
+        for name, b in module.named_buffers():
+            if b.is_floating_point():
+                b.fill_(1.0 if name.endswith("running_var") else 0.0)
+            else:
+                b.zero_()
+    return module
+
+
+def measure_cpu_step(request: AnalysisRequest) -> MeasuredStep:
+    """Run `request`'s step for real on the CPU and return the allocator's peak."""
+    from torch.profiler import ProfilerActivity, profile
+
+    loaded = load_model(request.model)
+    dtype = torch_dtype(request.dtype)
+    model = materialize(loaded.module).to(dtype)
+    model.train(request.mode == "train")
+    shape = (request.batch, *(request.input_shape or loaded.input_shape))
+    if loaded.input_dtype is not None and not loaded.input_dtype.is_floating_point:
+        x = torch.randint(0, loaded.input_high, shape, dtype=loaded.input_dtype)
+    else:
+        x = torch.randn(shape, dtype=dtype)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    targets, optimizer = {}, None
+    if request.mode == "train":
+        with torch.no_grad():
+            shapes = [tuple(t.shape) for t in output_tensors(model(x))]
+        targets = make_targets(shapes, dtype)
+        optimizer = build_optimizer(trainable, request.optimizer, request.device)
+        if not request.first_step:
+            # A real earlier step, then grads dropped: the steady state the trace models.
+            run_step(model, [x], targets, optimizer, mode="train", amp=request.amp, device=request.device)
+            optimizer.zero_grad(set_to_none=True)
+            if request.optimizer == "none":
+                model.zero_grad(set_to_none=True)
+    model.zero_grad(set_to_none=True)
+    gc.collect()
+    live = [*model.parameters(), *model.buffers(), x, *targets.values()]
+    live += [t for _, t in optimizer_state_tensors(optimizer)]
+    start = _unique_bytes(live)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        run_step(model, [x], targets, optimizer, mode=request.mode, amp=request.amp, device=request.device)
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    events.sort(key=lambda e: e.start_ns())
+    running = peak = 0
+    for e in events:
+        running += e.nbytes()
+        peak = max(peak, running)
+    return MeasuredStep(peak_bytes=start + peak, start_bytes=start, end_bytes=start + running)
+
+
+def _unique_bytes(tensors) -> int:
+    seen: dict[int, int] = {}
+    for t in tensors:
+        st = t.untyped_storage()
+        seen[st.data_ptr()] = st.nbytes()
+    return sum(seen.values())
