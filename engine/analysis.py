@@ -185,7 +185,7 @@ class Analysis:
     not_modelled: tuple[NotModelled, ...]
     warnings: tuple[str, ...]
     analysis_seconds: float
-    engine: str = field(default="")  # how it was traced, e.g. 'fake-cpu (torch 2.14.1)'
+    engine: str = field(default="")  # how it was traced, e.g. 'meta tensors, torch 2.14.1'
 
     def layer_named(self, name: str) -> Layer | None:
         return next((layer for layer in self.layers if layer.name == name), None)

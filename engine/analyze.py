@@ -6,12 +6,6 @@ import time
 from typing import Callable
 
 import torch
-from torch._subclasses.fake_tensor import (
-    DataDependentOutputException,
-    DynamicOutputShapeException,
-    FakeTensorMode,
-    UnsupportedOperatorException,
-)
 
 from .analysis import Analysis, NotModelled
 from .errors import CancelledError, MemLensError, UnsupportedError
@@ -19,7 +13,6 @@ from .estimate import textbook
 from .loss import make_targets, output_tensors, target_spec
 from .request import AnalysisRequest
 from .sources import LoadedModel, load_model
-from .sources.empty_init import to_fake
 from .step import build_optimizer, optimizer_state_tensors, prime_optimizer, run_step, torch_dtype
 from .timeline import build_timeline, event_log, find_peak, layer_table, lifetimes
 from .tracer import StepRecorder
@@ -32,7 +25,7 @@ def analyze(
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
 ) -> Analysis:
-    """Build the model without memory, trace one step on fake tensors, derive every view's data."""
+    """Build the model without memory, trace one step on meta tensors, derive every view's data."""
     started = time.perf_counter()
     report = progress or (lambda fraction, message: None)
     report(0.0, f"building {request.model}")
@@ -43,9 +36,8 @@ def analyze(
 
 def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progress,
                    cancelled, started: float) -> Analysis:
-    fake_mode = FakeTensorMode()
     dtype = torch_dtype(request.dtype)
-    model = to_fake(loaded.module, fake_mode, dtype)
+    model = loaded.module.to(dtype)
     model.train(request.mode == "train")
     params = list(model.parameters())
     trainable = [p for p in params if p.requires_grad]
@@ -53,19 +45,15 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
     full_shape = (request.batch, *shape)
     warnings = list(loaded.warnings)
 
-    with fake_mode:
-        if loaded.input_dtype is not None and not loaded.input_dtype.is_floating_point:
-            x = torch.zeros(full_shape, dtype=loaded.input_dtype)
-        else:
-            x = torch.empty(full_shape, dtype=dtype)
-        targets = {}
-        if request.mode == "train":
-            targets = make_targets(_output_shapes(model, x, loaded, request), dtype)
-        optimizer = None
-        if request.mode == "train":
-            optimizer = build_optimizer(trainable, request.optimizer, request.device)
-            if not request.first_step:
-                prime_optimizer(optimizer, trainable)
+    input_dtype = loaded.input_dtype if loaded.input_dtype is not None else dtype
+    x = torch.empty(full_shape, dtype=input_dtype, device="meta")
+    targets = {}
+    optimizer = None
+    if request.mode == "train":
+        targets = make_targets(_output_shapes(model, x, loaded, request), dtype, device="meta")
+        optimizer = build_optimizer(trainable, request.optimizer, request.device)
+        if not request.first_step:
+            prime_optimizer(optimizer, trainable)
 
     n_leaves = sum(1 for m in model.modules() if not any(True for _ in m.children())) or 1
     recorder = StepRecorder(
@@ -97,7 +85,7 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
     gc.collect()
     recorder.install_hooks()
     try:
-        with fake_mode, recorder:
+        with recorder:
             run_step(model, [x], targets, optimizer, mode=request.mode, amp=request.amp,
                      device=request.device, on_phase=on_phase)
             for p in trainable:
@@ -107,18 +95,13 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
                 recorder.mark_category(t, "optimizer_state")
     except MemLensError:
         raise
-    except (DynamicOutputShapeException, DataDependentOutputException) as e:
-        raise UnsupportedError(
-            f"{loaded.name}: the data-dependent op {_op_name(e, recorder)} in module "
-            f"'{recorder.current_module()}' cannot be traced without real data (its output depends "
-            f"on tensor values)"
-        ) from None
-    except UnsupportedOperatorException as e:
-        raise UnsupportedError(
-            f"{loaded.name}: op {_op_name(e, recorder)} in module '{recorder.current_module()}' "
-            "has no fake-tensor implementation"
-        ) from None
-    except Exception as e:  # a torch error inside the user's model: say where it happened
+    except Exception as e:
+        if _is_data_dependent(e):
+            raise UnsupportedError(
+                f"{loaded.name}: op {_op_name(e, recorder)} in module '{recorder.current_module()}' "
+                "is data-dependent (its result depends on tensor values, e.g. nonzero, .item(), "
+                "masked_select), so it cannot be traced without real data"
+            ) from None  # a torch error inside the user's model: say where it happened
         if cancelled is not None and cancelled():
             raise CancelledError("analysis cancelled") from None
         raise MemLensError(
@@ -152,7 +135,7 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
         not_modelled=not_modelled(request),
         warnings=tuple(warnings),
         analysis_seconds=time.perf_counter() - started,
-        engine=f"fake-cpu tensors, torch {torch.__version__.split('+')[0]}",
+        engine=f"meta tensors, torch {torch.__version__.split('+')[0]}",
     )
     report(1.0, "done")
     return analysis
@@ -173,6 +156,9 @@ def _output_shapes(model, x, loaded: LoadedModel, request: AnalysisRequest) -> l
     except MemLensError:
         raise
     except Exception as e:
+        if _is_data_dependent(e):
+            raise UnsupportedError(f"{loaded.name}: the forward pass uses a data-dependent op "
+                                   f"({_first_line(e)})") from None
         raise MemLensError(f"{loaded.name}: the forward pass failed on input {tuple(x.shape)}: {_first_line(e)}") from None
     return [tuple(t.shape) for t in output_tensors(out)]
 
@@ -182,7 +168,7 @@ def not_modelled(request: AnalysisRequest) -> tuple[NotModelled, ...]:
         return (
             NotModelled("kernel scratch buffers", None,
                         "workspaces a CPU kernel allocates and frees inside one op (e.g. oneDNN "
-                        "convolution); invisible to a fake-tensor trace"),
+                        "convolution); invisible to a meta-tensor trace"),
         )
     return (
         NotModelled("CUDA context", None,
@@ -194,6 +180,11 @@ def not_modelled(request: AnalysisRequest) -> tuple[NotModelled, ...]:
                     "memory reserved by the caching allocator beyond what is allocated "
                     "(memory_reserved - memory_allocated)"),
     )
+
+
+def _is_data_dependent(e: Exception) -> bool:
+    text = str(e)
+    return isinstance(e, NotImplementedError) or "meta tensor" in text or "no data" in text
 
 
 def _op_name(e: Exception, recorder: StepRecorder) -> str:

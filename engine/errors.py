@@ -34,7 +34,7 @@ class ShapeError(MemLensError):
 
 
 class UnsupportedError(MemLensError):
-    """The model uses something the fake-tensor trace cannot follow (data-dependent ops, ...)."""
+    """The model uses something the meta-tensor trace cannot follow (data-dependent ops, ...)."""
 
 
 class CancelledError(MemLensError):

@@ -35,7 +35,7 @@ def target_spec(shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
     return "mse", tuple(shape)
 
 
-def make_targets(shapes: list[tuple[int, ...]], dtype: torch.dtype) -> dict[tuple, torch.Tensor]:
+def make_targets(shapes: list[tuple[int, ...]], dtype: torch.dtype, device: str = "cpu") -> dict[tuple, torch.Tensor]:
     """One target tensor per distinct (kind, shape); outputs of the same shape share it."""
     targets: dict[tuple, torch.Tensor] = {}
     for shape in shapes:
@@ -43,9 +43,9 @@ def make_targets(shapes: list[tuple[int, ...]], dtype: torch.dtype) -> dict[tupl
         key = (kind, tshape)
         if key not in targets:
             if kind == "classes":
-                targets[key] = torch.zeros(tshape, dtype=torch.long)
+                targets[key] = torch.zeros(tshape, dtype=torch.long, device=device)
             else:
-                targets[key] = torch.zeros(tshape, dtype=dtype)
+                targets[key] = torch.zeros(tshape, dtype=dtype, device=device)
     return targets
 
 

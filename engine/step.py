@@ -1,4 +1,4 @@
-"""What "one step" means, written once and run both on fake tensors (the trace) and on real
+"""What "one step" means, written once and run both on meta tensors (the trace) and on real
 tensors (the truth it is checked against), so the two cannot drift apart.
 
 Training: forward (inside autocast when AMP is on) and the loss, `loss.backward()`,

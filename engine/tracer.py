@@ -1,4 +1,4 @@
-"""Record every storage allocation and free of one step, on fake tensors.
+"""Record every storage allocation and free of one step, on meta tensors (no data, no memory).
 
 A `TorchDispatchMode` sees each op's outputs: an output whose storage it has not seen is an
 allocation; a weak reference on that storage tells when it dies (a free). Storages live before the
@@ -227,17 +227,14 @@ class StepRecorder(TorchDispatchMode):
         if self.phase == _PHASE["backward"]:
             node = torch._C._current_autograd_node()
             if node is not None:
-                return node.metadata.get(_META_KEY, 0)
+                # Nodes no module output leads to were made by the loss.
+                return node.metadata.get(_META_KEY, self.loss_module)
             return 0
         if self.stack:
             return self.stack[-1].code
         return self.loss_module if self.phase == _PHASE["forward"] else 0
 
     def _on_output(self, t: torch.Tensor) -> None:
-        if self.phase == _PHASE["forward"] and t.grad_fn is not None:
-            meta = t.grad_fn.metadata
-            if _META_KEY not in meta:
-                meta[_META_KEY] = self._module_code()
         st = t.untyped_storage()
         key = id(st)
         if key in self.live:
@@ -297,6 +294,8 @@ class StepRecorder(TorchDispatchMode):
         call = self.stack.pop()
         call.end_point = len(self.ev_nbytes)
         tensors = _tensors(output)
+        if self.phase == _PHASE["forward"] and torch.is_grad_enabled():
+            _tag_graph(tensors, call.code)
         if tensors:
             call.output_shape = tuple(tensors[0].shape)
             call.output_elem_bytes = tensors[0].element_size()
@@ -304,6 +303,23 @@ class StepRecorder(TorchDispatchMode):
         if call.leaf and self.on_layer is not None:
             self.on_layer(call.order)
         return None
+
+
+def _tag_graph(tensors: list[torch.Tensor], code: int) -> None:
+    """Tag the autograd nodes a module's output depends on, and no module has claimed yet.
+
+    Post-hooks run innermost first, so each node ends up with the innermost module that made
+    it; during backward the node being executed names the layer its memory belongs to. (Tagging
+    in `__torch_dispatch__` is not possible: autograd attaches grad_fn after dispatch returns.)
+    """
+    stack = [t.grad_fn for t in tensors if t.grad_fn is not None]
+    while stack:
+        node = stack.pop()
+        meta = node.metadata
+        if _META_KEY in meta:
+            continue
+        meta[_META_KEY] = code
+        stack.extend(fn for fn, _ in node.next_functions if fn is not None)
 
 
 def _tensors(output) -> list[torch.Tensor]:
