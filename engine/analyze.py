@@ -7,8 +7,18 @@ from typing import Callable
 
 import torch
 
+# torch loads these lazily on the first meta-tensor op (python meta kernels, sympy for symbolic
+# shapes, dynamo checks in the optimizers): import them with the engine so that the first
+# analysis costs what later ones do, and the GUI's background import pays for them.
+import torch._decomp  # noqa: F401,E402
+import torch._dynamo  # noqa: F401,E402
+import torch._meta_registrations  # noqa: F401,E402
+import torch._refs  # noqa: F401,E402
+import torch.fx.experimental.symbolic_shapes  # noqa: F401,E402
+import torchvision.models  # noqa: F401,E402
+
 from .analysis import Analysis, NotModelled
-from .errors import CancelledError, MemLensError, UnsupportedError
+from .errors import CancelledError, MemLensError, RequestError, UnsupportedError
 from .estimate import textbook
 from .loss import make_targets, output_tensors, target_spec
 from .request import AnalysisRequest
@@ -42,6 +52,9 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
     params = list(model.parameters())
     trainable = [p for p in params if p.requires_grad]
     shape = tuple(request.input_shape or loaded.input_shape)
+    if not shape:
+        raise RequestError(f"{loaded.name}: cannot tell the input shape; pass --input (e.g. 3x224x224) "
+                           "or return (model, example_input) from the function")
     full_shape = (request.batch, *shape)
     warnings = list(loaded.warnings)
 

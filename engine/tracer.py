@@ -111,6 +111,7 @@ class StepRecorder(TorchDispatchMode):
         self.calls: list[LayerCall] = []
         self.stack: list[LayerCall] = []
         self.loss_module = self._code("loss")
+        self.optimizer_module = self._code("optimizer")
         self.phase = _PHASE["forward"]
         self.phase_starts: list[tuple[str, int]] = []
         self.op_count = 0
@@ -232,7 +233,7 @@ class StepRecorder(TorchDispatchMode):
             return 0
         if self.stack:
             return self.stack[-1].code
-        return self.loss_module if self.phase == _PHASE["forward"] else 0
+        return self.loss_module if self.phase == _PHASE["forward"] else self.optimizer_module
 
     def _on_output(self, t: torch.Tensor) -> None:
         st = t.untyped_storage()
