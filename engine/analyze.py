@@ -18,6 +18,7 @@ import torch.fx.experimental.symbolic_shapes  # noqa: F401,E402
 import torchvision.models  # noqa: F401,E402
 
 from .analysis import Analysis, NotModelled
+from .attention import fast_path_warning, target_attention
 from .errors import CancelledError, MemLensError, RequestError, UnsupportedError
 from .estimate import textbook
 from .loss import make_targets, output_tensors, target_spec
@@ -57,6 +58,8 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
                            "or return (model, example_input) from the function")
     full_shape = (request.batch, *shape)
     warnings = list(loaded.warnings)
+    if (warning := fast_path_warning(model, request.mode)) is not None:
+        warnings.append(warning)
 
     input_dtype = loaded.input_dtype if loaded.input_dtype is not None else dtype
     x = torch.empty(full_shape, dtype=input_dtype, device="meta")
@@ -98,7 +101,7 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
     gc.collect()
     recorder.install_hooks()
     try:
-        with recorder:
+        with target_attention(request.device), recorder:
             run_step(model, [x], targets, optimizer, mode=request.mode, amp=request.amp,
                      device=request.device, on_phase=on_phase)
             for p in trainable:

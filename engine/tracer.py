@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .categories import CATEGORIES, PHASES
+from .cpu_kernels import conv_scratch
 from .errors import CancelledError
 
 _CAT = {c: i for i, c in enumerate(CATEGORIES)}
@@ -199,7 +200,15 @@ class StepRecorder(TorchDispatchMode):
         self.op_count += 1
         if self.cancelled is not None and not (self.op_count & 63) and self.cancelled():
             raise CancelledError("analysis cancelled")
+        scratch = conv_scratch(func, args) if self.device == "cpu" else None
+        if scratch is not None:
+            in_copy, w_copy, out_blocked = scratch
+            blocked = self._scratch(out_blocked, before=(in_copy, w_copy))
         out = func(*args, **(kwargs or {}))
+        if scratch is not None:
+            self._on_output(out)
+            self._event(-out_blocked, blocked)
+            return out
         if isinstance(out, torch.Tensor):
             self._on_output(out)
         elif isinstance(out, (tuple, list)):
@@ -248,6 +257,23 @@ class StepRecorder(TorchDispatchMode):
             self.alloc_call[serial] = self.stack[-1].order
         if nbytes:  # zero-byte tensors get no allocation
             self._event(nbytes, serial)
+
+    def _scratch(self, nbytes: int, before: tuple[int, ...]) -> int:
+        """Replay a kernel's internal buffers (engine/cpu_kernels.py): the `before` buffers live
+        and die around the allocation of `nbytes`, whose serial is returned (the caller frees it)."""
+        transient = [(self._new_serial(), b) for b in before if b]
+        for serial, b in transient:
+            self._scratch_alloc(serial, b)
+        kept = self._new_serial()
+        self._scratch_alloc(kept, nbytes)
+        for serial, b in reversed(transient):
+            self._event(-b, serial)
+        return kept
+
+    def _scratch_alloc(self, serial: int, nbytes: int) -> None:
+        self.alloc_phase[serial] = self.phase
+        self.category_of[serial] = "temporaries"
+        self._event(nbytes, serial)
 
     def _freed_callback(self, key: int):
         def freed(_ref):
