@@ -166,16 +166,32 @@ def _output_shapes(model, x, loaded: LoadedModel, request: AnalysisRequest) -> l
         return [(request.batch, 1)]
     if loaded.task == "segmentation":
         return [(request.batch, 1, *x.shape[-2:])]
+    names = {id(m): n or type(m).__name__ for n, m in model.named_modules()}
+    stack: list[str] = []
+    reg = torch.nn.modules.module
+
+    def enter(module, args):
+        stack.append(names.get(id(module), "?"))
+
+    def leave(module, args, output):  # must return None: a returned value replaces the output
+        if stack:
+            stack.pop()
+
+    handles = [reg.register_module_forward_pre_hook(enter), reg.register_module_forward_hook(leave)]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), target_attention(request.device):
             out = model(x)
     except MemLensError:
         raise
     except Exception as e:
+        where = f"module '{stack[-1]}'" if stack else "the model"
         if _is_data_dependent(e):
-            raise UnsupportedError(f"{loaded.name}: the forward pass uses a data-dependent op "
-                                   f"({_first_line(e)})") from None
-        raise MemLensError(f"{loaded.name}: the forward pass failed on input {tuple(x.shape)}: {_first_line(e)}") from None
+            raise UnsupportedError(f"{loaded.name}: {where} uses a data-dependent op ({_first_line(e)})") from None
+        raise MemLensError(f"{loaded.name}: the forward pass failed in {where} on input "
+                           f"{tuple(x.shape)}: {_first_line(e)}") from None
+    finally:
+        for h in handles:
+            h.remove()
     return [tuple(t.shape) for t in output_tensors(out)]
 
 

@@ -53,8 +53,10 @@ def test_inference_textbook_is_parameters_plus_two_largest_consecutive_maps():
     a = analyze(AnalysisRequest(model="vgg16", batch=32, mode="inference", optimizer="none"))
     maps = [layer.textbook_bytes for layer in a.layers if layer.textbook_bytes]
     assert a.textbook.peak_bytes == a.parameter_bytes + max(x + y for x, y in zip(maps, maps[1:]))
-    # The traced inference peak holds about that much too: parameters plus a couple of maps.
-    assert a.parameter_bytes < a.peak.total_bytes < a.parameter_bytes + 3 * 411_041_792
+    # The traced inference peak is parameters plus a few maps, far below training's: while conv2
+    # runs, its input, oneDNN's copy of it, the blocked output and the output are live at once.
+    first_map = 411_041_792
+    assert a.parameter_bytes + 2 * first_map < a.peak.total_bytes < a.parameter_bytes + 4 * first_map + 20_000_000
 
 
 def test_the_shipped_vgg16_spec_reproduces_torchvision(vgg16):

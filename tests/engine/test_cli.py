@@ -1,0 +1,64 @@
+"""`python main.py analyze`: JSON contract, readable summary, clean errors and exit codes."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, SPECS
+
+
+def cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "main.py", "analyze", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_json_output_has_the_documented_fields():
+    out = cli("--model", "resnet18", "--batch", "2", "--optimizer", "sgd", "--json", "-")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    for key in ("model", "parameters", "peak_bytes", "peak_breakdown", "textbook", "layers", "timeline",
+                "warnings", "analysis_seconds"):
+        assert key in doc
+    assert doc["model"] == "resnet18" and doc["parameters"] == 11_689_512
+    assert set(doc["peak_breakdown"]) == {"parameters", "buffers", "gradients", "optimizer_state",
+                                          "activations", "temporaries", "inputs"}
+    assert sum(doc["peak_breakdown"].values()) == doc["peak_bytes"]
+    assert {"parameters_bytes", "peak_bytes"} <= set(doc["textbook"])
+    layer = doc["layers"][0]
+    assert {"name", "type", "output_shape", "params", "output_bytes", "saved_bytes"} <= set(layer)
+    assert layer["name"] == "conv1" and layer["output_shape"] == [2, 64, 112, 112]
+    curves = doc["timeline"]
+    assert max(curves["total"]) == doc["peak_bytes"]  # downsampling keeps the peak
+    assert len(curves["total"]) <= 2000
+
+
+def test_json_to_a_file_and_the_readable_summary(tmp_path):
+    target = tmp_path / "a.json"
+    out = cli("--model", os.path.join(SPECS, "small_cnn.yaml"), "--batch", "8", "--json", str(target))
+    assert out.returncode == 0 and json.loads(target.read_text())["model"] == "small-resnet"
+    out = cli("--model", "vgg16", "--batch", "32", "--mode", "inference")
+    assert out.returncode == 0
+    assert "parameters: 138,357,544 (527.8 MiB)" in out.stdout
+    assert "traced peak:" in out.stdout and "textbook estimate:" in out.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "resnt18"], "Did you mean resnet18"),
+    (["--batch", "0"], "batch must be a positive integer"),
+    (["--input", "3x22a"], "malformed input shape"),
+    (["--model", "maskrcnn_resnet50_fpn"], "not supported"),
+    (["--model", "missing.yaml"], "missing.yaml: cannot read spec"),
+])
+def test_bad_input_exits_non_zero_without_a_traceback(args, message):
+    out = cli(*args)
+    assert out.returncode != 0
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_python_files_are_announced_as_executed():
+    out = cli("--model", "resources/examples/mlp.py:build", "--batch", "4")
+    assert out.returncode == 0
+    assert "executing python file resources/examples/mlp.py" in out.stderr

@@ -1,0 +1,71 @@
+"""Bad input never crashes: every mistake is a MemLensError that says what and where."""
+import os
+
+import pytest
+
+from conftest import DATA
+from engine import AnalysisRequest, analyze
+from engine.errors import MemLensError, RequestError, UnsupportedError
+from engine.request import parse_shape
+
+TINY = os.path.join(DATA, "tiny_mlp.py")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"batch": 0}, "batch must be a positive integer"),
+    ({"batch": -3}, "batch must be a positive integer"),
+    ({"batch": 10**12}, "larger than the supported maximum"),
+    ({"dtype": "float64"}, "dtype must be one of"),
+    ({"optimizer": "lamb"}, "optimizer must be one of"),
+    ({"input_shape": (3, 0, 224)}, "positive integers"),
+    ({"amp": True, "dtype": "float16"}, "AMP keeps float32 weights"),
+])
+def test_bad_requests_are_refused_before_any_work(kwargs, message):
+    with pytest.raises(RequestError, match=message):
+        AnalysisRequest(**kwargs)
+
+
+@pytest.mark.parametrize("text", ["3x", "axb", "3x-1x4", ""])
+def test_malformed_shapes(text):
+    with pytest.raises(RequestError, match="malformed input shape"):
+        parse_shape(text)
+
+
+def test_data_dependent_op_names_the_op_and_the_module():
+    with pytest.raises(UnsupportedError, match=r"aten.nonzero.*module '1'|module '1'.*nonzero"):
+        analyze(AnalysisRequest(model=f"{TINY}:data_dependent", batch=2, mode="inference"))
+
+
+def test_python_file_errors_name_the_file_and_line():
+    with pytest.raises(MemLensError, match=r"tiny_mlp.py:\d+: broken\(\) failed: ValueError"):
+        analyze(AnalysisRequest(model=f"{TINY}:broken"))
+    with pytest.raises(MemLensError, match="no function 'missing'"):
+        analyze(AnalysisRequest(model=f"{TINY}:missing"))
+    with pytest.raises(MemLensError, match="returned int, expected an nn.Module"):
+        analyze(AnalysisRequest(model=f"{TINY}:not_a_module"))
+    with pytest.raises(MemLensError, match="python file not found"):
+        analyze(AnalysisRequest(model="/nonexistent/net.py:build"))
+
+
+def test_a_shape_mismatch_in_a_python_model_names_the_module():
+    with pytest.raises(MemLensError, match=r"module '0' on input \(2, 9\): .*\[2, 9\] X \[8, 16\]"):
+        analyze(AnalysisRequest(model=f"{TINY}:build", batch=2, input_shape=(9,)))
+
+
+def test_huge_models_are_analysed_without_their_memory():
+    # 8 x 65536 x 65536 float32 = 128 GiB of weights: must trace on this 24 GiB machine.
+    import textwrap, tempfile
+    src = textwrap.dedent("""
+        import torch
+        from torch import nn
+        def build():
+            return nn.Sequential(*[nn.Linear(65536, 65536) for _ in range(8)]), torch.zeros(1, 65536)
+    """)
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(src)
+    try:
+        a = analyze(AnalysisRequest(model=f"{f.name}:build", batch=4, optimizer="adam"))
+    finally:
+        os.unlink(f.name)
+    assert a.parameter_bytes > 128 * 2**30
+    assert a.peak.total_bytes > 4 * a.parameter_bytes

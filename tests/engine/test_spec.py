@@ -1,0 +1,119 @@
+"""Custom layer specs: the documented schema builds, and every mistake names file:line and key."""
+import json
+import os
+import textwrap
+
+import pytest
+
+from conftest import SPECS
+from engine import AnalysisRequest, analyze
+from engine.errors import ShapeError, SpecError
+from engine.sources.spec import load_spec
+
+
+def write(tmp_path, text, name="net.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip())
+    return str(path)
+
+
+def test_every_shipped_spec_builds():
+    for name in os.listdir(SPECS):
+        if name.endswith((".yaml", ".json")):
+            assert load_spec(os.path.join(SPECS, name)).module is not None
+
+
+def test_schema_covers_the_documented_layer_types(tmp_path):
+    path = write(tmp_path, """
+        name: everything
+        input: [3, 32, 32]
+        layers:
+          - conv2d: {out: 8, kernel: 3, padding: 1}
+          - batchnorm
+          - leakyrelu: {slope: 0.1}
+          - {type: maxpool, kernel: 2}
+          - avgpool: {kernel: 2}
+          - residual:
+              - conv2d: {out: 8, kernel: 3, padding: 1}
+              - gelu
+          - adaptiveavgpool: {size: 2}
+          - flatten
+          - linear: {out: 64}
+          - layernorm
+          - silu
+          - dropout: {p: 0.1}
+          - repeat: 2
+            layers: [{linear: {out: 64}}, tanh]
+          - linear: {out: 10}
+    """)
+    a = analyze(AnalysisRequest(model=path, batch=4))
+    types = [layer.type for layer in a.layers]
+    for t in ("Conv2d", "BatchNorm2d", "LeakyReLU", "MaxPool2d", "AvgPool2d", "GELU", "AdaptiveAvgPool2d",
+              "Flatten", "Linear", "LayerNorm", "SiLU", "Dropout", "Tanh"):
+        assert t in types
+    assert a.layers[-1].output_shape == (4, 10)
+    assert a.model_name == "everything"
+
+
+def test_json_specs_work_too(tmp_path):
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps({"input": [16], "layers": [{"linear": {"out": 4}}, "relu"]}))
+    a = analyze(AnalysisRequest(model=str(path), batch=2, optimizer="sgd"))
+    assert a.parameters == 16 * 4 + 4
+
+
+def test_transformer_spec_takes_token_ids():
+    a = analyze(AnalysisRequest(model=os.path.join(SPECS, "tiny_transformer.yaml"), batch=2))
+    assert a.timeline.live_at(0)["inputs"] == 2 * 128 * 8 + 2 * 128 * 8  # int64 tokens + targets
+    assert any(layer.kind == "embedding" for layer in a.layers)
+
+
+@pytest.mark.parametrize("body, line, key, message", [
+    ("input: [3, 8, 8]\nlayers:\n  - conv2d: {out: 4, kernal: 3}\n", 3, "kernal", "conv2d has no argument 'kernal'"),
+    ("input: [3, 8, 8]\nlayers:\n  - relu\n  - conv3x: {out: 4}\n", 4, "conv3x", "unknown layer type 'conv3x'"),
+    ("input: [3, 8, 8]\nlayers:\n  - conv2d: {kernel: 3}\n", 3, "out", "conv2d needs 'out'"),
+    ("input: [3, 8, 8]\nlayers:\n  - conv2d: {out: -4, kernel: 3}\n", 3, "out", "'out' must be a positive integer"),
+    ("input: [3, 8, 8]\nlayers:\n  - dropout: {p: 2}\n", 3, "p", "'p' must be a probability"),
+    ("input: [3, 8, 8]\nlayerz: []\n", 2, "layerz", "unknown top-level key 'layerz'"),
+    ("input: [3, -8]\nlayers: [relu]\n", 1, "input", "'input' must be a list of positive integers"),
+    ("input: [3, 8, 8]\nlayers:\n  - repeat: 0\n    layers: [relu]\n", 3, "repeat", "'repeat' must be a positive integer"),
+    ("input: [3, 8, 8]\nlayers:\n  - {conv2d: {out: 4, kernel: 3}, relu: {}}\n", 3, "conv2d", "cannot tell the layer type"),
+])
+def test_spec_errors_name_file_line_and_key(tmp_path, body, line, key, message):
+    path = write(tmp_path, body)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    err = info.value
+    assert (err.path, err.line, err.key) == (path, line, key)
+    assert str(err).startswith(f"{path}:{line}: ")
+    assert message in str(err)
+
+
+def test_yaml_syntax_errors_give_the_line(tmp_path):
+    path = write(tmp_path, "input: [3, 8, 8]\nlayers:\n  - conv2d: {out: 4, kernel: 3\n  - relu\n")
+    with pytest.raises(SpecError, match=rf"{path}:\d+: not valid YAML/JSON"):
+        load_spec(path)
+
+
+def test_missing_file_is_a_spec_error():
+    with pytest.raises(SpecError, match="cannot read spec"):
+        load_spec("/nonexistent/net.yaml")
+
+
+def test_shape_errors_name_the_layer_and_both_shapes(tmp_path):
+    path = write(tmp_path, "input: [3, 8, 8]\nlayers:\n  - flatten\n  - conv2d: {out: 4, kernel: 3}\n")
+    with pytest.raises(ShapeError, match=rf"{path}:4: layer 'conv2d1' \(conv2d\) needs an input of shape "
+                                         r"channels x height x width, but receives \(192\)"):
+        load_spec(path)
+
+
+def test_residual_mismatch_names_both_shapes(tmp_path):
+    path = write(tmp_path, "input: [4, 8, 8]\nlayers:\n  - residual:\n      - conv2d: {out: 6, kernel: 1}\n")
+    with pytest.raises(ShapeError, match=r":3: residual 'residual1'.*\(6 x 8 x 8\).*input \(4 x 8 x 8\)"):
+        load_spec(path)
+
+
+def test_kernel_larger_than_the_input_is_a_shape_error(tmp_path):
+    path = write(tmp_path, "input: [3, 4, 4]\nlayers:\n  - maxpool: {kernel: 8}\n")
+    with pytest.raises(ShapeError, match=rf"{path}:3: layer 'maxpool1' \(maxpool\) does not fit its input \(3 x 4 x 4\)"):
+        load_spec(path)
