@@ -1,7 +1,6 @@
 """The one entry point: `analyze(request, progress, cancelled) -> Analysis`."""
 from __future__ import annotations
 
-import gc
 import time
 from typing import Callable
 
@@ -98,7 +97,6 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
                 if p.grad is not None:
                     recorder.mark_category(p.grad, "gradients")
 
-    gc.collect()
     recorder.install_hooks()
     try:
         with target_attention(request.device), recorder:

@@ -51,13 +51,28 @@ def build_optimizer(params: list[nn.Parameter], name: str, device: str):
 
 
 def prime_optimizer(optimizer, params: list[nn.Parameter]) -> None:
-    """Create the optimizer state an earlier step would have left (steady state), then drop grads."""
+    """Create the optimizer state an earlier step would have left (steady state), then drop grads.
+
+    Adam/AdamW create their whole state in `_init_group`, before calling the functional update,
+    so the update itself is skipped here (it would only cost trace time). SGD's momentum buffer
+    is created by the update, so SGD runs it.
+    """
     if optimizer is None:
         return
     for p in params:
         if p.requires_grad:
             p.grad = torch.zeros_like(p)
-    optimizer.step()
+    if isinstance(optimizer, torch.optim.Adam):
+        import torch.optim.adam as adam_module
+
+        update = adam_module.adam
+        adam_module.adam = lambda *args, **kwargs: None
+        try:
+            optimizer.step()
+        finally:
+            adam_module.adam = update
+    else:
+        optimizer.step()
     optimizer.zero_grad(set_to_none=True)
 
 

@@ -25,6 +25,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from .categories import CATEGORIES, PHASES
 from .cpu_kernels import conv_scratch
 from .errors import CancelledError
+from .meta_cache import MetaKernelCache
 
 _CAT = {c: i for i, c in enumerate(CATEGORIES)}
 _PHASE = {p: i for i, p in enumerate(PHASES)}
@@ -118,6 +119,7 @@ class StepRecorder(TorchDispatchMode):
         self.op_count = 0
         self.current_op = None
         self.closed = False
+        self.kernels = MetaKernelCache()
         self._handles = []
 
     # ---- Public API
@@ -204,7 +206,7 @@ class StepRecorder(TorchDispatchMode):
         if scratch is not None:
             in_copy, w_copy, out_blocked = scratch
             blocked = self._scratch(out_blocked, before=(in_copy, w_copy))
-        out = func(*args, **(kwargs or {}))
+        out = self.kernels.call(func, args, kwargs or {})
         if scratch is not None:
             self._on_output(out)
             self._event(-out_blocked, blocked)

@@ -1,0 +1,95 @@
+"""A memo of meta-kernel results: the same functional op on the same tensor metadata gives an
+output of the same shape, strides and dtype, so the (python, often slow) meta kernel runs once
+per distinct call and later calls get a fresh `empty_strided` meta tensor.
+
+Only functional ops are memoised (no mutation, outputs alias nothing), so in-place updates and
+views still run their kernels and keep sharing storage exactly as they would. A result is kept
+only if re-creating it gives the same storage size, so byte counts cannot change.
+"""
+from __future__ import annotations
+
+import torch
+
+_MISS = object()
+
+
+class MetaKernelCache:
+    def __init__(self):
+        self._results: dict = {}
+        self._functional: dict = {}
+
+    def call(self, func, args, kwargs):
+        key = self._key(func, args, kwargs)
+        if key is not None:
+            hit = self._results.get(key, _MISS)
+            if hit is not _MISS and hit is not None:
+                return _rebuild(hit)
+        out = func(*args, **kwargs)
+        if key is not None and key not in self._results:
+            self._results[key] = _describe(out)
+        return out
+
+    def _is_functional(self, func) -> bool:
+        known = self._functional.get(func)
+        if known is None:
+            schema = func._schema
+            known = (not schema.is_mutable and bool(schema.returns)
+                     and all(r.alias_info is None for r in schema.returns)
+                     and all(str(r.type) in ("Tensor", "Tensor[]") for r in schema.returns))
+            self._functional[func] = known
+        return known
+
+    def _key(self, func, args, kwargs):
+        if not self._is_functional(func):
+            return None
+        try:
+            key = (func, _freeze(args), _freeze(tuple(sorted(kwargs.items()))) if kwargs else ())
+            hash(key)
+        except _Unkeyable:
+            return None
+        except TypeError:
+            return None
+        return key
+
+
+class _Unkeyable(Exception):
+    pass
+
+
+def _freeze(value):
+    if isinstance(value, torch.Tensor):
+        if value.device.type != "meta":
+            raise _Unkeyable
+        return ("T", tuple(value.shape), value.stride(), value.dtype, value.storage_offset())
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, (int, float, bool, str, type(None), torch.dtype, torch.device, torch.layout,
+                          torch.memory_format)):
+        return (type(value), value)
+    raise _Unkeyable
+
+
+def _describe(out):
+    """What it takes to rebuild `out`, or None when it cannot be rebuilt exactly."""
+    tensors = [out] if isinstance(out, torch.Tensor) else list(out) if isinstance(out, (list, tuple)) else None
+    if not tensors or not all(isinstance(t, torch.Tensor) and t.device.type == "meta" for t in tensors):
+        return None
+    desc = []
+    for t in tensors:
+        if t.storage_offset() != 0:
+            return None
+        rebuilt = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta")
+        if rebuilt.untyped_storage().nbytes() != t.untyped_storage().nbytes():
+            return None
+        desc.append((tuple(t.shape), t.stride(), t.dtype))
+    if len({id(t.untyped_storage()) for t in tensors}) != len(tensors):
+        return None  # outputs sharing one storage
+    return (isinstance(out, torch.Tensor), type(out), desc)
+
+
+def _rebuild(hit):
+    single, kind, desc = hit
+    tensors = [torch.empty_strided(shape, stride, dtype=dtype, device="meta") for shape, stride, dtype in desc]
+    if single:
+        return tensors[0]
+    return kind(tensors) if kind is list else tuple(tensors)
