@@ -1,0 +1,101 @@
+"""Predicted (device=cuda) vs measured `torch.cuda.max_memory_allocated` on a real GPU.
+
+Run on a machine with a CUDA GPU: `python scripts/gpu_check.py [OUT_DIR]`. For each case it
+traces the step with MemLens (nothing allocated), then runs the same step for real on the GPU:
+one warm-up step (creates optimizer state, cuBLAS workspace), grads set to None, peak stats
+reset, then the measured step. Prints and writes (OUT_DIR/gpu_check.json) both figures.
+"""
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+
+from engine import AnalysisRequest, analyze  # noqa: E402
+from engine.loss import make_targets, output_tensors  # noqa: E402
+from engine.sources import load_model  # noqa: E402
+from engine.step import build_optimizer, run_step, torch_dtype  # noqa: E402
+from engine.truth import materialize  # noqa: E402
+
+SPEC = os.path.join(os.path.dirname(__file__), "..", "resources", "specs", "tiny_transformer.yaml")
+CASES = [
+    ("resnet18", 32, "train", "adam", "float32"),
+    ("resnet18", 32, "train", "sgd", "float32"),
+    ("resnet18", 32, "inference", "none", "float32"),
+    ("vgg11", 16, "train", "momentum", "float32"),
+    ("mobilenet_v3_small", 32, "train", "adam", "float32"),
+    ("resnet50", 16, "train", "adamw", "float32"),
+    ("vit_b_16", 8, "train", "adamw", "float32"),
+    ("vit_b_16", 8, "train", "adamw", "bfloat16"),
+    ("densenet121", 8, "train", "adam", "float32"),
+    (os.path.abspath(SPEC), 8, "train", "adam", "float32"),
+]
+
+
+def measure(request: AnalysisRequest) -> tuple[int, int]:
+    loaded = load_model(request.model)
+    dtype = torch_dtype(request.dtype)
+    model = materialize(loaded.module).to(device="cuda", dtype=dtype)
+    model.train(request.mode == "train")
+    shape = (request.batch, *loaded.input_shape)
+    if loaded.input_dtype is not None and not loaded.input_dtype.is_floating_point:
+        x = torch.randint(0, loaded.input_high, shape, device="cuda")
+    else:
+        x = torch.randn(shape, device="cuda", dtype=dtype)
+    targets, opt = {}, None
+    if request.mode == "train":
+        with torch.no_grad():
+            shapes = [tuple(t.shape) for t in output_tensors(model(x))]
+        targets = {k: v.cuda() for k, v in make_targets(shapes, dtype).items()}
+        opt = build_optimizer([p for p in model.parameters()], request.optimizer, "cuda")
+    run_step(model, [x], targets, opt, mode=request.mode, amp=False, device="cuda")  # warm-up
+    if opt is not None:
+        opt.zero_grad(set_to_none=True)
+    model.zero_grad(set_to_none=True)
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    start = torch.cuda.memory_allocated()
+    run_step(model, [x], targets, opt, mode=request.mode, amp=False, device="cuda")
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated()
+    del model, x, targets, opt
+    torch.cuda.empty_cache()
+    return start, peak
+
+
+def main() -> int:
+    out_dir = sys.argv[1] if len(sys.argv) > 1 else "."
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}")
+    rows = []
+    for model, batch, mode, optimizer, dtype in CASES:
+        request = AnalysisRequest(model=model, batch=batch, mode=mode, optimizer=optimizer, dtype=dtype, device="cuda")
+        t = time.perf_counter()
+        try:
+            a = analyze(request)
+            start, peak = measure(request)
+        except Exception as e:
+            print(f"{os.path.basename(model)} {mode} {optimizer}: FAILED {type(e).__name__}: {e}")
+            rows.append({"model": os.path.basename(model), "error": str(e)})
+            continue
+        row = {
+            "model": os.path.basename(model), "batch": batch, "mode": mode, "optimizer": optimizer, "dtype": dtype,
+            "predicted_peak": a.peak.total_bytes, "measured_peak": peak,
+            "predicted_start": int(a.timeline.total[0]), "measured_start": start,
+            "error_pct": 100 * (a.peak.total_bytes - peak) / peak,
+            "error_above_start_pct": 100 * ((a.peak.total_bytes - a.timeline.total[0]) - (peak - start)) / (peak - start),
+            "seconds": time.perf_counter() - t,
+        }
+        rows.append(row)
+        print(f"{row['model']:<22} {mode:<9} {optimizer:<8} {dtype:<8} predicted {a.peak.total_bytes / 2**20:9.1f} MiB "
+              f"measured {peak / 2**20:9.1f} MiB  error {row['error_pct']:+6.2f}%  "
+              f"(start {row['predicted_start'] / 2**20:.1f} vs {start / 2**20:.1f} MiB)", flush=True)
+    with open(os.path.join(out_dir, "gpu_check.json"), "w") as f:
+        json.dump({"torch": torch.__version__, "device": torch.cuda.get_device_name(), "rows": rows}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
