@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
         request = request_from_args(args)
         if request.source_kind == "python":
             print(f"note: executing python file {args.model.rpartition(':')[0]}", file=sys.stderr)
-        from .analyze import analyze
+        from .pipeline import analyze
         from .report import analysis_to_dict
 
         analysis = analyze(request)

@@ -1,0 +1,128 @@
+"""The per-layer table: sortable, selectable, copyable as tab-separated text."""
+from __future__ import annotations
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QPushButton, QTableView, QVBoxLayout, QWidget
+
+from engine.units import format_bytes, format_count
+
+COLUMNS = ("Layer", "Type", "Output shape", "Params", "Param bytes", "Output bytes", "Saved bytes", "Share of peak")
+
+
+class LayerTableModel(QAbstractTableModel):
+    """Rows are `Analysis.layers`; displays formatted text, sorts on the raw numbers."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.layers = ()
+        self.peak_bytes = 1
+
+    def set_analysis(self, analysis) -> None:
+        self.beginResetModel()
+        self.layers = analysis.layers
+        self.peak_bytes = max(analysis.peak.total_bytes, 1)
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()):  # noqa: N802 (Qt override)
+        return 0 if parent.isValid() else len(self.layers)
+
+    def columnCount(self, parent=QModelIndex()):  # noqa: N802
+        return len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.DisplayRole):  # noqa: N802
+        if role == Qt.DisplayRole and orientation == Qt.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def raw(self, row: int, col: int):
+        layer = self.layers[row]
+        return (layer.name, layer.type, layer.output_shape, layer.params, layer.param_bytes, layer.output_bytes,
+                layer.saved_bytes, layer.saved_bytes / self.peak_bytes)[col]
+
+    def text(self, row: int, col: int) -> str:
+        value = self.raw(row, col)
+        if col == 2:
+            return "×".join(str(d) for d in value)
+        if col == 3:
+            return format_count(value)
+        if col in (4, 5, 6):
+            return format_bytes(value)
+        if col == 7:
+            return f"{100 * value:.1f}%"
+        return str(value)
+
+    def data(self, index, role=Qt.DisplayRole):
+        if not index.isValid():
+            return None
+        if role == Qt.DisplayRole:
+            return self.text(index.row(), index.column())
+        if role == Qt.UserRole:
+            value = self.raw(index.row(), index.column())
+            return str(value) if index.column() == 2 else value
+        if role == Qt.TextAlignmentRole and index.column() >= 3:
+            return int(Qt.AlignRight | Qt.AlignVCenter)
+        return None
+
+    def as_tsv(self) -> str:
+        rows = ["\t".join(COLUMNS)]
+        rows += ["\t".join(self.text(r, c) for c in range(len(COLUMNS))) for r in range(len(self.layers))]
+        return "\n".join(rows)
+
+
+class LayerTableWidget(QWidget):
+    """The table plus a copy button; selecting a row selects that layer everywhere."""
+
+    sig_layer_selected = Signal(str)
+    """The user selected a layer by name."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.model = LayerTableModel(self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(Qt.UserRole)
+        self.view = QTableView(self)
+        self.view.setModel(self.proxy)
+        self.view.setSortingEnabled(True)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.view.verticalHeader().setVisible(False)
+        self.view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.view.horizontalHeader().setStretchLastSection(True)
+        self.view.selectionModel().currentRowChanged.connect(self._on_row_changed)
+        copy = QPushButton("Copy table", self)
+        copy.setToolTip("Copy the whole table as tab-separated text (pastes into a spreadsheet)")
+        copy.clicked.connect(self.copy_to_clipboard)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.view)
+        layout.addWidget(copy)
+        self._syncing = False
+
+    def set_analysis(self, analysis) -> None:
+        self.model.set_analysis(analysis)
+
+    def select_layer(self, name: str) -> None:
+        for row, layer in enumerate(self.model.layers):
+            if layer.name == name:
+                index = self.proxy.mapFromSource(self.model.index(row, 0))
+                self._syncing = True
+                self.view.selectRow(index.row())
+                self.view.scrollTo(index)
+                self._syncing = False
+                return
+
+    def selected_layer(self) -> str | None:
+        rows = self.view.selectionModel().selectedRows()
+        if not rows:
+            return None
+        return self.model.layers[self.proxy.mapToSource(rows[0]).row()].name
+
+    def copy_to_clipboard(self) -> None:
+        QGuiApplication.clipboard().setText(self.model.as_tsv())
+
+    def _on_row_changed(self, current, _previous):
+        if self._syncing or not current.isValid():
+            return
+        self.sig_layer_selected.emit(self.model.layers[self.proxy.mapToSource(current).row()].name)

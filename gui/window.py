@@ -1,0 +1,176 @@
+"""The main window: model source and step settings on the left; summary, network diagram,
+memory timeline, activation lifetimes and the layer table on the right, all fed by one Analysis.
+Selecting a layer anywhere selects it everywhere."""
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMainWindow, QProgressBar, QPushButton, QSplitter, QTabWidget,
+                               QVBoxLayout, QWidget)
+
+from .config_panel import ConfigPanel
+from .diagram import NetworkDiagramWidget
+from .lifetimes import LifetimesWidget
+from .style import ERROR_STYLE
+from .summary import SummaryWidget
+from .table import LayerTableWidget
+from .timeline import MemoryTimelineWidget
+from .worker import AnalysisWorker, EngineLoader
+
+
+class MainWindow(QMainWindow):
+    """Owns the worker; views only ever receive `set_analysis(analysis)` and layer selections."""
+
+    sig_analysis_shown = Signal(object)
+    """An analysis was put on screen (tests and --screenshot wait for it)."""
+    sig_error_shown = Signal(str)
+    """An error message was put on screen."""
+
+    def __init__(self, initial_request, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("MemLens — where does the memory go?")
+        self.resize(1600, 1000)
+        self.setAcceptDrops(True)
+        self.analysis = None
+        self.engine = None
+
+        self.config = ConfigPanel(initial_request)
+        self.config.sig_request_changed.connect(self._on_request)
+        self.config.sig_invalid.connect(self.show_error)
+
+        self.status = QLabel("Loading the engine (torch)…")
+        self.progress = QProgressBar(maximum=1000, textVisible=False)
+        self.progress.setFixedWidth(220)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.error = QLabel()
+        self.error.setStyleSheet(ERROR_STYLE)
+        self.error.setWordWrap(True)
+        self.error.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.error.hide()
+
+        self.summary = SummaryWidget()
+        self.diagram = NetworkDiagramWidget()
+        self.timeline = MemoryTimelineWidget()
+        self.lifetimes = LifetimesWidget()
+        self.table = LayerTableWidget()
+        self.lifetimes.setXLink(self.timeline)
+
+        lower = QTabWidget()
+        lower.addTab(self.lifetimes, "Activation lifetimes")
+        lower.addTab(self.table, "Layer table")
+        self.lower_tabs = lower
+        splitter = QSplitter(Qt.Vertical)
+        splitter.addWidget(self.diagram)
+        splitter.addWidget(self.timeline)
+        splitter.addWidget(lower)
+        splitter.setSizes([250, 380, 260])
+
+        bar = QHBoxLayout()
+        bar.addWidget(self.status, 1)
+        bar.addWidget(self.progress)
+        bar.addWidget(self.cancel_button)
+        right = QVBoxLayout()
+        right.addLayout(bar)
+        right.addWidget(self.error)
+        right.addWidget(self.summary)
+        right.addWidget(splitter, 1)
+        central = QWidget()
+        row = QHBoxLayout(central)
+        row.addWidget(self.config)
+        row.addLayout(right, 1)
+        self.setCentralWidget(central)
+
+        self.worker = AnalysisWorker(self)
+        self.worker.sig_started.connect(self._on_started)
+        self.worker.sig_progress.connect(self._on_progress)
+        self.worker.sig_finished.connect(self.set_analysis)
+        self.worker.sig_failed.connect(self.show_error)
+        self.worker.sig_cancelled.connect(self._on_cancelled)
+        self.cancel_button.clicked.connect(self.worker.cancel)
+        for view in (self.diagram, self.table, self.lifetimes):
+            view.sig_layer_selected.connect(self.select_layer)
+        self.loader = EngineLoader(self)
+        self.loader.sig_ready.connect(self._on_engine_ready)
+        self.loader.sig_failed.connect(self.show_error)
+        self._initial = initial_request
+
+    # ---- Public API
+    def start(self) -> None:
+        """Load the engine in the background, then analyse the initial request."""
+        self.worker.submit(self._initial)
+        self.loader.start()
+
+    def set_analysis(self, analysis) -> None:
+        self.analysis = analysis
+        self.error.hide()
+        self.progress.setValue(1000)
+        self.cancel_button.setEnabled(False)
+        for view in (self.summary, self.diagram, self.timeline, self.lifetimes, self.table):
+            view.set_analysis(analysis)
+        self.diagram.fit_to_window()
+        warn = f" — {len(analysis.warnings)} warning(s): " + "; ".join(analysis.warnings) if analysis.warnings else ""
+        self.status.setText(f"{analysis.model_name}: {len(analysis.layers)} layers, {len(analysis.events):,} events, "
+                            f"analysed in {analysis.analysis_seconds:.2f} s{warn}")
+        self.status.setToolTip("\n".join(f"not modelled — {n.label}: {n.note}" for n in analysis.not_modelled))
+        self.sig_analysis_shown.emit(analysis)
+
+    def show_error(self, message: str) -> None:
+        """Show what went wrong; the previous analysis stays on screen."""
+        self.error.setText(f"<b>Could not analyse:</b> {message}")
+        self.error.show()
+        self.cancel_button.setEnabled(False)
+        self.status.setText("error — the previous analysis is still shown" if self.analysis else "error")
+        self.sig_error_shown.emit(message)
+
+    def select_layer(self, name: str) -> None:
+        if self.analysis is None:
+            return
+        layer = self.analysis.layer_named(name)
+        if layer is None:
+            return
+        self.diagram.select_layer(name)
+        self.table.select_layer(name)
+        self.lifetimes.select_layer(name)
+        self.timeline.highlight_span(*layer.forward_span)
+
+    def open_model(self, model: str) -> None:
+        self.config.set_model(model)
+
+    # ---- Qt overrides
+    def dragEnterEvent(self, event):  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event):  # noqa: N802
+        for url in event.mimeData().urls():
+            path = url.toLocalFile()
+            if path.lower().endswith((".yaml", ".yml", ".json")):
+                self.open_model(path)
+                return
+        self.show_error("drop a layer spec (.yaml, .yml or .json)")
+
+    # ---- Private API
+    def _on_engine_ready(self, engine) -> None:
+        self.engine = engine
+        self.config.set_catalog(engine.sources.catalog())
+        self.worker.set_engine(engine)
+
+    def _on_request(self, request) -> None:
+        self.worker.submit(request)
+
+    def _on_started(self, request) -> None:
+        self.progress.setValue(0)
+        self.cancel_button.setEnabled(True)
+        self.status.setText(f"analysing {os.path.basename(request.model)} (batch {request.batch}, {request.mode})…")
+
+    def _on_progress(self, fraction: float, message: str) -> None:
+        self.progress.setValue(int(1000 * fraction))
+        if self.worker.is_running():
+            self.status.setText(f"analysing… {message}")
+
+    def _on_cancelled(self) -> None:
+        self.cancel_button.setEnabled(False)
+        self.progress.setValue(0)
+        self.status.setText("cancelled — the previous analysis is still shown" if self.analysis else "cancelled")

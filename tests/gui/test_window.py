@@ -1,0 +1,105 @@
+"""The main window end to end (offscreen): real analyses through the real worker thread."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, SPECS
+from engine import AnalysisRequest, analyze
+
+pytest.importorskip("PySide6")
+
+from gui.window import MainWindow  # noqa: E402
+
+
+@pytest.fixture
+def window(qtbot):
+    w = MainWindow(AnalysisRequest(model="resnet18", batch=2))
+    qtbot.addWidget(w)
+    w.show()
+    with qtbot.waitSignal(w.sig_analysis_shown, timeout=120_000):
+        w.start()
+    return w
+
+
+def test_first_analysis_fills_every_view(window):
+    a = window.analysis
+    assert a.model_name == "resnet18"
+    assert window.table.model.rowCount() == len(a.layers)
+    assert window.summary.peak.text() == __import__("engine.units").units.format_bytes(a.peak.total_bytes)
+    assert window.config.models.topLevelItemCount() >= 3  # model families listed once the engine loaded
+    assert not window.error.isVisible()
+
+
+def test_selecting_a_layer_in_the_table_selects_it_everywhere(window, qtbot):
+    name = window.analysis.layers[5].name
+    window.table.sig_layer_selected.emit(name)
+    assert window.table.selected_layer() == name
+    assert window.timeline.span.isVisible()
+    start, end = window.analysis.layer_named(name).forward_span
+    lo, hi = window.timeline.span.getRegion()
+    assert (lo, hi) == (start, max(end, start + 1))
+
+
+def test_a_broken_spec_shows_file_and_line_and_keeps_the_previous_analysis(window, qtbot, tmp_path):
+    before = window.analysis
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("input: [3, 8, 8]\nlayers:\n  - conv2d: {out: 4, kernal: 3}\n")
+    with qtbot.waitSignal(window.sig_error_shown, timeout=60_000) as blocker:
+        window.open_model(str(bad))
+    assert f"{bad}:3:" in blocker.args[0] and "kernal" in blocker.args[0]
+    assert window.error.isVisible() and "kernal" in window.error.text()
+    assert window.analysis is before
+    # ... and the app still works: the next good request is analysed.
+    with qtbot.waitSignal(window.sig_analysis_shown, timeout=120_000):
+        window.open_model(os.path.join(SPECS, "small_cnn.yaml"))
+    assert window.analysis.model_name == "small-resnet"
+    assert not window.error.isVisible()
+
+
+def test_changing_a_setting_reanalyses(window, qtbot):
+    with qtbot.waitSignal(window.sig_analysis_shown, timeout=120_000):
+        window.config.mode.setCurrentText("inference")
+    assert window.analysis.request.mode == "inference"
+    assert window.analysis.request.optimizer == "none"
+
+
+def test_cancel_stops_a_long_analysis_and_keeps_the_window_alive(window, qtbot):
+    before = window.analysis
+    with qtbot.waitSignal(window.worker.sig_started, timeout=10_000):
+        window.worker.submit(AnalysisRequest(model="densenet201", batch=8))
+    with qtbot.waitSignal(window.worker.sig_cancelled, timeout=60_000):
+        window.worker.cancel()
+    assert window.analysis is before
+    assert not window.worker.is_running()
+
+
+def test_screenshot_command_renders_the_window(tmp_path):
+    out = tmp_path / "shot.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    run = subprocess.run([sys.executable, "main.py", "--model", "resnet18", "--batch", "4", "--screenshot", str(out)],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert out.stat().st_size > 50_000  # a real picture, not an empty window
+
+
+def test_views_build_from_a_real_analysis_without_the_window(qtbot):
+    from gui.summary import SummaryWidget
+    from gui.table import LayerTableWidget
+    from gui.timeline import MemoryTimelineWidget
+
+    a = analyze(AnalysisRequest(model=os.path.join(SPECS, "small_cnn.yaml"), batch=8))
+    timeline, table, summary = MemoryTimelineWidget(), LayerTableWidget(), SummaryWidget()
+    for w in (timeline, table, summary):
+        qtbot.addWidget(w)
+        w.set_analysis(a)
+    # The cursor reports the live bytes at the peak and the layer running there.
+    timeline.set_cursor(a.peak.point)
+    assert "running:" in timeline.describe(a.peak.point)
+    assert timeline.layer_at(a.peak.point) == a.peak.module
+    # The table sorts by the raw numbers: biggest output first.
+    table.view.sortByColumn(5, __import__("PySide6.QtCore").QtCore.Qt.DescendingOrder)
+    first = table.proxy.index(0, 5).data(__import__("PySide6.QtCore").QtCore.Qt.UserRole)
+    assert first == max(layer.output_bytes for layer in a.layers)
+    assert table.model.as_tsv().count("\n") == len(a.layers)
