@@ -109,7 +109,6 @@ class MainWindow(QMainWindow):
         self.cancel_button.setEnabled(False)
         for view in (self.summary, self.diagram, self.timeline, self.lifetimes, self.table):
             view.set_analysis(analysis)
-        self.diagram.fit_to_window()
         warn = f" — {len(analysis.warnings)} warning(s): " + "; ".join(analysis.warnings) if analysis.warnings else ""
         self.status.setText(f"{analysis.model_name}: {len(analysis.layers)} layers, {len(analysis.events):,} events, "
                             f"analysed in {analysis.analysis_seconds:.2f} s{warn}")

@@ -103,3 +103,17 @@ def test_views_build_from_a_real_analysis_without_the_window(qtbot):
     first = table.proxy.index(0, 5).data(__import__("PySide6.QtCore").QtCore.Qt.UserRole)
     assert first == max(layer.output_bytes for layer in a.layers)
     assert table.model.as_tsv().count("\n") == len(a.layers)
+
+
+def test_the_window_appears_before_torch_is_imported():
+    """Start-up stays fast because torch loads in the background after the window is shown."""
+    code = (
+        "import sys; from PySide6.QtWidgets import QApplication; app = QApplication([]); "
+        "from engine.request import AnalysisRequest; from gui.window import MainWindow; "
+        "w = MainWindow(AnalysisRequest()); w.show(); app.processEvents(); "
+        "print('torch' in sys.modules, w.status.text())"
+    )
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False Loading the engine (torch)…"
