@@ -20,7 +20,7 @@ from .analysis import Analysis, NotModelled
 from .attention import fast_path_warning, target_attention
 from .errors import CancelledError, MemLensError, RequestError, UnsupportedError
 from .estimate import textbook
-from .loss import make_targets, output_tensors, target_spec
+from .loss import make_targets, output_tensors
 from .request import AnalysisRequest
 from .sources import LoadedModel, load_model
 from .step import build_optimizer, optimizer_state_tensors, prime_optimizer, run_step, torch_dtype

@@ -18,7 +18,7 @@ from torch import nn
 from .loss import make_targets, output_tensors
 from .request import AnalysisRequest
 from .sources import load_model
-from .step import build_optimizer, optimizer_state_tensors, prime_optimizer, run_step, torch_dtype
+from .step import build_optimizer, optimizer_state_tensors, run_step, torch_dtype
 
 
 @dataclass(frozen=True)
@@ -43,32 +43,46 @@ def materialize(module: nn.Module, seed: int = 0) -> nn.Module:
     return module
 
 
-def measure_cpu_step(request: AnalysisRequest) -> MeasuredStep:
-    """Run `request`'s step for real on the CPU and return the allocator's peak."""
-    from torch.profiler import ProfilerActivity, profile
+@dataclass
+class RealStep:
+    """A request's step set up with real tensors on `device`: what `run_step` needs."""
 
+    model: nn.Module
+    inputs: list[torch.Tensor]
+    targets: dict
+    optimizer: object
+
+
+def build_real_step(request: AnalysisRequest, device: str = "cpu") -> RealStep:
+    """Model (small random weights), input batch, targets and optimizer, allocated for real."""
     loaded = load_model(request.model)
     dtype = torch_dtype(request.dtype)
-    model = materialize(loaded.module).to(dtype)
+    model = materialize(loaded.module).to(device=device, dtype=dtype)
     model.train(request.mode == "train")
     shape = (request.batch, *(request.input_shape or loaded.input_shape))
     if loaded.input_dtype is not None and not loaded.input_dtype.is_floating_point:
-        x = torch.randint(0, loaded.input_high, shape, dtype=loaded.input_dtype)
+        x = torch.randint(0, loaded.input_high, shape, dtype=loaded.input_dtype, device=device)
     else:
-        x = torch.randn(shape, dtype=dtype)
-    trainable = [p for p in model.parameters() if p.requires_grad]
+        x = torch.randn(shape, dtype=dtype, device=device)
     targets, optimizer = {}, None
     if request.mode == "train":
         with torch.no_grad():
             shapes = [tuple(t.shape) for t in output_tensors(model(x))]
-        targets = make_targets(shapes, dtype)
-        optimizer = build_optimizer(trainable, request.optimizer, request.device)
-        if not request.first_step:
-            # A real earlier step, then grads dropped: the steady state the trace models.
-            run_step(model, [x], targets, optimizer, mode="train", amp=request.amp, device=request.device)
-            optimizer.zero_grad(set_to_none=True)
-            if request.optimizer == "none":
-                model.zero_grad(set_to_none=True)
+        targets = make_targets(shapes, dtype, device=device)
+        optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], request.optimizer, device)
+    return RealStep(model, [x], targets, optimizer)
+
+
+def measure_cpu_step(request: AnalysisRequest) -> MeasuredStep:
+    """Run `request`'s step for real on the CPU and return the allocator's peak."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step = build_real_step(request, "cpu")
+    model, (x,), targets, optimizer = step.model, step.inputs, step.targets, step.optimizer
+    if optimizer is not None and not request.first_step:
+        # A real earlier step, then grads dropped: the steady state the trace models.
+        run_step(model, [x], targets, optimizer, mode="train", amp=request.amp, device=request.device)
+        optimizer.zero_grad(set_to_none=True)
     model.zero_grad(set_to_none=True)
     gc.collect()
     live = [*model.parameters(), *model.buffers(), x, *targets.values()]

@@ -15,10 +15,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from engine import AnalysisRequest, analyze  # noqa: E402
-from engine.loss import make_targets, output_tensors  # noqa: E402
-from engine.sources import load_model  # noqa: E402
-from engine.step import build_optimizer, run_step, torch_dtype  # noqa: E402
-from engine.truth import materialize  # noqa: E402
+from engine.step import run_step  # noqa: E402
+from engine.truth import build_real_step  # noqa: E402
 
 SPEC = os.path.join(os.path.dirname(__file__), "..", "resources", "specs", "tiny_transformer.yaml")
 CASES = [
@@ -36,21 +34,8 @@ CASES = [
 
 
 def measure(request: AnalysisRequest) -> tuple[int, int]:
-    loaded = load_model(request.model)
-    dtype = torch_dtype(request.dtype)
-    model = materialize(loaded.module).to(device="cuda", dtype=dtype)
-    model.train(request.mode == "train")
-    shape = (request.batch, *loaded.input_shape)
-    if loaded.input_dtype is not None and not loaded.input_dtype.is_floating_point:
-        x = torch.randint(0, loaded.input_high, shape, device="cuda")
-    else:
-        x = torch.randn(shape, device="cuda", dtype=dtype)
-    targets, opt = {}, None
-    if request.mode == "train":
-        with torch.no_grad():
-            shapes = [tuple(t.shape) for t in output_tensors(model(x))]
-        targets = {k: v.cuda() for k, v in make_targets(shapes, dtype).items()}
-        opt = build_optimizer([p for p in model.parameters()], request.optimizer, "cuda")
+    step = build_real_step(request, "cuda")
+    model, (x,), targets, opt = step.model, step.inputs, step.targets, step.optimizer
     run_step(model, [x], targets, opt, mode=request.mode, amp=False, device="cuda")  # warm-up
     if opt is not None:
         opt.zero_grad(set_to_none=True)
@@ -61,7 +46,7 @@ def measure(request: AnalysisRequest) -> tuple[int, int]:
     run_step(model, [x], targets, opt, mode=request.mode, amp=False, device="cuda")
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated()
-    del model, x, targets, opt
+    del step, model, x, targets, opt
     torch.cuda.empty_cache()
     return start, peak
 
