@@ -4,6 +4,8 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+import contextlib
+
 import torch
 
 # torch loads these lazily on the first meta-tensor op (python meta kernels, sympy for symbolic
@@ -15,6 +17,7 @@ import torch._meta_registrations  # noqa: F401,E402
 import torch._refs  # noqa: F401,E402
 import torch.fx.experimental.symbolic_shapes  # noqa: F401,E402
 import torchvision.models  # noqa: F401,E402
+from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
 
 from .analysis import Analysis, NotModelled
 from .attention import fast_path_warning, target_attention
@@ -23,6 +26,7 @@ from .estimate import textbook
 from .loss import make_targets, output_tensors
 from .request import AnalysisRequest
 from .sources import LoadedModel, load_model
+from .sources.empty_init import to_fake
 from .step import build_optimizer, optimizer_state_tensors, prime_optimizer, run_step, torch_dtype
 from .timeline import build_timeline, event_log, find_peak, layer_table, lifetimes
 from .tracer import StepRecorder
@@ -47,7 +51,16 @@ def analyze(
 def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progress,
                    cancelled, started: float) -> Analysis:
     dtype = torch_dtype(request.dtype)
-    model = loaded.module.to(dtype)
+    if request.amp:
+        # Autocast acts on tensors of its device type only: meta tensors would bypass it, fake
+        # CPU tensors take part exactly as real ones (slower to trace, so only for AMP).
+        tensor_mode = FakeTensorMode()
+        model = to_fake(loaded.module, tensor_mode, dtype)
+        new_device = "cpu"
+    else:
+        tensor_mode = contextlib.nullcontext()
+        model = loaded.module.to(dtype)
+        new_device = "meta"
     model.train(request.mode == "train")
     params = list(model.parameters())
     trainable = [p for p in params if p.requires_grad]
@@ -61,14 +74,15 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
         warnings.append(warning)
 
     input_dtype = loaded.input_dtype if loaded.input_dtype is not None else dtype
-    x = torch.empty(full_shape, dtype=input_dtype, device="meta")
-    targets = {}
-    optimizer = None
-    if request.mode == "train":
-        targets = make_targets(_output_shapes(model, x, loaded, request), dtype, device="meta")
-        optimizer = build_optimizer(trainable, request.optimizer, request.device)
-        if not request.first_step:
-            prime_optimizer(optimizer, trainable)
+    with tensor_mode:
+        x = torch.empty(full_shape, dtype=input_dtype, device=new_device)
+        targets = {}
+        optimizer = None
+        if request.mode == "train":
+            targets = make_targets(_output_shapes(model, x, loaded, request), dtype, device=new_device)
+            optimizer = build_optimizer(trainable, request.optimizer, request.device)
+            if not request.first_step:
+                prime_optimizer(optimizer, trainable)
 
     n_leaves = sum(1 for m in model.modules() if not any(True for _ in m.children())) or 1
     recorder = StepRecorder(
@@ -99,7 +113,7 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
 
     recorder.install_hooks()
     try:
-        with target_attention(request.device), recorder:
+        with tensor_mode, target_attention(request.device), recorder:
             run_step(model, [x], targets, optimizer, mode=request.mode, amp=request.amp,
                      device=request.device, on_phase=on_phase)
             for p in trainable:
@@ -149,7 +163,7 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
         not_modelled=not_modelled(request),
         warnings=tuple(warnings),
         analysis_seconds=time.perf_counter() - started,
-        engine=f"meta tensors, torch {torch.__version__.split('+')[0]}",
+        engine=f"{'fake CPU' if request.amp else 'meta'} tensors, torch {torch.__version__.split('+')[0]}",
     )
     report(1.0, "done")
     return analysis

@@ -204,12 +204,13 @@ class StepRecorder(TorchDispatchMode):
             raise CancelledError("analysis cancelled")
         scratch = conv_scratch(func, args) if self.device == "cpu" else None
         if scratch is not None:
-            in_copy, w_copy, out_blocked = scratch
-            blocked = self._scratch(out_blocked, before=(in_copy, w_copy))
+            transient, kept_bytes = scratch
+            kept = self._scratch(kept_bytes, before=transient)
         out = self.kernels.call(func, args, kwargs or {})
         if scratch is not None:
             self._on_output(out)
-            self._event(-out_blocked, blocked)
+            if kept_bytes:
+                self._event(-kept_bytes, kept)
             return out
         if isinstance(out, torch.Tensor):
             self._on_output(out)
@@ -267,7 +268,8 @@ class StepRecorder(TorchDispatchMode):
         for serial, b in transient:
             self._scratch_alloc(serial, b)
         kept = self._new_serial()
-        self._scratch_alloc(kept, nbytes)
+        if nbytes:
+            self._scratch_alloc(kept, nbytes)
         for serial, b in reversed(transient):
             self._event(-b, serial)
         return kept

@@ -78,6 +78,8 @@ def load_torchvision(name: str) -> LoadedModel:
     kwargs = {"weights": None}
     if family == "segmentation":
         kwargs["weights_backbone"] = None
+    if name in ("googlenet", "inception_v3"):
+        kwargs["init_weights"] = False  # weights stay on meta anyway; avoids torchvision's FutureWarning
     with empty_weights():
         module = tvm.get_model(name, **kwargs)
     shape = _INPUT_OVERRIDES.get(name, _FAMILIES[family][1])
