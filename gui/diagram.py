@@ -181,6 +181,8 @@ class NetworkDiagramWidget(QGraphicsView):
 
     sig_layer_selected = Signal(str)
     """Emitted with the layer name when the user clicks a block."""
+    sig_layer_hovered = Signal(str)
+    """The layer under the mouse changed (empty string: none)."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -189,6 +191,7 @@ class NetworkDiagramWidget(QGraphicsView):
         self._blocks: dict[str, LayerBlockItem] = {}
         self._selected: str | None = None
         self._press_pos = None
+        self._hovered: str = ""
         self._fit_mode: str | None = "width"  # re-applied on resize until the user zooms
         self._name_font = QFont(self.font())
         self._name_font.setPointSizeF(max(9.0, self._name_font.pointSizeF()))
@@ -410,6 +413,11 @@ class NetworkDiagramWidget(QGraphicsView):
                 self._on_block_clicked(block)
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        block = self._block_at(event.position().toPoint())
+        hovered = block.layer_name if block is not None else ""
+        if hovered != self._hovered:
+            self._hovered = hovered
+            self.sig_layer_hovered.emit(hovered)
         if self._press_pos is not None and event.buttons() & Qt.MouseButton.LeftButton:
             if (QPointF(event.position()) - self._press_pos).manhattanLength() > 4:
                 self._fit_mode = None  # the user panned: stop re-fitting on resize

@@ -42,12 +42,14 @@ class MemoryTimelineWidget(pg.PlotWidget):
         self.peak_label = pg.TextItem(anchor=(0.5, 1.2), color="#b00")
         self.span = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(255, 215, 0, 70), pen=pg.mkPen(None))
         self.capacity_line = None
+        self._capacity: tuple[int | None, str] = (None, "")  # the device panel sets it
         self.curves: dict[str, pg.PlotDataItem] = {}
 
     # ---- Public API
     def set_analysis(self, analysis) -> None:
         self.analysis = analysis
         self.clear()
+        self.capacity_line = None  # cleared with every other item
         self.legend.clear()
         t = analysis.timeline
         n = len(t)
@@ -88,11 +90,29 @@ class MemoryTimelineWidget(pg.PlotWidget):
         self.addItem(self.span)
         self.addItem(self.cursor)
         self.addItem(self.cursor_label, ignoreBounds=True)
+        self._draw_capacity()
         self.setYRange(0, float(t.total.max()) / MIB * 1.15)
         self.setXRange(0, n - 1, padding=0.01)
         self.cursor.setBounds((0, n - 1))
         self.cursor.setValue(peak.point)
         self._on_cursor_moved()
+
+    def set_capacity(self, capacity_bytes: int | None, label: str = "") -> None:
+        """Draw the chosen device's capacity as a horizontal line (None removes it); it stays
+        across analyses until changed."""
+        self._capacity = (capacity_bytes, label)
+        self._draw_capacity()
+
+    def _draw_capacity(self) -> None:
+        capacity_bytes, label = self._capacity
+        if self.capacity_line is not None:
+            self.removeItem(self.capacity_line)
+            self.capacity_line = None
+        if capacity_bytes:
+            self.capacity_line = pg.InfiniteLine(
+                pos=capacity_bytes / MIB, angle=0, movable=False, pen=pg.mkPen("#c00", width=2, style=pg.QtCore.Qt.DashLine),
+                label=f"{label} {format_bytes(capacity_bytes)}".strip(), labelOpts={"color": "#c00", "position": 0.95})
+            self.addItem(self.capacity_line)
 
     def highlight_span(self, start: int, end: int) -> None:
         """Shade a layer's forward span (timeline points)."""

@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMainWindow, QProgressBar, QPushButton, QSplitter, QTabWidget,
                                QVBoxLayout, QWidget)
 
+from .compare import ModeComparisonWidget
 from .config_panel import ConfigPanel
 from .diagram import NetworkDiagramWidget
 from .lifetimes import LifetimesWidget
@@ -55,11 +56,15 @@ class MainWindow(QMainWindow):
         self.timeline = MemoryTimelineWidget()
         self.lifetimes = LifetimesWidget()
         self.table = LayerTableWidget()
+        self.compare = ModeComparisonWidget()
         self.lifetimes.setXLink(self.timeline)
+        self._companion = None  # the other mode's request, analysed after the main one
+        self._running = None  # the request the worker is running
 
         lower = QTabWidget()
         lower.addTab(self.lifetimes, "Activation lifetimes")
         lower.addTab(self.table, "Layer table")
+        lower.addTab(self.compare, "Training vs inference")
         self.lower_tabs = lower
         splitter = QSplitter(Qt.Vertical)
         splitter.addWidget(self.diagram)
@@ -85,12 +90,14 @@ class MainWindow(QMainWindow):
         self.worker = AnalysisWorker(self)
         self.worker.sig_started.connect(self._on_started)
         self.worker.sig_progress.connect(self._on_progress)
-        self.worker.sig_finished.connect(self.set_analysis)
-        self.worker.sig_failed.connect(self.show_error)
+        self.worker.sig_finished.connect(self._on_finished)
+        self.worker.sig_failed.connect(self._on_failed)
         self.worker.sig_cancelled.connect(self._on_cancelled)
         self.cancel_button.clicked.connect(self.worker.cancel)
         for view in (self.diagram, self.table, self.lifetimes):
             view.sig_layer_selected.connect(self.select_layer)
+        self.diagram.sig_layer_hovered.connect(self._on_layer_hovered)
+        self.timeline.sig_layer_at_cursor.connect(self._on_layer_at_cursor)
         self.loader = EngineLoader(self)
         self.loader.sig_ready.connect(self._on_engine_ready)
         self.loader.sig_failed.connect(self.show_error)
@@ -107,7 +114,7 @@ class MainWindow(QMainWindow):
         self.error.hide()
         self.progress.setValue(1000)
         self.cancel_button.setEnabled(False)
-        for view in (self.summary, self.diagram, self.timeline, self.lifetimes, self.table):
+        for view in (self.summary, self.diagram, self.timeline, self.lifetimes, self.table, self.compare):
             view.set_analysis(analysis)
         warn = f" — {len(analysis.warnings)} warning(s): " + "; ".join(analysis.warnings) if analysis.warnings else ""
         self.status.setText(f"{analysis.model_name}: {len(analysis.layers)} layers, {len(analysis.events):,} events, "
@@ -138,6 +145,10 @@ class MainWindow(QMainWindow):
         self.config.set_model(model)
 
     # ---- Qt overrides
+    def closeEvent(self, event):  # noqa: N802
+        self.worker.shutdown()
+        super().closeEvent(event)
+
     def dragEnterEvent(self, event):  # noqa: N802
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
@@ -157,19 +168,65 @@ class MainWindow(QMainWindow):
         self.worker.set_engine(engine)
 
     def _on_request(self, request) -> None:
+        self._companion = None
         self.worker.submit(request)
 
+    def _on_finished(self, analysis) -> None:
+        """Main analyses go to every view; then the other mode is analysed for the comparison."""
+        if self._companion is not None and analysis.request == self._companion:
+            self._companion = None
+            self.compare.set_analysis(analysis)
+            self.status.setText(self.status.text().split(" · comparing")[0])
+            return
+        self.set_analysis(analysis)
+        r = analysis.request
+        other = r.replace(mode="inference", optimizer="none", first_step=False) if r.mode == "train" else \
+            r.replace(mode="train", optimizer="adam")
+        self._companion = other
+        self.worker.submit(other)
+
+    def _on_layer_hovered(self, name: str) -> None:
+        """Hovering a block previews its span on the timeline; leaving restores the selection."""
+        if self.analysis is None:
+            return
+        layer = self.analysis.layer_named(name) or self.analysis.layer_named(self.diagram.selected_layer() or "")
+        if layer is not None:
+            self.timeline.highlight_span(*layer.forward_span)
+
+    def _on_layer_at_cursor(self, name: str) -> None:
+        """Scrubbing the timeline selects the layer running at the cursor in the other views."""
+        if self.analysis is None or self.analysis.layer_named(name) is None:
+            return
+        self.diagram.select_layer(name)
+        self.table.select_layer(name)
+        self.lifetimes.select_layer(name)
+
+    def _on_failed(self, message: str) -> None:
+        if self._running is not None and self._running == self._companion:
+            self._companion = None  # the comparison could not run: say so there, not as an error
+            self.compare.setToolTip(f"{self._running.mode} could not be analysed: {message}")
+            return
+        self.show_error(message)
+
     def _on_started(self, request) -> None:
+        self._running = request
+        if self._companion is not None and request == self._companion:
+            self.status.setText(self.status.text() + f" · comparing with {request.mode}…")
+            return
         self.progress.setValue(0)
         self.cancel_button.setEnabled(True)
         self.status.setText(f"analysing {os.path.basename(request.model)} (batch {request.batch}, {request.mode})…")
 
     def _on_progress(self, fraction: float, message: str) -> None:
+        if self._companion is not None:
+            return  # the comparison runs quietly in the background
         self.progress.setValue(int(1000 * fraction))
         if self.worker.is_running():
             self.status.setText(f"analysing… {message}")
 
     def _on_cancelled(self) -> None:
+        if self._running is not None and self._running == self._companion:
+            return
         self.cancel_button.setEnabled(False)
         self.progress.setValue(0)
         self.status.setText("cancelled — the previous analysis is still shown" if self.analysis else "cancelled")

@@ -65,6 +65,8 @@ class AnalysisWorker(QObject):
         self._running = False
         self._cancel = threading.Event()
         self._pending = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
 
     # ---- Public API
     def set_engine(self, engine_module) -> None:
@@ -86,7 +88,8 @@ class AnalysisWorker(QObject):
             self._cancel = threading.Event()
             cancel = self._cancel
         self.sig_started.emit(request)
-        threading.Thread(target=self._run, args=(request, cancel), name="memlens-analysis", daemon=True).start()
+        self._thread = threading.Thread(target=self._run, args=(request, cancel), name="memlens-analysis", daemon=True)
+        self._thread.start()
 
     def cancel(self) -> None:
         with self._lock:
@@ -96,6 +99,14 @@ class AnalysisWorker(QObject):
     def is_running(self) -> bool:
         return self._running
 
+    def shutdown(self, timeout_s: float = 10.0) -> None:
+        """Stop for good (the window is closing): cancel, wait briefly, emit nothing more."""
+        self._closed = True
+        self.cancel()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout_s)
+
     # ---- Private API
     def _run(self, request, cancel: threading.Event) -> None:
         last = [0.0]
@@ -104,31 +115,35 @@ class AnalysisWorker(QObject):
             now = time.monotonic()
             if now - last[0] >= self.PROGRESS_INTERVAL_S or fraction >= 1.0:
                 last[0] = now
-                self.sig_progress.emit(fraction, message)
+                self._emit(self.sig_progress, fraction, message)
 
         errors = self._engine.errors
         try:
             analysis = self._engine.analyze(request, progress=progress, cancelled=cancel.is_set)
         except errors.CancelledError:
             self._done()
-            self.sig_cancelled.emit()
+            self._emit(self.sig_cancelled)
         except errors.MemLensError as e:
             self._done()
-            self.sig_failed.emit(str(e))
+            self._emit(self.sig_failed, str(e))
         except Exception as e:  # a bug: say so, keep the app alive
             traceback.print_exc()
             self._done()
-            self.sig_failed.emit(f"internal error ({type(e).__name__}): {e}")
+            self._emit(self.sig_failed, f"internal error ({type(e).__name__}): {e}")
         else:
             self._done()
             if not cancel.is_set():
-                self.sig_finished.emit(analysis)
+                self._emit(self.sig_finished, analysis)
             else:
-                self.sig_cancelled.emit()
+                self._emit(self.sig_cancelled)
+
+    def _emit(self, signal, *args) -> None:
+        if not self._closed:
+            signal.emit(*args)
 
     def _done(self) -> None:
         with self._lock:
             self._running = False
             pending, self._pending = self._pending, None
-        if pending is not None:
+        if pending is not None and not self._closed:
             self.submit(pending)

@@ -117,3 +117,38 @@ def test_the_window_appears_before_torch_is_imported():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False Loading the engine (torch)…"
+
+
+def test_training_and_inference_side_by_side(window, qtbot):
+    """After the main analysis the other mode is analysed for the comparison tab."""
+    qtbot.waitUntil(lambda: window.compare.analyses["inference"] is not None, timeout=120_000)
+    train, infer = window.compare.analyses["train"], window.compare.analyses["inference"]
+    assert train is window.analysis
+    assert infer.request.model == train.request.model and infer.request.batch == train.request.batch
+    assert infer.peak.total_bytes < train.peak.total_bytes
+    from engine.units import format_bytes
+    assert window.compare.text(0, 0) == format_bytes(train.peak.total_bytes)
+    assert window.compare.text(0, 1) == format_bytes(infer.peak.total_bytes)
+    assert window.analysis is train  # the comparison never replaces what is on screen
+
+
+def test_hovering_a_block_previews_its_span_and_the_cursor_selects_the_running_layer(window):
+    layer = window.analysis.layers[3]
+    window.diagram.sig_layer_hovered.emit(layer.name)
+    assert window.timeline.span.getRegion() == (layer.forward_span[0], max(layer.forward_span[1], layer.forward_span[0] + 1))
+    # Put the cursor inside another layer's forward span: that layer becomes selected.
+    other = window.analysis.layers[10]
+    window.timeline.set_cursor(other.forward_span[1])
+    assert window.timeline.layer_at(other.forward_span[1]) == other.name
+    assert window.diagram.selected_layer() == other.name
+    assert window.table.selected_layer() == other.name
+
+
+def test_device_capacity_line_survives_a_new_analysis(window, qtbot):
+    window.timeline.set_capacity(80 * 2**30, "H100")
+    assert window.timeline.capacity_line is not None
+    with qtbot.waitSignal(window.sig_analysis_shown, timeout=120_000):
+        window.config.batch.setValue(3)
+    assert window.timeline.capacity_line is not None
+    window.timeline.set_capacity(None)
+    assert window.timeline.capacity_line is None
