@@ -80,16 +80,26 @@ class Timeline:
     def live_at(self, point: int) -> dict[str, int]:
         return {c: int(self.curves[c][point]) for c in CATEGORIES}
 
-    def downsampled(self, max_points: int = 2000) -> dict[str, list[int]]:
-        """Peak-preserving downsampling: each bucket keeps the point where the total is highest."""
-        n = len(self)
+    def peak_points(self, start: int = 0, stop: int | None = None, max_points: int = 2000) -> np.ndarray:
+        """Point indices in [start, stop) thinned to about `max_points`, keeping in each bucket the
+        point where the total is highest (peaks survive any zoom level), plus both ends."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        start = max(0, min(start, stop))
+        n = stop - start
         if n <= max_points:
-            picks = np.arange(n)
-        else:
-            edges = np.linspace(0, n, max_points + 1).astype(np.int64)
-            picks = np.array(
-                [a + int(np.argmax(self.total[a:b])) for a, b in zip(edges[:-1], edges[1:]) if b > a]
-            )
+            return np.arange(start, stop)
+        width = -(-n // max(1, max_points - 3))  # room for both ends and a tail bucket
+        buckets = n // width
+        body = self.total[start:start + buckets * width].reshape(buckets, width)
+        picks = start + np.arange(buckets) * width + np.argmax(body, axis=1)
+        tail = self.total[start + buckets * width:stop]
+        if tail.size:
+            picks = np.append(picks, start + buckets * width + int(np.argmax(tail)))
+        return np.unique(np.concatenate([[start], picks, [stop - 1]]))
+
+    def downsampled(self, max_points: int = 2000) -> dict[str, list[int]]:
+        """Peak-preserving downsampling of the whole step (see `peak_points`)."""
+        picks = self.peak_points(max_points=max_points)
         out = {"point": picks.tolist()}
         out.update({c: self.curves[c][picks].tolist() for c in CATEGORIES})
         out["total"] = self.total[picks].tolist()

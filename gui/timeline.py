@@ -1,8 +1,10 @@
 """The memory timeline: stacked areas per category over event index, phases, peak, cursor.
 
-Recipes from STYLE.md §6: cumulative curves as PlotDataItems with peak-mode auto downsampling
-and clip-to-view; each band a FillBetweenItem built on the inner `.curve` items so fills stay
-right when zooming.
+Each band is a FillBetweenItem between two PlotCurveItems of cumulative sums (STYLE.md §6).
+pyqtgraph's own auto-downsampling does not reach the fills: with a million events they were
+built from every point (two minutes to draw, seconds per repaint). So the curves only ever hold
+the visible range thinned by the engine's peak-preserving `Timeline.peak_points` (about two
+points per pixel), recomputed whenever the x range changes: peaks stay visible at any zoom.
 """
 from __future__ import annotations
 
@@ -37,13 +39,16 @@ class MemoryTimelineWidget(pg.PlotWidget):
                                      brush=pg.mkBrush(255, 255, 255, 215), pen=pg.mkPen("#ccc"))
         self.cursor = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen("#333", width=1, style=pg.QtCore.Qt.DashLine))
         self.cursor.sigPositionChanged.connect(self._on_cursor_moved)
+        self.getViewBox().sigXRangeChanged.connect(lambda _vb, rng: self._refresh_curves(rng))
         self.cursor_label = pg.TextItem(anchor=(0, 1), color="#222", fill=pg.mkBrush(255, 255, 255, 225),
                                         border=pg.mkPen("#bbb"))
         self.peak_label = pg.TextItem(anchor=(0.5, 1.2), color="#b00")
         self.span = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(255, 215, 0, 70), pen=pg.mkPen(None))
         self.capacity_line = None
+        self._stacked = np.zeros((0, 0))
+        self._shown_range = None
         self._capacity: tuple[int | None, str] = (None, "")  # the device panel sets it
-        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.curves: dict[str, pg.PlotCurveItem] = {}
 
     # ---- Public API
     def set_analysis(self, analysis) -> None:
@@ -53,7 +58,6 @@ class MemoryTimelineWidget(pg.PlotWidget):
         self.legend.clear()
         t = analysis.timeline
         n = len(t)
-        x = np.arange(n, dtype=np.float64)
         for phase, start, end in t.phase_spans:
             region = pg.LinearRegionItem((start, end), movable=False, brush=pg.mkBrush(*PHASE_COLOURS[phase]),
                                          pen=pg.mkPen(None))
@@ -62,24 +66,22 @@ class MemoryTimelineWidget(pg.PlotWidget):
             label = pg.TextItem(phase, color="#555", anchor=(0.5, 0))
             self.addItem(label)
             label.setPos((start + end) / 2, float(t.total.max()) / MIB * 1.08)
-        base = pg.PlotCurveItem(x, np.zeros(n), pen=pg.mkPen(None))
-        self.addItem(base)
-        lower_curve = base
-        running = np.zeros(n, dtype=np.float64)
+        self._stacked = np.cumsum([t.curves[cat] for cat in CATEGORIES], axis=0) / MIB  # (categories, points)
+        self._base = pg.PlotCurveItem(pen=pg.mkPen(None))
+        self.addItem(self._base)
+        lower_curve = self._base
         self.curves = {}
         for cat in CATEGORIES:
-            running = running + t.curves[cat] / MIB
-            item = pg.PlotDataItem(x, running.copy(), pen=pg.mkPen(CATEGORY_COLOURS[cat], width=1))
+            item = pg.PlotCurveItem(pen=pg.mkPen(CATEGORY_COLOURS[cat], width=1))
             self.addItem(item)
-            # After addItem: clip-to-view needs the item's ViewBox to exist.
-            item.setDownsampling(auto=True, method="peak")
-            item.setClipToView(True)
-            fill = pg.FillBetweenItem(lower_curve, item.curve, brush=pg.mkBrush(CATEGORY_COLOURS[cat]))
+            fill = pg.FillBetweenItem(lower_curve, item, brush=pg.mkBrush(CATEGORY_COLOURS[cat]))
             fill.setZValue(-10)
             self.addItem(fill)
             self.legend.addItem(item, CATEGORY_LABELS[cat])
             self.curves[cat] = item
-            lower_curve = item.curve
+            lower_curve = item
+        self._shown_range = None
+        self._refresh_curves((0, n))
         peak = analysis.peak
         self.addItem(pg.ScatterPlotItem([peak.point], [peak.total_bytes / MIB], size=10,
                                         brush=pg.mkBrush("#b00"), pen=pg.mkPen("w")))
@@ -139,7 +141,29 @@ class MemoryTimelineWidget(pg.PlotWidget):
             return ""
         return a.events.modules[a.events.module[point - 1]]
 
+    def shown_points(self) -> int:
+        """How many points the curves hold now (for tests and the benchmark)."""
+        return len(self.curves[CATEGORIES[0]].xData) if self.curves else 0
+
     # ---- Private API
+    def _refresh_curves(self, x_range) -> None:
+        """Give the curves the visible range, thinned to ~2 points per pixel, peaks kept."""
+        if self.analysis is None or not self.curves:
+            return
+        n = len(self.analysis.timeline)
+        lo = max(0, int(np.floor(x_range[0])) - 1)
+        hi = min(n, int(np.ceil(x_range[1])) + 2)
+        width_px = max(200, int(self.getViewBox().width()) or 1000)
+        key = (lo, hi, width_px)
+        if key == self._shown_range or hi <= lo:
+            return
+        self._shown_range = key
+        picks = self.analysis.timeline.peak_points(lo, hi, max_points=2 * width_px)
+        x = picks.astype(np.float64)
+        self._base.setData(x, np.zeros(len(picks)))
+        for row, cat in enumerate(CATEGORIES):
+            self.curves[cat].setData(x, self._stacked[row, picks])
+
     def _on_cursor_moved(self, *_):
         if self.analysis is None:
             return
