@@ -22,15 +22,16 @@ def torch_dtype(name: str) -> torch.dtype:
     return _DTYPES[name]
 
 
-def autocast_for(amp: bool, device: str):
+def autocast_for(amp: bool, device: str, tensors_on: str = "cpu"):
     """AMP as DESIGN.md defines it: bfloat16 on the CPU, float16 on CUDA.
 
-    The trace runs on CPU tensors either way, so the CUDA case uses the CPU autocast with
-    float16: same element sizes, but CPU autocast's op lists, which differ from CUDA's in places.
+    The trace runs on CPU tensors either way (`tensors_on="cpu"`), so the CUDA case uses the CPU
+    autocast with float16: same element sizes, but CPU autocast's op lists, which differ from
+    CUDA's in places. A real step on a GPU (`tensors_on="cuda"`) uses CUDA's autocast.
     """
     if not amp:
         return contextlib.nullcontext()
-    return torch.autocast("cpu", dtype=torch.float16 if device == "cuda" else torch.bfloat16)
+    return torch.autocast(tensors_on, dtype=torch.float16 if device == "cuda" else torch.bfloat16)
 
 
 def build_optimizer(params: list[nn.Parameter], name: str, device: str):
@@ -92,14 +93,15 @@ def run_step(
     amp: bool,
     device: str,
     on_phase: Callable[[str], None] = lambda phase: None,
+    tensors_on: str = "cpu",
 ) -> None:
     on_phase("forward")
     if mode == "inference":
-        with torch.no_grad(), autocast_for(amp, device):
+        with torch.no_grad(), autocast_for(amp, device, tensors_on):
             output = model(*inputs)
         del output
         return
-    with autocast_for(amp, device):
+    with autocast_for(amp, device, tensors_on):
         output = model(*inputs)
         loss = compute_loss(output, targets)
     if loss is None or not loss.requires_grad:

@@ -30,20 +30,23 @@ CASES = [
     ("vit_b_16", 8, "train", "adamw", "bfloat16"),
     ("densenet121", 8, "train", "adam", "float32"),
     (os.path.abspath(SPEC), 8, "train", "adam", "float32"),
+    ("resnet18", 32, "train", "adam", "amp"),
+    ("vit_b_16", 8, "train", "adamw", "amp"),
+    ("resnet50", 16, "inference", "none", "amp"),
 ]
 
 
 def measure(request: AnalysisRequest) -> tuple[int, int]:
     step = build_real_step(request, "cuda")
     model, (x,), targets, opt = step.model, step.inputs, step.targets, step.optimizer
-    run_step(model, [x], targets, opt, mode=request.mode, amp=False, device="cuda")  # warm-up
+    run_step(model, [x], targets, opt, mode=request.mode, amp=request.amp, device="cuda", tensors_on="cuda")  # warm-up
     if opt is not None:
         opt.zero_grad(set_to_none=True)
     model.zero_grad(set_to_none=True)
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     start = torch.cuda.memory_allocated()
-    run_step(model, [x], targets, opt, mode=request.mode, amp=False, device="cuda")
+    run_step(model, [x], targets, opt, mode=request.mode, amp=request.amp, device="cuda", tensors_on="cuda")
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated()
     del step, model, x, targets, opt
@@ -56,7 +59,9 @@ def main() -> int:
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}")
     rows = []
     for model, batch, mode, optimizer, dtype in CASES:
-        request = AnalysisRequest(model=model, batch=batch, mode=mode, optimizer=optimizer, dtype=dtype, device="cuda")
+        amp = dtype == "amp"
+        request = AnalysisRequest(model=model, batch=batch, mode=mode, optimizer=optimizer,
+                                  dtype="float32" if amp else dtype, amp=amp, device="cuda")
         t = time.perf_counter()
         try:
             a = analyze(request)
