@@ -34,8 +34,12 @@ class SummaryWidget(QWidget):
         self.peak.setStyleSheet("font-size:22px; font-weight:700;")
         self.peak_where = QLabel("")
         self.peak_where.setWordWrap(True)
+        self.not_included = QLabel("")
+        self.not_included.setWordWrap(True)
+        self.not_included.setStyleSheet("color:#8a5a00; font-size:11px;")
         lay.addWidget(self.peak)
         lay.addWidget(self.peak_where)
+        lay.addWidget(self.not_included)
         row.addWidget(card, 2)
 
         card, lay = _card("At the peak")
@@ -74,6 +78,9 @@ class SummaryWidget(QWidget):
         self.peak_where.setText(f"in the {p.phase}, at {p.module}\n{p.total_bytes:,} bytes")
         for cat, label in self.breakdown.items():
             label.setText(format_bytes(p.breakdown[cat]))
+        extra = [f"{n.label} {format_bytes(n.bytes)}" if n.bytes else n.label for n in a.not_modelled]
+        self.not_included.setText("not included: " + ", ".join(extra) if extra else "")
+        self.not_included.setToolTip("\n".join(f"{n.label}: {n.note}" for n in a.not_modelled))
         t = a.textbook
         diff = p.total_bytes - t.peak_bytes
         reason = ("autograd also saves layer inputs, temporaries and allocator scratch the formula leaves out"
