@@ -1,15 +1,26 @@
-"""The network diagram and the lifetimes Gantt, driven by real resnet18 analyses (no mocks)."""
+"""The network diagram and the lifetimes Gantt, driven by real resnet18 / densenet201 analyses (no mocks)."""
 import shutil
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QColor, QWheelEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QMouseEvent, QWheelEvent
+from PySide6.QtWidgets import QApplication, QGraphicsSimpleTextItem
 
 from engine import AnalysisRequest, analyze
 from engine.units import format_bytes, format_count
-from gui.diagram import KIND_COLOURS, LayerBlockItem, NetworkDiagramWidget
+from gui.diagram import (
+    GROUP_GAP,
+    GROUP_PAD,
+    KIND_COLOURS,
+    SUMMARY_COLOUR,
+    GroupFrameItem,
+    GroupSummaryItem,
+    GroupToggleItem,
+    LayerBlockItem,
+    NetworkDiagramWidget,
+    group_layers,
+)
 from gui.lifetimes import LifetimesWidget
 
 
@@ -213,3 +224,195 @@ def test_wheel_zooms_and_drag_does_not_select(qtbot, diagram):
         qtbot.mouseMove(diagram.viewport(), start + QPoint(60, 40))
         qtbot.mouseRelease(diagram.viewport(), Qt.MouseButton.LeftButton, pos=start + QPoint(60, 40))
     assert diagram.selected_layer() is None
+
+
+# --- collapsible groups, fit ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def densenet():
+    return analyze(AnalysisRequest(model="densenet201", batch=1, mode="inference"))
+
+
+def _layer_items(view):
+    return [item for item in view.scene().items() if isinstance(item, LayerBlockItem)]
+
+
+def _summary_items(view):
+    return [item for item in view.scene().items() if isinstance(item, GroupSummaryItem)]
+
+
+def _toggle_pos(view, group):
+    toggle = next(item for item in view.scene().items()
+                  if isinstance(item, GroupToggleItem) and item.group_name == group)
+    view.ensureVisible(toggle.sceneBoundingRect(), 20, 20)
+    pos = view.mapFromScene(toggle.sceneBoundingRect().center())
+    assert view.viewport().rect().contains(pos)
+    return pos
+
+
+def _group(analysis, name):
+    return next(group for group in group_layers(analysis.layers) if group.name == name)
+
+
+def test_group_names_are_unique_runs(diagram, train):
+    names = diagram.group_names()
+    assert len(names) == len(set(names)) and "" not in names
+    # One frame per ResNet block: the downsample branch (a child module, run between the block's
+    # own layers) stays inside its block instead of splitting it in three.
+    assert names == ["layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer3.1", "layer4.0", "layer4.1"]
+    block = [layer.name for layer in _group(train, "layer2.0").layers]
+    assert block == ["layer2.0.conv1", "layer2.0.bn1", "layer2.0.relu", "layer2.0.conv2", "layer2.0.bn2",
+                     "layer2.0.downsample.0", "layer2.0.downsample.1", "layer2.0.relu#2"]
+    assert diagram.collapsed_groups() == set()
+
+
+def test_grouping_level_gives_an_overview_of_big_networks():
+    from engine import AnalysisRequest, analyze
+
+    dense = analyze(AnalysisRequest(model="densenet201", batch=1, mode="inference"))
+    names = [g.name for g in group_layers(dense.layers)]
+    # DenseNet's stem and final norm belong to 'features', yet the dense blocks get their own frames.
+    assert "features.denseblock3" in names and len(names) <= 12
+    vgg = analyze(AnalysisRequest(model="vgg16", batch=1, mode="inference"))
+    assert [g.name for g in group_layers(vgg.layers)] == ["features", "", "classifier"]
+
+
+def test_collapse_group_replaces_its_blocks_with_one_summary(diagram, train):
+    group = _group(train, "layer1.0")
+    assert len(group.layers) == 6
+    diagram.collapse_group("layer1.0")
+    assert diagram.collapsed_groups() == {"layer1.0"}
+    assert len(_layer_items(diagram)) == len(train.layers) - len(group.layers)
+    assert all(diagram.block(layer.name) is None for layer in group.layers)
+    summaries = _summary_items(diagram)
+    assert len(summaries) == 1 and summaries[0] is diagram.summary_block("layer1.0")
+    summary = summaries[0]
+    params = sum(layer.params for layer in group.layers)
+    biggest = max(layer.output_bytes for layer in group.layers)
+    assert summary.label_lines() == ["layer1.0", "6 layers", f"{format_count(params)} params",
+                                     f"max {format_bytes(biggest)}"]
+    assert summary.brush().color() == QColor(SUMMARY_COLOUR)
+    assert summary.brush().color().name() not in {c.lower() for c in KIND_COLOURS.values()}
+    # no gap: the next group's frame starts one group gap after the summary's frame
+    assert diagram.block("layer1.1.conv1").rect().left() == pytest.approx(
+        summary.rect().right() + 2 * GROUP_PAD + GROUP_GAP)
+
+    diagram.expand_group("layer1.0")
+    assert diagram.collapsed_groups() == set()
+    assert len(_layer_items(diagram)) == len(train.layers) and not _summary_items(diagram)
+    assert [b.layer_name for b in diagram.blocks()] == [layer.name for layer in train.layers]
+
+
+def test_collapse_all_and_expand_all(diagram, train):
+    diagram.collapse_all()
+    assert diagram.collapsed_groups() == set(diagram.group_names())
+    top_level = [layer for layer in train.layers if not layer.parent]
+    assert [b.layer_name for b in diagram.blocks()] == [layer.name for layer in top_level]
+    assert len(_summary_items(diagram)) == len(diagram.group_names())
+    diagram.expand_all()
+    assert diagram.collapsed_groups() == set()
+    assert len(diagram.blocks()) == len(train.layers)
+
+
+def test_toggle_click_and_frame_double_click(qtbot, diagram, train):
+    size = len(_group(train, "layer3.1").layers)
+    qtbot.mouseClick(diagram.viewport(), Qt.MouseButton.LeftButton, pos=_toggle_pos(diagram, "layer3.1"))
+    assert diagram.collapsed_groups() == {"layer3.1"}
+    assert len(diagram.blocks()) == len(train.layers) - size
+    qtbot.mouseClick(diagram.viewport(), Qt.MouseButton.LeftButton, pos=_toggle_pos(diagram, "layer3.1"))
+    assert diagram.collapsed_groups() == set()
+
+    frame = next(item for item in diagram.scene().items()
+                 if isinstance(item, GroupFrameItem) and item.group_name == "layer1.1")
+    bounds = frame.sceneBoundingRect()
+    padding = QPointF(bounds.center().x(), bounds.bottom() - 4)  # frame background below the labels
+    diagram.ensureVisible(bounds, 20, 20)
+    with qtbot.assertNotEmitted(diagram.sig_layer_selected):
+        qtbot.mouseDClick(diagram.viewport(), Qt.MouseButton.LeftButton, pos=diagram.mapFromScene(padding))
+    assert diagram.collapsed_groups() == {"layer1.1"}
+    summary = diagram.summary_block("layer1.1")
+    qtbot.mouseDClick(diagram.viewport(), Qt.MouseButton.LeftButton,
+                      pos=diagram.mapFromScene(summary.sceneBoundingRect().center()))
+    assert diagram.collapsed_groups() == set()
+
+
+@pytest.mark.parametrize("group", ["layer3.1", "layer4.1"])
+def test_double_click_on_a_toggle_toggles_once(qtbot, diagram, group):
+    """A real double-click arrives as press, release, press, double-click, release (Qt 6). After the
+    first click re-lays out, these toggles' spots hold the summary block / the background, which a
+    double-click would otherwise expand again / fit."""
+    pos = QPointF(_toggle_pos(diagram, group))
+    fitted = diagram.transform().m11()
+    events = [(QEvent.Type.MouseButtonPress, 1000), (QEvent.Type.MouseButtonRelease, 1050),
+              (QEvent.Type.MouseButtonPress, 1150), (QEvent.Type.MouseButtonDblClick, 1150),
+              (QEvent.Type.MouseButtonRelease, 1200)]
+    for kind, ms in events:
+        held = Qt.MouseButton.NoButton if kind == QEvent.Type.MouseButtonRelease else Qt.MouseButton.LeftButton
+        event = QMouseEvent(kind, pos, QPointF(diagram.viewport().mapToGlobal(pos.toPoint())),
+                            Qt.MouseButton.LeftButton, held, Qt.KeyboardModifier.NoModifier)
+        event.setTimestamp(ms)
+        QApplication.sendEvent(diagram.viewport(), event)
+    assert diagram.collapsed_groups() == {group}
+    assert diagram.transform().m11() == pytest.approx(fitted)
+
+
+def test_selection_survives_collapse_and_select_expands(qtbot, diagram):
+    diagram.select_layer("layer2.1.conv2")
+    diagram.collapse_group("layer2.1")
+    diagram.collapse_group("layer4.0")
+    assert diagram.selected_layer() == "layer2.1.conv2"
+    assert diagram.summary_block("layer2.1").is_highlighted()
+    with qtbot.assertNotEmitted(diagram.sig_layer_selected):
+        diagram.select_layer("layer4.0.bn1")
+    assert diagram.collapsed_groups() == {"layer2.1"}  # only the selected layer's group opened
+    assert diagram.block("layer4.0.bn1").is_highlighted()
+    assert not diagram.summary_block("layer2.1").is_highlighted()
+    assert diagram.mapToScene(diagram.viewport().rect()).boundingRect().intersects(
+        diagram.block("layer4.0.bn1").sceneBoundingRect())
+
+
+def test_big_network_starts_collapsed(qtbot, diagram, densenet, train):
+    assert len(densenet.layers) > 150
+    diagram.set_analysis(densenet)
+    names = diagram.group_names()
+    assert diagram.collapsed_groups() == set(names)
+    visible = len(diagram.blocks()) + len(_summary_items(diagram))
+    assert visible == len(names) + sum(1 for layer in densenet.layers if not layer.parent)
+    assert visible < len(densenet.layers) / 4
+    texts = [item.text() for item in diagram.scene().items() if isinstance(item, QGraphicsSimpleTextItem)]
+    assert any("groups start collapsed" in text and "606 layers" in text for text in texts)
+    assert any("F: fit" in text for text in texts)
+    diagram.expand_all()
+    assert len(diagram.blocks()) == len(densenet.layers)
+    diagram.set_analysis(train)  # a small network opens expanded again
+    assert diagram.collapsed_groups() == set()
+
+
+def test_f_key_and_background_double_click_fit(qtbot, diagram):
+    diagram.setFocus()
+    fit_all_scale = None
+    for _ in range(2):
+        centre = QPointF(diagram.viewport().rect().center())
+        event = QWheelEvent(centre, QPointF(diagram.viewport().mapToGlobal(centre.toPoint())), QPoint(0, 0),
+                            QPoint(0, 360), Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                            Qt.ScrollPhase.NoScrollPhase, False)
+        QApplication.sendEvent(diagram.viewport(), event)
+        zoomed = diagram.transform().m11()
+        if fit_all_scale is None:
+            qtbot.keyClick(diagram, Qt.Key.Key_F)
+            fit_all_scale = diagram.transform().m11()
+        else:
+            diagram.ensureVisible(QRectF(diagram.sceneRect().topRight(), diagram.sceneRect().topRight()))
+            background = diagram.mapFromScene(diagram.sceneRect().topRight() + QPointF(-5, 5))
+            qtbot.mouseDClick(diagram.viewport(), Qt.MouseButton.LeftButton, pos=background)
+        assert diagram.transform().m11() < zoomed
+        assert diagram.transform().m11() == pytest.approx(fit_all_scale)
+        assert diagram.mapToScene(diagram.viewport().rect()).boundingRect().adjusted(-1, -1, 1, 1).contains(
+            diagram.sceneRect())
+
+
+def test_collapsed_pngs(qtbot, diagram, densenet, tmp_path):
+    diagram.collapse_group("layer2.0")
+    diagram.select_layer("layer3.0.conv1")
+    _save(diagram, tmp_path, "collapsed_resnet18")
+    diagram.set_analysis(densenet)
+    _save(diagram, tmp_path, "collapsed_densenet201")
