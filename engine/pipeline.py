@@ -106,16 +106,13 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
     def on_phase(phase: str) -> None:
         recorder.set_phase(phase)
         report(*phase_progress[phase])
-        if phase == "optimizer":
-            for p in trainable:
-                if p.grad is not None:
-                    recorder.mark_category(p.grad, "gradients")
 
     recorder.install_hooks()
     try:
         with tensor_mode, target_attention(request.device), recorder:
             run_step(model, [x], targets, optimizer, mode=request.mode, amp=request.amp,
                      device=request.device, on_phase=on_phase)
+            # Categories are settled per storage after the step, so marking at the end is enough.
             for p in trainable:
                 if p.grad is not None:
                     recorder.mark_category(p.grad, "gradients")
@@ -123,13 +120,13 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
                 recorder.mark_category(t, "optimizer_state")
     except MemLensError:
         raise
-    except Exception as e:
+    except Exception as e:  # a torch error inside the user's model: say where it happened
         if _is_data_dependent(e):
             raise UnsupportedError(
                 f"{loaded.name}: op {_op_name(e, recorder)} in module '{recorder.current_module()}' "
                 "is data-dependent (its result depends on tensor values, e.g. nonzero, .item(), "
                 "masked_select), so it cannot be traced without real data"
-            ) from None  # a torch error inside the user's model: say where it happened
+            ) from None
         if cancelled is not None and cancelled():
             raise CancelledError("analysis cancelled") from None
         raise MemLensError(
