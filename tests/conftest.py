@@ -7,3 +7,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 SPECS = os.path.join(ROOT, "resources", "specs")
 DATA = os.path.join(ROOT, "tests", "data")
+
+# Qt settings (recent files) go to a throwaway folder, never the user's own configuration.
+import tempfile  # noqa: E402
+
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="memlens-test-config-")

@@ -152,3 +152,31 @@ def test_device_capacity_line_survives_a_new_analysis(window, qtbot):
     assert window.timeline.capacity_line is not None
     window.timeline.set_capacity(None)
     assert window.timeline.capacity_line is None
+
+
+def test_dropping_a_spec_file_opens_it(window, qtbot):
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(os.path.join(SPECS, "small_cnn.yaml"))])
+    event = QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    with qtbot.waitSignal(window.sig_analysis_shown, timeout=120_000):
+        window.dropEvent(event)
+    assert window.analysis.model_name == "small-resnet"
+    # Anything else dropped is refused with a message, not a crash.
+    mime.setUrls([QUrl.fromLocalFile("/tmp/picture.png")])
+    with qtbot.waitSignal(window.sig_error_shown, timeout=5_000):
+        window.dropEvent(QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier))
+
+
+def test_opened_files_are_remembered_as_recent(window, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    QSettings("MemLens", "MemLens").setValue("recent", [])
+    spec = os.path.join(SPECS, "vgg16.yaml")
+    window.config._remember(spec)
+    window.config._remember("resources/examples/mlp.py:build")
+    window.config._remember("resnet18")  # torchvision names are not files
+    paths = [window.config.recent.itemData(i) for i in range(window.config.recent.count())]
+    assert paths == ["resources/examples/mlp.py:build", spec]
