@@ -54,7 +54,6 @@ class LayerCall:
     leaf: bool = True  # no child module ran inside it
     output_shape: tuple[int, ...] = ()
     output_bytes: int = 0
-    output_elem_bytes: int = 0
     code: int = 0  # index into the recorder's module names
 
 
@@ -108,7 +107,6 @@ class StepRecorder(TorchDispatchMode):
         self.alloc_phase: dict[int, int] = {}
         self.alloc_call: dict[int, int] = {}
         self.initial = {c: 0 for c in CATEGORIES}
-        self.excluded: set[int] = set()  # storages that do not live on the target device
         # Module stack.
         self.calls: list[LayerCall] = []
         self.stack: list[LayerCall] = []
@@ -329,7 +327,6 @@ class StepRecorder(TorchDispatchMode):
             _tag_graph(tensors, call.code)
         if tensors:
             call.output_shape = tuple(tensors[0].shape)
-            call.output_elem_bytes = tensors[0].element_size()
             call.output_bytes = sum(t.numel() * t.element_size() for t in tensors)
         if call.leaf and self.on_layer is not None:
             self.on_layer(call.order)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .loaded import LoadedModel
-from .torchvision_models import catalog, is_torchvision_name, load_torchvision
+from .torchvision_models import catalog, load_torchvision
 
 
 def source_kind(model: str) -> str:
@@ -28,4 +28,4 @@ def load_model(model: str) -> LoadedModel:
     return load_torchvision(model.strip())
 
 
-__all__ = ["LoadedModel", "catalog", "is_torchvision_name", "load_model", "source_kind"]
+__all__ = ["LoadedModel", "catalog", "load_model", "source_kind"]

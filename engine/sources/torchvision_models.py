@@ -57,10 +57,6 @@ def family_of(name: str) -> str | None:
     return None
 
 
-def is_torchvision_name(name: str) -> bool:
-    return family_of(name) is not None
-
-
 def load_torchvision(name: str) -> LoadedModel:
     import torchvision.models as tvm
 

@@ -94,6 +94,9 @@ def test_views_build_from_a_real_analysis_without_the_window(qtbot):
     for w in (timeline, table, summary):
         qtbot.addWidget(w)
         w.set_analysis(a)
+    # The curves hold the visible range thinned to about two points per pixel, peak included.
+    assert timeline.shown_points() <= 2 * max(200, int(timeline.getViewBox().width())) + 3
+    assert max(timeline.curves["inputs"].yData) * 2**20 == pytest.approx(a.peak.total_bytes)
     # The cursor reports the live bytes at the peak and the layer running there.
     timeline.set_cursor(a.peak.point)
     assert "running:" in timeline.describe(a.peak.point)
