@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMainWindow, QProgressBar, QPushButton, QSplitter, QTabWidget,
                                QVBoxLayout, QWidget)
 
 from .compare import ModeComparisonWidget
 from .config_panel import ConfigPanel
 from .diagram import NetworkDiagramWidget
-from .lifetimes import LifetimesWidget
 from .style import ERROR_STYLE
 from .summary import SummaryWidget
 from .table import LayerTableWidget
-from .timeline import MemoryTimelineWidget
 from .worker import AnalysisWorker, EngineLoader
 
 
@@ -53,24 +51,28 @@ class MainWindow(QMainWindow):
 
         self.summary = SummaryWidget()
         self.diagram = NetworkDiagramWidget()
-        self.timeline = MemoryTimelineWidget()
-        self.lifetimes = LifetimesWidget()
+        # The pyqtgraph views are built right after the window is shown: importing pyqtgraph
+        # costs ~0.6 s, which would otherwise delay the first paint past the 1.5 s target.
+        self.timeline = None
+        self.lifetimes = None
+        self._timeline_slot = QLabel("preparing plots…", alignment=Qt.AlignCenter)
+        self._lifetimes_slot = QLabel("preparing plots…", alignment=Qt.AlignCenter)
         self.table = LayerTableWidget()
         self.compare = ModeComparisonWidget()
-        self.lifetimes.setXLink(self.timeline)
         self._companion = None  # the other mode's request, analysed after the main one
         self._running = None  # the request the worker is running
 
         lower = QTabWidget()
-        lower.addTab(self.lifetimes, "Activation lifetimes")
+        lower.addTab(self._lifetimes_slot, "Activation lifetimes")
         lower.addTab(self.table, "Layer table")
         lower.addTab(self.compare, "Training vs inference")
         self.lower_tabs = lower
         splitter = QSplitter(Qt.Vertical)
         splitter.addWidget(self.diagram)
-        splitter.addWidget(self.timeline)
+        splitter.addWidget(self._timeline_slot)
         splitter.addWidget(lower)
         splitter.setSizes([250, 380, 260])
+        self.splitter = splitter
 
         bar = QHBoxLayout()
         bar.addWidget(self.status, 1)
@@ -94,10 +96,9 @@ class MainWindow(QMainWindow):
         self.worker.sig_failed.connect(self._on_failed)
         self.worker.sig_cancelled.connect(self._on_cancelled)
         self.cancel_button.clicked.connect(self.worker.cancel)
-        for view in (self.diagram, self.table, self.lifetimes):
+        for view in (self.diagram, self.table):
             view.sig_layer_selected.connect(self.select_layer)
         self.diagram.sig_layer_hovered.connect(self._on_layer_hovered)
-        self.timeline.sig_layer_at_cursor.connect(self._on_layer_at_cursor)
         self.loader = EngineLoader(self)
         self.loader.sig_ready.connect(self._on_engine_ready)
         self.loader.sig_failed.connect(self.show_error)
@@ -108,9 +109,31 @@ class MainWindow(QMainWindow):
         """Load the engine in the background, then analyse the initial request."""
         self.worker.submit(self._initial)
         self.loader.start()
+        QTimer.singleShot(0, self.build_plots)
+
+    def build_plots(self) -> None:
+        """Create the pyqtgraph views in place of their placeholders (once)."""
+        if self.timeline is not None:
+            return
+        from .lifetimes import LifetimesWidget
+        from .timeline import MemoryTimelineWidget
+
+        self.timeline = MemoryTimelineWidget()
+        self.lifetimes = LifetimesWidget()
+        self.lifetimes.setXLink(self.timeline)
+        self.splitter.replaceWidget(1, self.timeline)
+        self._timeline_slot.deleteLater()
+        current = self.lower_tabs.currentIndex()
+        self.lower_tabs.removeTab(0)
+        self.lower_tabs.insertTab(0, self.lifetimes, "Activation lifetimes")
+        self.lower_tabs.setCurrentIndex(current)
+        self._lifetimes_slot.deleteLater()
+        self.lifetimes.sig_layer_selected.connect(self.select_layer)
+        self.timeline.sig_layer_at_cursor.connect(self._on_layer_at_cursor)
 
     def set_analysis(self, analysis) -> None:
         self.analysis = analysis
+        self.build_plots()
         self.error.hide()
         self.progress.setValue(1000)
         self.cancel_button.setEnabled(False)
@@ -144,6 +167,14 @@ class MainWindow(QMainWindow):
     def open_model(self, model: str) -> None:
         self.config.set_model(model)
 
+    def open_dropped(self, paths: list[str]) -> None:
+        """Open the first layer spec among dropped files; anything else gets a message."""
+        spec = next((p for p in paths if p.lower().endswith((".yaml", ".yml", ".json"))), None)
+        if spec is None:
+            self.show_error("drop a layer spec (.yaml, .yml or .json)")
+        else:
+            self.open_model(spec)
+
     # ---- Qt overrides
     def closeEvent(self, event):  # noqa: N802
         self.worker.shutdown()
@@ -154,12 +185,7 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def dropEvent(self, event):  # noqa: N802
-        for url in event.mimeData().urls():
-            path = url.toLocalFile()
-            if path.lower().endswith((".yaml", ".yml", ".json")):
-                self.open_model(path)
-                return
-        self.show_error("drop a layer spec (.yaml, .yml or .json)")
+        self.open_dropped([url.toLocalFile() for url in event.mimeData().urls()])
 
     # ---- Private API
     def _on_engine_ready(self, engine) -> None:

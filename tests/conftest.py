@@ -12,3 +12,4 @@ DATA = os.path.join(ROOT, "tests", "data")
 import tempfile  # noqa: E402
 
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="memlens-test-config-")
+
