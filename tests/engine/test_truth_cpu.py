@@ -16,36 +16,34 @@ TINY_TRANSFORMER = os.path.join(SPECS, "tiny_transformer.yaml")
 
 AMP = "amp"  # marks a case run under autocast (bfloat16 on the CPU)
 
+def case(model, batch, mode, optimizer, amp=None, **marks):
+    return pytest.param(model, batch, mode, optimizer, amp, **marks,
+                        id="-".join([os.path.basename(model), mode, optimizer] + ([amp] if amp else [])))
+
+
 CASES = [
-    ("resnet18", 2, "train", "adam"),
-    ("resnet18", 2, "train", "sgd"),
-    ("resnet18", 2, "inference", "none"),
-    ("mobilenet_v3_small", 2, "train", "adam"),
-    ("mobilenet_v3_small", 2, "train", "sgd"),
-    ("mobilenet_v3_small", 2, "inference", "none"),
-    ("vgg11", 2, "train", "adam"),
-    ("vgg11", 2, "train", "momentum"),
-    ("vgg11", 2, "inference", "none"),
-    ("vit_b_16", 1, "train", "adamw"),  # attention: nn.MultiheadAttention
-    ("vit_b_16", 1, "inference", "none"),
-    (TINY_TRANSFORMER, 4, "train", "adam"),  # attention: nn.TransformerEncoderLayer
-    ("resnet18", 2, "train", "adam", AMP),
-    ("resnet18", 2, "inference", "none", AMP),
-    ("mobilenet_v3_small", 2, "train", "sgd", AMP),
-    pytest.param(TINY_TRANSFORMER, 4, "inference", "none", None, marks=pytest.mark.xfail(
+    case("resnet18", 2, "train", "adam"),
+    case("resnet18", 2, "train", "sgd"),
+    case("resnet18", 2, "inference", "none"),
+    case("mobilenet_v3_small", 2, "train", "adam"),
+    case("mobilenet_v3_small", 2, "train", "sgd"),
+    case("mobilenet_v3_small", 2, "inference", "none"),
+    case("vgg11", 2, "train", "adam"),
+    case("vgg11", 2, "train", "momentum"),
+    case("vgg11", 2, "inference", "none"),
+    case("vit_b_16", 1, "train", "adamw"),  # attention: nn.MultiheadAttention
+    case("vit_b_16", 1, "inference", "none"),
+    case(TINY_TRANSFORMER, 4, "train", "adam"),  # attention: nn.TransformerEncoderLayer
+    case("resnet18", 2, "train", "adam", AMP),
+    case("resnet18", 2, "inference", "none", AMP),
+    case("mobilenet_v3_small", 2, "train", "sgd", AMP),
+    case(TINY_TRANSFORMER, 4, "inference", "none", marks=pytest.mark.xfail(
         strict=True, reason="nn.TransformerEncoderLayer's fused inference fast path is not modelled (+12%)")),
 ]
 
 
-def _case_id(case) -> str:
-    values = case if isinstance(case, tuple) else case.values
-    return "-".join([os.path.basename(str(values[0])), *map(str, values[2:])])
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("model, batch, mode, optimizer, amp",
-                         [c + (None,) if isinstance(c, tuple) and len(c) == 4 else c for c in CASES],
-                         ids=[_case_id(c) for c in CASES])
+@pytest.mark.parametrize("model, batch, mode, optimizer, amp", CASES)
 def test_traced_peak_matches_a_measured_cpu_step(model, batch, mode, optimizer, amp):
     request = AnalysisRequest(model=model, batch=batch, mode=mode, optimizer=optimizer, amp=amp == AMP)
     traced = analyze(request)
