@@ -34,26 +34,24 @@ def inference():
     return analyze(AnalysisRequest(model="resnet18", batch=2, mode="inference"))
 
 
+def _shown(qtbot, widget, width, height, analysis):
+    """`widget` on screen at the given size, showing `analysis`."""
+    qtbot.addWidget(widget)
+    widget.resize(width, height)
+    widget.show()
+    qtbot.waitExposed(widget)
+    widget.set_analysis(analysis)
+    return widget
+
+
 @pytest.fixture
 def diagram(qtbot, train):
-    view = NetworkDiagramWidget()
-    qtbot.addWidget(view)
-    view.resize(1200, 700)
-    view.show()
-    qtbot.waitExposed(view)
-    view.set_analysis(train)
-    return view
+    return _shown(qtbot, NetworkDiagramWidget(), 1200, 700, train)
 
 
 @pytest.fixture
 def lifetimes(qtbot, train):
-    plot = LifetimesWidget()
-    qtbot.addWidget(plot)
-    plot.resize(1100, 650)
-    plot.show()
-    qtbot.waitExposed(plot)
-    plot.set_analysis(train)
-    return plot
+    return _shown(qtbot, LifetimesWidget(), 1100, 650, train)
 
 
 def _save(widget, tmp_path, name):
