@@ -184,7 +184,6 @@ class ConfigPanel(QWidget):
     def _on_open_spec(self):
         path, _ = QFileDialog.getOpenFileName(self, "Open layer spec", "", "Layer specs (*.yaml *.yml *.json)")
         if path:
-            self._remember(path)
             self.set_model(path)
 
     def _on_open_python(self):
@@ -196,9 +195,7 @@ class ConfigPanel(QWidget):
         fn, ok = QInputDialog.getText(self, "Function", f"Function in {os.path.basename(path)} returning an "
                                       "nn.Module (the file will be executed):", text="build")
         if ok and fn.strip():
-            target = f"{path}:{fn.strip()}"
-            self._remember(target)
-            self.set_model(target)
+            self.set_model(f"{path}:{fn.strip()}")
 
     def _settings(self) -> QSettings:
         return QSettings("MemLens", "MemLens")

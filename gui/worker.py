@@ -78,6 +78,8 @@ class AnalysisWorker(QObject):
 
     def submit(self, request) -> None:
         """Run `request`; supersedes (cancels) one that is running."""
+        if self._closed:
+            return
         with self._lock:
             if self._engine is None or self._running:
                 self._pending = request
