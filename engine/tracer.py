@@ -123,13 +123,10 @@ class StepRecorder(TorchDispatchMode):
     # ---- Public API
     def register_existing(self, tensor: torch.Tensor, category: str, on_device: bool = True) -> None:
         """A storage that is live before the step starts (counted in the initial state)."""
-        st = tensor.untyped_storage()
-        key = id(st)
-        if key in self.live:
+        tracked = self._track(tensor, on_device)
+        if tracked is None:
             return
-        serial = self._new_serial()
-        nbytes = block_bytes(st.nbytes(), self.device) if on_device else 0
-        self.live[key] = (serial, nbytes, weakref.ref(st, self._freed_callback(key)))
+        serial, nbytes = tracked
         self.category_of[serial] = category
         self.alloc_phase[serial] = -1
         self.initial[category] += nbytes
@@ -245,14 +242,22 @@ class StepRecorder(TorchDispatchMode):
             return self.stack[-1].code
         return self.loss_module if self.phase == _PHASE["forward"] else self.optimizer_module
 
-    def _on_output(self, t: torch.Tensor) -> None:
+    def _track(self, t: torch.Tensor, on_device: bool = True) -> tuple[int, int] | None:
+        """Start following `t`'s storage until it dies: (serial, bytes), or None if already known."""
         st = t.untyped_storage()
         key = id(st)
         if key in self.live:
-            return
+            return None
         serial = self._new_serial()
-        nbytes = block_bytes(st.nbytes(), self.device)
+        nbytes = block_bytes(st.nbytes(), self.device) if on_device else 0
         self.live[key] = (serial, nbytes, weakref.ref(st, self._freed_callback(key)))
+        return serial, nbytes
+
+    def _on_output(self, t: torch.Tensor) -> None:
+        tracked = self._track(t)
+        if tracked is None:
+            return
+        serial, nbytes = tracked
         self.alloc_phase[serial] = self.phase
         if self.stack and self.phase == _PHASE["forward"]:
             self.alloc_call[serial] = self.stack[-1].order
