@@ -9,18 +9,10 @@ from PySide6.QtWidgets import QApplication, QGraphicsSimpleTextItem
 
 from engine import AnalysisRequest, analyze
 from engine.units import format_bytes, format_count
-from gui.diagram import (
-    GROUP_GAP,
-    GROUP_PAD,
-    KIND_COLOURS,
-    SUMMARY_COLOUR,
-    GroupFrameItem,
-    GroupSummaryItem,
-    GroupToggleItem,
-    LayerBlockItem,
-    NetworkDiagramWidget,
-    group_layers,
-)
+from gui.diagram import NetworkDiagramWidget
+from gui.diagram_items import GroupFrameItem, GroupSummaryItem, GroupToggleItem, LayerBlockItem
+from gui.diagram_layout import GROUP_GAP, GROUP_PAD, group_layers
+from gui.style import DEFAULT_DISPLAY, ramp_colour
 from gui.lifetimes import LifetimesWidget
 
 
@@ -72,10 +64,14 @@ def test_one_block_per_layer(diagram, train):
     assert [b.layer_name for b in diagram.blocks()] == [layer.name for layer in train.layers]
 
 
-def test_blocks_use_kind_colours(diagram, train):
-    for kind in ("conv", "linear"):
-        block = diagram.block(_first(train, kind).name)
-        assert block.brush().color() == QColor(KIND_COLOURS[kind])
+def test_blocks_are_shaded_by_memory_not_by_a_category_colour(diagram, train):
+    theme = DEFAULT_DISPLAY.colours
+    conv1, fc = diagram.block("conv1"), diagram.block("fc")
+    assert conv1.brush().color() == QColor(theme.memory_ramp[-1])  # the largest output: darkest
+    assert fc.brush().color() == QColor(ramp_colour(theme, fc.box.fraction))
+    assert QColor(theme.memory_ramp[-1]).lightness() < QColor(theme.memory_ramp[0]).lightness()
+    fills = {block.brush().color().name() for block in diagram.blocks()}
+    assert not fills & {c.lower() for c in theme.categories.values()}
 
 
 def test_bigger_output_is_taller(diagram, train):
@@ -288,8 +284,7 @@ def test_collapse_group_replaces_its_blocks_with_one_summary(diagram, train):
     biggest = max(layer.output_bytes for layer in group.layers)
     assert summary.label_lines() == ["layer1.0", "6 layers", f"{format_count(params)} params",
                                      f"max {format_bytes(biggest)}"]
-    assert summary.brush().color() == QColor(SUMMARY_COLOUR)
-    assert summary.brush().color().name() not in {c.lower() for c in KIND_COLOURS.values()}
+    assert summary.brush().color() == QColor(ramp_colour(DEFAULT_DISPLAY.colours, summary.box.fraction))
     # no gap: the next group's frame starts one group gap after the summary's frame
     assert diagram.block("layer1.1.conv1").rect().left() == pytest.approx(
         summary.rect().right() + 2 * GROUP_PAD + GROUP_GAP)
@@ -376,9 +371,9 @@ def test_big_network_starts_collapsed(qtbot, diagram, densenet, train):
     visible = len(diagram.blocks()) + len(_summary_items(diagram))
     assert visible == len(names) + sum(1 for layer in densenet.layers if not layer.parent)
     assert visible < len(densenet.layers) / 4
-    texts = [item.text() for item in diagram.scene().items() if isinstance(item, QGraphicsSimpleTextItem)]
-    assert any("groups start collapsed" in text and "606 layers" in text for text in texts)
-    assert any("F: fit" in text for text in texts)
+    texts = " ".join(item.text() for item in diagram.scene().items() if isinstance(item, QGraphicsSimpleTextItem))
+    assert "groups start collapsed" in texts and "606 layers" in texts
+    assert "F: fit" in texts
     diagram.expand_all()
     assert len(diagram.blocks()) == len(densenet.layers)
     diagram.set_analysis(train)  # a small network opens expanded again
