@@ -409,3 +409,68 @@ def test_collapsed_pngs(qtbot, diagram, densenet, tmp_path):
     _save(diagram, tmp_path, "collapsed_resnet18")
     diagram.set_analysis(densenet)
     _save(diagram, tmp_path, "collapsed_densenet201")
+
+
+# --- labels with the real fonts, lifetimes tooltips and row labels ------------------------------------
+def test_labels_fit_their_blocks_with_the_real_fonts(qtbot, diagram, densenet):
+    from PySide6.QtGui import QFontMetricsF
+
+    for analysis in (densenet, None):
+        if analysis is not None:
+            diagram.set_analysis(analysis)
+        else:
+            diagram.expand_all()
+        style = diagram.blocks()[0]._style if diagram.blocks() else _summary_items(diagram)[0]._style
+        name_fm, label_fm = QFontMetricsF(style.name_font), QFontMetricsF(style.label_font)
+        for item in [*diagram.blocks(), *_summary_items(diagram)]:
+            for i, line in enumerate(item.label_lines()):
+                assert (name_fm if i == 0 else label_fm).horizontalAdvance(line) <= item.label_rect().width(), line
+        frames = {item.group_name: item for item in diagram.scene().items() if isinstance(item, GroupFrameItem)}
+        for toggle in (item for item in diagram.scene().items() if isinstance(item, GroupToggleItem)):
+            assert toggle.group_name in toggle.text()  # 'features.denseblock1', not '…ures.denseblock1'
+            assert toggle.sceneBoundingRect().right() <= frames[toggle.group_name].sceneBoundingRect().right() + 1
+
+
+def test_lifetime_bars_have_tooltips(lifetimes, train):
+    name = "layer1.0.conv1"
+    life = next(lt for lt in train.lifetimes if lt.category == "activations" and lt.module == name)
+    row = lifetimes.row_names().index(name)
+    bar = lifetimes.bar_at((life.alloc_point + life.free_point) / 2, row)
+    tip = lifetimes.bar_tooltip(bar)
+    assert tip.startswith(f"{name}: {format_bytes(life.nbytes)}")
+    assert f"allocated: event {life.alloc_point} (forward)" in tip and "freed: event" in tip
+    vb = lifetimes.getPlotItem().getViewBox()
+    lifetimes.scene().sigMouseMoved.emit(vb.mapViewToScene(QPointF((life.alloc_point + life.free_point) / 2, row)))
+    assert lifetimes.toolTip() == tip
+    lifetimes.scene().sigMouseMoved.emit(vb.mapViewToScene(QPointF(life.free_point + 40, row)))
+    assert lifetimes.toolTip() == ""
+
+
+def test_row_labels_thin_out_so_they_never_overlap(qtbot, densenet):
+    plot = LifetimesWidget()
+    qtbot.addWidget(plot)
+    plot.resize(900, 400)
+    plot.show()
+    plot.set_analysis(densenet)
+    QApplication.processEvents()
+    axis = plot.getPlotItem().getAxis("left")
+    rows = len(plot.row_names())
+    assert rows > 300
+    (lo, hi), = [sorted(axis.range)]
+    (step, values), = axis.tickValues(lo, hi, axis.size().height())
+    px_per_row = axis.size().height() / (hi - lo)
+    from PySide6.QtGui import QFontMetricsF
+    line = QFontMetricsF(axis.style["tickFont"]).height()
+    assert step > 1 and step * px_per_row >= line  # one line of text per label at least
+    assert values == list(range(values[0], values[-1] + 1, int(step)))
+    assert all(text for text in axis.tickStrings(values, 1.0, step))
+
+
+def test_lifetimes_prepare_is_plain_data_and_clipped_to_the_step(train):
+    from gui.lifetimes import prepare
+
+    rows = prepare(train)
+    assert rows.x0.min() >= 0 and rows.x1.max() <= len(train.timeline) - 1  # within the timeline's x-range
+    assert (rows.x1 >= rows.x0).all()
+    assert len(rows.x0) == sum(1 for lt in train.lifetimes if lt.category == "activations")
+    assert rows.row_names[: 2] == ("conv1", "bn1")
