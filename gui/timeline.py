@@ -95,6 +95,7 @@ class ProgressAxis(pg.AxisItem):
         super().__init__(*args, **kwargs)
         self._phases: tuple = ()
         self._landmarks: tuple = ()
+        self._landmark_points = np.zeros(0)
         self._labels: dict[float, str] = {}
         self.setStyle(hideOverlappingLabels=False)  # tickValues already keeps labels apart
         self.setLabel("step progress — layer groups as they run (event index: see the cursor)")
@@ -102,29 +103,43 @@ class ProgressAxis(pg.AxisItem):
     def set_progress(self, phase_spans, landmarks) -> None:
         self._phases = tuple((start, phase) for phase, start, end in phase_spans if end > start)
         self._landmarks = tuple(landmarks)
+        self._landmark_points = np.array([p for p, _ in self._landmarks], dtype=np.float64)
         self.picture = None
         self.update()
 
     def tickValues(self, minVal, maxVal, size):  # noqa: N802 (pyqtgraph name)
         if not self._phases and not self._landmarks:
             return super().tickValues(minVal, maxVal, size)
-        font = self.style.get("tickFont") or self.font()
-        fm = QFontMetricsF(font)
+        fm = QFontMetricsF(self.style.get("tickFont") or self.font())
         per_px = (maxVal - minVal) / max(size, 1.0)
         self._labels = {}
-        taken: list[tuple[float, float]] = []  # (left, right) in pixels of labels placed
+        taken: list[tuple[float, float]] = []  # (left, right) in pixels of the phase labels placed
 
-        def place(point, text) -> bool:
+        def span(point, text):
             x = (point - minVal) / per_px
             half = fm.horizontalAdvance(text) / 2 + 6
-            if x < -1 or x > size + 1 or any(x - half < r and l < x + half for l, r in taken):
-                return False
-            taken.append((x - half, x + half))
-            self._labels[float(point)] = text
-            return True
+            return x - half, x + half
 
-        phases = [p for p, text in self._phases if place(p, f"▶ {text}")]
-        marks = [p for p, text in self._landmarks if place(p, text)]
+        phases = []
+        for point, text in self._phases:
+            left, right = span(point, f"▶ {text}")
+            if -1 <= (left + right) / 2 <= size + 1 and not any(left < r and l < right for l, r in taken):
+                taken.append((left, right))
+                phases.append(point)
+                self._labels[float(point)] = f"▶ {text}"
+        # Landmarks in view only, and at most one per 30 px to try: a million-event step has
+        # a hundred thousand of them, and this runs on every repaint.
+        lo, hi = np.searchsorted(self._landmark_points, [minVal, maxVal])
+        stride = max(1, int((hi - lo) // max(size / 30.0, 1.0)))
+        marks, last_right = [], -np.inf
+        for i in range(int(lo), int(hi), stride):
+            point, text = self._landmarks[i]
+            left, right = span(point, text)
+            if left < last_right or any(left < r and l < right for l, r in taken):
+                continue
+            marks.append(point)
+            last_right = right
+            self._labels[float(point)] = text
         return [(1.0, phases), (1.0, marks)]
 
     def tickStrings(self, values, scale, spacing):  # noqa: N802
@@ -389,10 +404,15 @@ class MemoryTimelineWidget(pg.PlotWidget):
         picks = self.analysis.timeline.peak_points(lo, hi, max_points=2 * width_px)
         x = picks.astype(np.float64)
         factor = float(self._unit[1])
-        self._base.setData(x, np.zeros(len(picks)))
         stacked = self._data.stacked[:, picks] / factor
-        for row, cat in enumerate(CATEGORIES):
-            self.curves[cat].setData(x, stacked[row])
+        # Each curve bounds two fills, which would each rebuild their path on every curve's
+        # change (14 rebuilds); set all the data quietly, then rebuild each fill once.
+        for curve, y in ((self._base, np.zeros(len(picks))), *zip(self.curves.values(), stacked)):
+            curve.blockSignals(True)
+            curve.setData(x, y)
+            curve.blockSignals(False)
+        for fill in self.fills.values():
+            fill.updatePath()
         visible_max = float(stacked[-1].max()) if len(picks) else 1.0
         capacity = (self._capacity[0] or 0) / factor
         if capacity <= 3 * visible_max:
