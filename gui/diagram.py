@@ -24,8 +24,7 @@ from .style import DEFAULT_DISPLAY, TEXT_PX, Display
 
 __all__ = ["NetworkDiagramWidget", "prepare", "group_layers", "COLLAPSE_ABOVE"]
 
-HINTS = ("wheel: zoom", "drag: pan", "F: fit (or double-click the background)",
-         f"{EXPANDED_MARK}/{COLLAPSED_MARK} or double-click a frame: collapse/expand a group")
+HINTS = ("wheel: zoom", "drag: pan", "F: fit", f"{EXPANDED_MARK}/{COLLAPSED_MARK} or double-click a frame: collapse/expand")
 MARGIN = 16.0  # scene room around the layout
 RELAYOUT_STEP = 24.0  # re-flow rows only when the viewport width changed by more than this
 
@@ -264,24 +263,24 @@ class NetworkDiagramWidget(QGraphicsView):
         width; returns the legend's bottom."""
         model, theme = self._model, self._display.colours
         line_h = self._metrics.line_h
-        caption = [f"{model.model_name} — {model.layer_count} layers in {len(model.group_names())} groups",
-                   "block height and shade: output bytes (log scale)"]
+        caption = [f"{model.model_name} — {model.layer_count} layers in {len(model.group_names())} groups"]
         if model.starts_collapsed:
-            caption.append(f"over {COLLAPSE_ABOVE} layers: groups start collapsed ({COLLAPSED_MARK} expands one)")
+            caption.append(f"over {COLLAPSE_ABOVE} layers, groups start collapsed")
+        # One flow, wrapped at the row width: the panel is short at 1280×720, so no line is wasted.
         x, y = 0.0, 0.0
         for font, colour, pieces in ((self._name_font, theme.text, caption),
                                      (self._label_font, theme.muted_text, HINTS)):
             fm = QFontMetricsF(font)
-            for i, piece in enumerate(pieces):
-                text = piece if i == len(pieces) - 1 else piece + " ·"
+            for piece in pieces:
+                text = piece + " ·"
                 w = fm.horizontalAdvance(text)
                 if x > 0 and x + w > self._row_width:
                     x, y = 0.0, y + line_h
                 self._add_text(text, font, colour, x, y)
                 x += w + fm.horizontalAdvance(" ")
-            x, y = 0.0, y + line_h + 2
+        x, y = 0.0, y + line_h + 2
         x, y = self._legend_glyphs(y)
-        return self._legend_ramp(x, y) + line_h
+        return self._legend_ramp(x + 12, y) + line_h
 
     def _legend_glyphs(self, y: float) -> tuple[float, float]:
         """One glyph and name per layer kind present; returns where the row ends (x, y)."""
@@ -307,10 +306,10 @@ class NetworkDiagramWidget(QGraphicsView):
         lo, hi = (int(round(10 ** v)) for v in self._model.log_range)
         low, high = (format_size(v, self._display.decimal_units) for v in (lo, hi))
         ramp = theme.memory_ramp
-        w = fm.horizontalAdvance(f"output bytes: {low}  {high}") + 14 * len(ramp) + 12
+        w = fm.horizontalAdvance(f"block height and shade = output bytes: {low}  {high}") + 14 * len(ramp) + 12
         if x > 0 and x + w > self._row_width:
             x, y = 0.0, y + self._metrics.line_h
-        x += self._add_text("output bytes:", self._label_font, theme.text, x, y).boundingRect().width() + 6
+        x += self._add_text("block height and shade = output bytes:", self._label_font, theme.text, x, y).boundingRect().width() + 6
         x += self._add_text(low, self._label_font, theme.muted_text, x, y).boundingRect().width() + 4
         for colour in ramp:
             self._scene.addRect(QRectF(x, y + 2, 14, 10), QPen(QColor(theme.axis), 0.5), QBrush(QColor(colour)))

@@ -27,6 +27,7 @@ from .diagram_layout import group_layers, short_path
 from .style import CATEGORY_LABELS, DEFAULT_DISPLAY, TEXT_PX, Display
 
 HEADROOM = 1.22  # y range above the visible maximum: room for the peak label
+PROGRESS_LABEL = "step progress: phases and layer groups as they run"
 
 
 # ---- Qt-free preparation (worker thread)
@@ -96,14 +97,18 @@ class ProgressAxis(pg.AxisItem):
         self._phases: tuple = ()
         self._landmarks: tuple = ()
         self._landmark_points = np.zeros(0)
+        self._by_run = np.zeros(0, dtype=int)
         self._labels: dict[float, str] = {}
-        self.setStyle(hideOverlappingLabels=False)  # tickValues already keeps labels apart
-        self.setLabel("step progress — layer groups as they run (event index: see the cursor)")
+        # tickValues keeps labels apart; let the first and last reach past the axis ends
+        self.setStyle(hideOverlappingLabels=60)
+        self.setLabel(PROGRESS_LABEL)
 
     def set_progress(self, phase_spans, landmarks) -> None:
         self._phases = tuple((start, phase) for phase, start, end in phase_spans if end > start)
         self._landmarks = tuple(landmarks)
         self._landmark_points = np.array([p for p, _ in self._landmarks], dtype=np.float64)
+        runs = np.diff(self._landmark_points, append=self._landmark_points[-1:] + 1) if self._landmarks else []
+        self._by_run = np.argsort(-np.asarray(runs), kind="stable")
         self.picture = None
         self.update()
 
@@ -127,19 +132,20 @@ class ProgressAxis(pg.AxisItem):
                 taken.append((left, right))
                 phases.append(point)
                 self._labels[float(point)] = f"▶ {text}"
-        # Landmarks in view only, and at most one per 30 px to try: a million-event step has
-        # a hundred thousand of them, and this runs on every repaint.
-        lo, hi = np.searchsorted(self._landmark_points, [minVal, maxVal])
-        stride = max(1, int((hi - lo) // max(size / 30.0, 1.0)))
-        marks, last_right = [], -np.inf
-        for i in range(int(lo), int(hi), stride):
+        # Landmarks in view, longest runs first (the backward pass flips between modules for a
+        # few events at a time); at most a few hundred tried per repaint, whatever the step's size.
+        points = self._landmark_points[self._by_run]
+        tried = self._by_run[(points >= minVal) & (points <= maxVal)][:300]
+        marks = []
+        for i in tried:
             point, text = self._landmarks[i]
             left, right = span(point, text)
-            if left < last_right or any(left < r and l < right for l, r in taken):
+            if any(left < r and l < right for l, r in taken):
                 continue
+            taken.append((left, right))
             marks.append(point)
-            last_right = right
             self._labels[float(point)] = text
+        marks.sort()
         return [(1.0, phases), (1.0, marks)]
 
     def tickStrings(self, values, scale, spacing):  # noqa: N802
@@ -180,9 +186,9 @@ class MemoryTimelineWidget(pg.PlotWidget):
         vb.disableAutoRange()
         vb.sigXRangeChanged.connect(lambda _vb, rng: self._refresh_curves(rng))
         self.scene().sigMouseClicked.connect(self._on_clicked)
+        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.cursor = pg.InfiniteLine(angle=90, movable=True)
         self.cursor.sigPositionChanged.connect(self._on_cursor_moved)
-        self.cursor_label = pg.TextItem(anchor=(0, 1))
         self.peak_label = pg.TextItem(anchor=(0.5, 1.15))
         self.peak_marker = pg.ScatterPlotItem(size=10)
         self.span = pg.LinearRegionItem(movable=False)
@@ -225,10 +231,6 @@ class MemoryTimelineWidget(pg.PlotWidget):
             axis.label.setFont(normal)
         self.showGrid(x=False, y=True, alpha=theme.grid_alpha)
         self.cursor.setPen(pg.mkPen(theme.cursor, width=1.5 * theme.line_width, style=Qt.PenStyle.DashLine))
-        self.cursor_label.fill = pg.mkBrush(theme.background)
-        self.cursor_label.border = pg.mkPen(theme.axis)
-        self.cursor_label.setColor(theme.text)
-        self.cursor_label.setFont(small)
         self.peak_label.setColor(theme.peak)
         self.peak_label.setFont(normal)
         self.peak_marker.setBrush(pg.mkBrush(theme.peak))
@@ -277,6 +279,10 @@ class MemoryTimelineWidget(pg.PlotWidget):
 
     def cursor_point(self) -> int:
         return int(round(self.cursor.value()))
+
+    def cursor_text(self) -> str:
+        """The one-line readout under the plot: live bytes, phase, event index, running layer."""
+        return self._axis.labelText
 
     def describe(self, point: int) -> str:
         """What is live at `point`, per category, which layer runs there, and the event index."""
@@ -348,12 +354,13 @@ class MemoryTimelineWidget(pg.PlotWidget):
         where = ", ".join(x for x in (peak.phase, peak.module) if x)
         self.peak_label.setText(f"peak {self._size(peak.total_bytes)}" + (f" ({where})" if where else ""))
         self.peak_label.setPos(peak.point, peak.total_bytes / factor)
+        where_x = peak.point / max(n - 1, 1)  # keep the label inside: left-align near the left edge
+        self.peak_label.setAnchor((0.0 if where_x < 0.25 else 1.0 if where_x > 0.75 else 0.5, 1.15))
         self.addItem(self.peak_label, ignoreBounds=True)
         for region in (self.span, self.preview_span):
             region.setVisible(False)
             self.addItem(region)
         self.addItem(self.cursor)
-        self.addItem(self.cursor_label, ignoreBounds=True)
         if capacity_bytes:
             self.capacity_line = pg.InfiniteLine(
                 pos=capacity_bytes / factor, angle=0, movable=False,
@@ -427,16 +434,23 @@ class MemoryTimelineWidget(pg.PlotWidget):
         if vb.sceneBoundingRect().contains(event.scenePos()):
             self.cursor.setValue(vb.mapSceneToView(event.scenePos()).x())
 
+    def _on_mouse_moved(self, pos) -> None:
+        """The tooltip tells what is live at the point under the mouse, with its event index."""
+        vb = self.getViewBox()
+        if self.analysis is not None and vb.sceneBoundingRect().contains(pos):
+            point = int(round(vb.mapSceneToView(pos).x()))
+            self.setToolTip(self.describe(max(0, min(point, len(self.analysis.timeline) - 1))))
+
     def _on_cursor_moved(self, *_):
         if self.analysis is None:
             return
         point = max(0, min(self.cursor_point(), len(self.analysis.timeline) - 1))
         text = self.describe(point)
-        self.cursor_label.setText(text)
-        (x0, x1), (y0, y1) = self.viewRange()
-        left_half = point < (x0 + x1) / 2
-        self.cursor_label.setAnchor((0, 1) if left_half else (1, 1))
-        self.cursor_label.setPos(point + (x1 - x0) * (0.01 if left_half else -0.01), y0 + (y1 - y0) * 0.03)
+        # The readout goes under the plot, never over the data; the breakdown is the tooltip.
+        layer = self.layer_at(point)
+        readout = text.split("\n", 1)[0] + (f" · running {layer}" if layer else "")
+        self._axis.setLabel(f"{PROGRESS_LABEL} — cursor: {readout}")
+        self.setToolTip(text)
         self.sig_cursor_moved.emit(point, text)
         self.sig_layer_at_cursor.emit(self.layer_at(point))
 
