@@ -23,7 +23,7 @@ from PySide6.QtGui import QFont, QFontMetricsF
 from engine.categories import CATEGORIES  # plain constants: no torch work
 from engine.units import choose_unit, format_size
 
-from .diagram_layout import group_layers, short_path
+from .diagram_layout import display_names, group_layers, short_path
 from .style import CATEGORY_LABELS, DEFAULT_DISPLAY, TEXT_PX, Display
 
 HEADROOM = 1.22  # y range above the visible maximum: room for the peak label
@@ -37,19 +37,20 @@ class TimelineData:
 
     stacked: np.ndarray  # (categories, points) cumulative live bytes, CATEGORIES order
     present: tuple  # categories that ever hold bytes (the legend lists only these)
-    landmarks: tuple  # (point, label): where each layer group starts running, in order
+    landmarks: tuple  # (point, label): where groups, then layers, start running, best first
     phase_spans: tuple
 
 
-def _landmark_units(analysis) -> tuple[dict[str, int], list[str]]:
-    """Module name -> landmark unit, and each unit's label: one unit per framed diagram group,
-    one per top-level layer, plus the loss and the optimizer."""
+def _landmark_units(analysis, by_layer: bool) -> tuple[dict[str, int], list[str]]:
+    """Module name -> landmark unit, and each unit's label: one unit per framed diagram group
+    and per top-level layer (or per layer when `by_layer`), plus the loss and the optimizer."""
     unit_of: dict[str, int] = {}
     labels: list[str] = []
     for group in group_layers(analysis.layers):
-        members = [[layer] for layer in group.layers] if not group.name else [list(group.layers)]
+        members = [[layer] for layer in group.layers] if by_layer or not group.name else [list(group.layers)]
+        names = display_names(group) if by_layer and group.name else {}
         for layers in members:
-            label = short_path(group.name or layers[0].name)
+            label = names.get(layers[0].name) or short_path(layers[0].name if not group.name else group.name)
             for layer in layers:
                 unit_of[layer.name] = len(labels)
             labels.append(label)
@@ -59,23 +60,35 @@ def _landmark_units(analysis) -> tuple[dict[str, int], list[str]]:
     return unit_of, labels
 
 
-def progress_landmarks(analysis) -> tuple:
-    """(point, label) wherever the running layer group changes (forward, then backward in
-    reverse, then the optimizer); events of parent modules continue the current group."""
+def _run_starts(analysis, by_layer: bool) -> list[tuple[int, str, int]]:
+    """(point, label, run length) where the running unit changes; events of parent modules
+    continue the current unit."""
     events = analysis.events
-    if not len(events):
-        return ()
-    unit_of, labels = _landmark_units(analysis)
+    unit_of, labels = _landmark_units(analysis, by_layer)
     lut = np.array([unit_of.get(m, unit_of.get(m.split("#", 1)[0], -1)) for m in events.modules], dtype=np.int64)
     units = lut[events.module]
     known = units >= 0
     if not known.any():
-        return ()
+        return []
     idx = np.where(known, np.arange(len(units)), 0)
-    np.maximum.accumulate(idx, out=idx)  # forward-fill: a parent's event continues the last group
+    np.maximum.accumulate(idx, out=idx)  # forward-fill
     units = np.where(known[idx], units[idx], -1)
     starts = np.flatnonzero(np.diff(np.concatenate([[-2], units])) != 0)
-    return tuple((int(s) + 1, labels[units[s]]) for s in starts if units[s] >= 0)
+    runs = np.diff(np.append(starts, len(units)))
+    return [(int(s) + 1, labels[units[s]], int(r)) for s, r in zip(starts, runs) if units[s] >= 0]
+
+
+def progress_landmarks(analysis) -> tuple:
+    """(point, label) where each layer group starts running (forward, then backward in reverse,
+    then the optimizer), then where each layer starts, in the order the axis should try them:
+    groups before layers, longer runs first (the backward flips between modules every few events)."""
+    if not len(analysis.events):
+        return ()
+    groups = _run_starts(analysis, by_layer=False)
+    at_group = {p for p, _, _ in groups}
+    layers = [item for item in _run_starts(analysis, by_layer=True) if item[0] not in at_group]
+    ranked = sorted(groups, key=lambda g: -g[2]) + sorted(layers, key=lambda g: -g[2])
+    return tuple((p, label) for p, label, _ in ranked)
 
 
 def prepare(analysis) -> TimelineData:
@@ -97,7 +110,6 @@ class ProgressAxis(pg.AxisItem):
         self._phases: tuple = ()
         self._landmarks: tuple = ()
         self._landmark_points = np.zeros(0)
-        self._by_run = np.zeros(0, dtype=int)
         self._labels: dict[float, str] = {}
         # tickValues keeps labels apart; let the first and last reach past the axis ends
         self.setStyle(hideOverlappingLabels=60)
@@ -107,8 +119,6 @@ class ProgressAxis(pg.AxisItem):
         self._phases = tuple((start, phase) for phase, start, end in phase_spans if end > start)
         self._landmarks = tuple(landmarks)
         self._landmark_points = np.array([p for p, _ in self._landmarks], dtype=np.float64)
-        runs = np.diff(self._landmark_points, append=self._landmark_points[-1:] + 1) if self._landmarks else []
-        self._by_run = np.argsort(-np.asarray(runs), kind="stable")
         self.picture = None
         self.update()
 
@@ -132,10 +142,10 @@ class ProgressAxis(pg.AxisItem):
                 taken.append((left, right))
                 phases.append(point)
                 self._labels[float(point)] = f"▶ {text}"
-        # Landmarks in view, longest runs first (the backward pass flips between modules for a
-        # few events at a time); at most a few hundred tried per repaint, whatever the step's size.
-        points = self._landmark_points[self._by_run]
-        tried = self._by_run[(points >= minVal) & (points <= maxVal)][:300]
+        # Landmarks in view, in their ranked order; at most a few hundred tried per repaint,
+        # whatever the step's size.
+        points = self._landmark_points
+        tried = np.flatnonzero((points >= minVal) & (points <= maxVal))[:300]
         marks = []
         for i in tried:
             point, text = self._landmarks[i]
