@@ -18,7 +18,7 @@ from engine.units import format_size
 
 from .diagram_items import (GLYPH, GroupFrameItem, GroupSummaryItem, GroupToggleItem, ItemStyle, LayerBlockItem,
                             _DiagramBlock, kind_glyph)
-from .diagram_layout import (COLLAPSE_ABOVE, COLLAPSED_MARK, EXPANDED_MARK, DiagramLayout, DiagramModel,
+from .diagram_layout import (BLOCK_H_COMPACT, BLOCK_H_MAX, COLLAPSE_ABOVE, COLLAPSED_MARK, EXPANDED_MARK, DiagramLayout, DiagramModel,
                              TextMetrics, group_layers, layout_diagram, prepare_diagram)
 from .style import DEFAULT_DISPLAY, TEXT_PX, Display
 
@@ -27,6 +27,7 @@ __all__ = ["NetworkDiagramWidget", "prepare", "group_layers", "COLLAPSE_ABOVE"]
 HINTS = ("wheel: zoom", "drag: pan", "F: fit", f"{EXPANDED_MARK}/{COLLAPSED_MARK} or double-click a frame: collapse/expand")
 MARGIN = 16.0  # scene room around the layout
 RELAYOUT_STEP = 24.0  # re-flow rows only when the viewport width changed by more than this
+COMPACT_BELOW = 300  # viewport heights under this get BLOCK_H_COMPACT blocks: a row stays in view
 
 
 def prepare(analysis) -> DiagramModel:
@@ -60,6 +61,7 @@ class NetworkDiagramWidget(QGraphicsView):
         self._hovered = ""
         self._fit_mode: str | None = "width"  # re-applied on resize until the user zooms
         self._row_width = 0.0
+        self._block_h_max = BLOCK_H_MAX
         self._relayout = QTimer(self, singleShot=True, interval=120)
         self._relayout.timeout.connect(self._on_relayout)
         self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing)
@@ -89,7 +91,7 @@ class NetworkDiagramWidget(QGraphicsView):
         self._collapsed = set(self._model.starts_collapsed)
         self._selected = self._previewed = None
         self._fit_mode = "width"
-        self._row_width = self._wanted_row_width()
+        self._row_width, self._block_h_max = self._wanted_geometry()
         self._rebuild()
         if self._selection is not None:
             self._mark(self._selection.selected, "selected")
@@ -215,9 +217,15 @@ class NetworkDiagramWidget(QGraphicsView):
         if not rect.isEmpty():
             self.ensureVisible(rect, 40, 40)
 
-    def _wanted_row_width(self) -> float:
-        """Rows as wide as the viewport at 1:1 (text readable without zooming), 480 px at least."""
-        return max(480.0, self.viewport().width() - 2 * MARGIN - 8)
+    def _wanted_geometry(self) -> tuple[float, float]:
+        """Rows as wide as the viewport at 1:1 (text readable without zooming), 480 px at least;
+        shorter blocks in a short panel."""
+        height = BLOCK_H_COMPACT if self.viewport().height() < COMPACT_BELOW else BLOCK_H_MAX
+        return max(480.0, self.viewport().width() - 2 * MARGIN - 8), height
+
+    def _needs_relayout(self) -> bool:
+        width, height = self._wanted_geometry()
+        return abs(width - self._row_width) > RELAYOUT_STEP or height != self._block_h_max
 
     def _rebuild(self) -> None:
         """Lay the scene out again from the model and the collapsed set; keep the marks."""
@@ -228,7 +236,7 @@ class NetworkDiagramWidget(QGraphicsView):
             self._scene.addSimpleText("No layers to show").setFont(self._name_font)
         else:
             self._layout = layout_diagram(self._model, self._collapsed, self._metrics, self._row_width,
-                                          self._display.decimal_units)
+                                          self._display.decimal_units, self._block_h_max)
             legend_bottom = self._add_legend()
             self._add_items(self._layout, legend_bottom + 10)
         self._scene.setSceneRect(self._scene.itemsBoundingRect().adjusted(-MARGIN, -MARGIN, MARGIN, MARGIN))
@@ -363,15 +371,14 @@ class NetworkDiagramWidget(QGraphicsView):
         self.centerOn(rect.center().x(), rect.top() + self.viewport().height() / (2 * scale))
 
     def _on_relayout(self) -> None:
-        wanted = self._wanted_row_width()
-        if self._model is not None and self._fit_mode == "width" and abs(wanted - self._row_width) > RELAYOUT_STEP:
-            self._row_width = wanted
+        if self._model is not None and self._fit_mode == "width" and self._needs_relayout():
+            self._row_width, self._block_h_max = self._wanted_geometry()
             self._rebuild()
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
         self._apply_fit()
-        if self._model is not None and abs(self._wanted_row_width() - self._row_width) > RELAYOUT_STEP:
+        if self._model is not None and self._needs_relayout():
             self._relayout.start()
 
     def keyPressEvent(self, event) -> None:  # noqa: N802

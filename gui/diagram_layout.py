@@ -27,6 +27,7 @@ GROUP_PAD = 7.0  # frame padding around its blocks
 LABEL_PAD = 4.0  # room left and right of the widest label line inside a block's width
 BLOCK_H_MIN = 14.0
 BLOCK_H_MAX = 72.0
+BLOCK_H_COMPACT = 36.0  # tallest block in a short panel (1280×720)
 ROW_GAP = 18.0
 LABEL_LINES = 4
 EXPANDED_MARK = "▾"
@@ -287,14 +288,14 @@ def frame_label(name: str, collapsed: bool, continued: bool) -> str:
 
 
 def layout_diagram(model: DiagramModel, collapsed, metrics: TextMetrics, row_width: float,
-                   decimal_units: bool = False) -> DiagramLayout:
+                   decimal_units: bool = False, block_h_max: float = BLOCK_H_MAX) -> DiagramLayout:
     """Flow the groups left to right from (0, 0), wrapping rows at `row_width`; a collapsed group
-    takes one block's room. Blocks are as wide as their widest label line (one width per group),
+    takes one block's room; `block_h_max` is the tallest block. Blocks are as wide as their widest label line (one width per group),
     frames at least as wide as their label, so no text is ever cut."""
     line_h = metrics.line_h
     label_h = line_h * LABEL_LINES
     frame_label_h = line_h + 4
-    row_h = frame_label_h + GROUP_PAD + BLOCK_H_MAX + 3 + label_h + GROUP_PAD + ROW_GAP
+    row_h = frame_label_h + GROUP_PAD + block_h_max + 3 + label_h + GROUP_PAD + ROW_GAP
     blocks: list[BlockBox] = []
     frames: list[FrameBox] = []
     row, x, width = 0, 0.0, 0.0
@@ -323,12 +324,12 @@ def layout_diagram(model: DiagramModel, collapsed, metrics: TextMetrics, row_wid
                 continue
             chunk = members[start:start + max(room, 1)]
             top = row * row_h
-            baseline = top + frame_label_h + GROUP_PAD + BLOCK_H_MAX
+            baseline = top + frame_label_h + GROUP_PAD + block_h_max
             for i, (member, lines) in enumerate(chunk):
                 is_group = isinstance(member, LayerGroup)
                 nbytes = member.max_output_bytes if is_group else member.output_bytes
                 frac = model.fraction(nbytes)
-                h = BLOCK_H_MIN + frac * (BLOCK_H_MAX - BLOCK_H_MIN)
+                h = BLOCK_H_MIN + frac * (block_h_max - BLOCK_H_MIN)
                 bx = x + pad + i * step
                 blocks.append(BlockBox(
                     name=member.name, rect=Rect(bx, baseline - h, block_w, h),

@@ -50,7 +50,8 @@ def _landmark_units(analysis, by_layer: bool) -> tuple[dict[str, int], list[str]
         members = [[layer] for layer in group.layers] if by_layer or not group.name else [list(group.layers)]
         names = display_names(group) if by_layer and group.name else {}
         for layers in members:
-            label = names.get(layers[0].name) or short_path(layers[0].name if not group.name else group.name)
+            full = layers[0].name
+            label = (full if len(full) <= 18 else names[full]) if names else short_path(group.name or full)
             for layer in layers:
                 unit_of[layer.name] = len(labels)
             labels.append(label)

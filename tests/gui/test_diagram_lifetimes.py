@@ -474,3 +474,13 @@ def test_lifetimes_prepare_is_plain_data_and_clipped_to_the_step(train):
     assert (rows.x1 >= rows.x0).all()
     assert len(rows.x0) == sum(1 for lt in train.lifetimes if lt.category == "activations")
     assert rows.row_names[: 2] == ("conv1", "bn1")
+
+
+def test_a_short_panel_gets_short_blocks_and_rows_follow_the_width(qtbot, diagram, train):
+    from gui.diagram_layout import BLOCK_H_COMPACT
+
+    diagram.resize(900, 220)  # what a 1280×720 window leaves the diagram
+    qtbot.waitUntil(lambda: max(b.rect().height() for b in diagram.blocks()) <= BLOCK_H_COMPACT, timeout=3000)
+    assert diagram.layout().width <= diagram.viewport().width()
+    assert diagram.transform().m11() == pytest.approx(1.0)  # text at 1:1, not shrunk to fit
+    assert len(diagram.blocks()) == len(train.layers)

@@ -154,7 +154,7 @@ def test_prepare_is_plain_data(resnet):
     assert data.stacked.shape == (len(CATEGORIES), len(resnet.timeline))
     assert (data.stacked[-1] == resnet.timeline.total).all()
     labels = [label for _, label in data.landmarks]
-    assert labels.index("layer4.1") < labels.index("bn2")  # groups are tried before layers
+    assert labels.index("layer4.1") < labels.index("layer4.1.bn2")  # groups are tried before layers
     assert min(data.landmarks)[1] == "conv1"
     assert {"loss", "optimizer", "fc"} <= {label for _, label in data.landmarks}
 
