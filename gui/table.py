@@ -9,6 +9,12 @@ from engine.units import format_count, format_size
 
 from .style import DEFAULT_DISPLAY, TEXT_PX, Display
 
+def prepare(analysis) -> None:
+    """Nothing heavy to prepare: the model formats a cell only when Qt asks for it. Here so the
+    controller treats every view module alike."""
+    return None
+
+
 COLUMNS = ("Layer", "Type", "Output shape", "Params", "Param bytes", "Output bytes", "Saved bytes", "Share of peak")
 
 

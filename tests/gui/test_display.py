@@ -91,3 +91,22 @@ def test_presentation_keeps_the_unit_choice_and_themes_cover_every_colour():
         assert theme.selected.lower() not in hues and theme.previewed.lower() not in hues
         assert not hues & {c.lower() for c in theme.memory_ramp}
         assert len({theme.phases[p] for p in ("forward", "backward", "optimizer")}) == 3
+
+
+@pytest.mark.parametrize("nbytes, decimal, unit", [
+    (500, False, "KiB"), (3 * 2**20, False, "MiB"), (2**30 - 1, False, "MiB"), (2**30, False, "GiB"),
+    (5 * 2**40, False, "TiB"), (2**50, False, "TiB"), (2.5e9, True, "GB"), (999_999_999, True, "MB"),
+    (1.2e12, True, "TB")])
+def test_one_unit_is_chosen_from_the_largest_value(nbytes, decimal, unit):
+    from engine.units import choose_unit, format_in_unit
+
+    chosen = choose_unit(nbytes, decimal)
+    assert chosen[0] == unit
+    text = format_in_unit(nbytes, chosen)
+    assert text.endswith(f" {unit}") and "e+" not in text
+
+
+def test_format_size_says_gb_when_asked():
+    assert format_size(2_500_000_000, decimal=True) == "2.5 GB"
+    assert format_size(2_500_000_000) == "2.3 GiB"
+    assert format_size(999, decimal=True) == "999 B"
