@@ -278,7 +278,9 @@ class MemoryTimelineWidget(pg.PlotWidget):
         across analyses until changed."""
         self._capacity = (capacity_bytes, label)
         if self.analysis is not None:
-            self._build()
+            self._draw_capacity()
+            self._shown_range = None  # the y range may now include the line
+            self._refresh_curves(self.viewRange()[0])
 
     def highlight_span(self, start: int, end: int) -> None:
         """Shade a layer's forward span (timeline points)."""
@@ -334,7 +336,6 @@ class MemoryTimelineWidget(pg.PlotWidget):
         self.capacity_line = None
         t = analysis.timeline
         n = len(t)
-        capacity_bytes, capacity_label = self._capacity
         top = int(t.total.max()) if n else 0
         self._unit = choose_unit(max(top, 1), self._display.decimal_units)
         self.getAxis("left").setLabel(f"live memory ({self._unit[0]})")
@@ -372,13 +373,7 @@ class MemoryTimelineWidget(pg.PlotWidget):
             region.setVisible(False)
             self.addItem(region)
         self.addItem(self.cursor)
-        if capacity_bytes:
-            self.capacity_line = pg.InfiniteLine(
-                pos=capacity_bytes / factor, angle=0, movable=False,
-                pen=pg.mkPen(theme.peak, width=2, style=Qt.PenStyle.DashDotLine),
-                label=f"{capacity_label} {self._size(capacity_bytes)}".strip(),
-                labelOpts={"color": theme.peak, "position": 0.95})
-            self.addItem(self.capacity_line)
+        self._draw_capacity()
         last = max(n - 1, 1)
         vb = self.getViewBox()
         vb.setLimits(xMin=0, xMax=last, minXRange=min(5, last))
@@ -388,6 +383,21 @@ class MemoryTimelineWidget(pg.PlotWidget):
         self.cursor.setBounds((0, last))
         self.cursor.setValue(peak.point)
         self._on_cursor_moved()
+
+    def _draw_capacity(self) -> None:
+        """The device's capacity as a dash-dotted line, labelled with its size."""
+        capacity_bytes, label = self._capacity
+        theme = self._display.colours
+        if self.capacity_line is not None:
+            self.removeItem(self.capacity_line)
+            self.capacity_line = None
+        if capacity_bytes:
+            self.capacity_line = pg.InfiniteLine(
+                pos=capacity_bytes / self._unit[1], angle=0, movable=False,
+                pen=pg.mkPen(theme.peak, width=2, style=Qt.PenStyle.DashDotLine),
+                label=f"{label} {self._size(capacity_bytes)}".strip(),
+                labelOpts={"color": theme.peak, "position": 0.95})
+            self.addItem(self.capacity_line)
 
     def _set_legend(self) -> None:
         """Filled swatches, in the stacked areas' colours, as the plot's title row: above the

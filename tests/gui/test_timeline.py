@@ -164,3 +164,14 @@ def test_high_contrast_theme_recolours_the_areas(timeline):
     timeline.apply_display(display)
     for cat in CATEGORIES:
         assert timeline.fills[cat].brush().color() == QColor(display.colours.categories[cat])
+
+
+def test_the_capacity_line_keeps_the_zoom_and_fits_in_y(timeline, resnet):
+    timeline.setXRange(100, 400, padding=0)
+    capacity = int(resnet.timeline.total.max() * 1.5)
+    timeline.set_capacity(capacity, "test GPU")
+    assert timeline.viewRange()[0] == [100, 400]
+    assert timeline.capacity_line.value() == pytest.approx(capacity / 2**20)
+    assert timeline.viewRange()[1][1] >= capacity / 2**20
+    timeline.set_capacity(None)
+    assert timeline.capacity_line is None
