@@ -18,7 +18,7 @@ from PySide6.QtGui import QFont, QFontMetricsF
 from engine.units import format_size
 
 from .style import DEFAULT_DISPLAY, TEXT_PX, Display
-from .timeline import ProgressAxis, progress_landmarks
+from .timeline import Landmarks, ProgressAxis, progress_landmarks
 
 # Shades from small to large tensors (light to dark); one BarGraphItem per shade. Blues and
 # oranges echo no category colour exactly and stay clear of the magenta highlight.
@@ -59,7 +59,7 @@ class LifetimeRows:
     longest: int  # index of the longest-lived bar (-1: none)
     last_point: int
     phase_spans: tuple
-    landmarks: tuple
+    landmarks: Landmarks
     mode: str
 
 

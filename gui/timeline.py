@@ -31,16 +31,6 @@ PROGRESS_LABEL = "step progress: phases and layer groups as they run"
 
 
 # ---- Qt-free preparation (worker thread)
-@dataclass(frozen=True, eq=False)
-class TimelineData:
-    """The timeline's heavy data, computed once per analysis."""
-
-    stacked: np.ndarray  # (categories, points) cumulative live bytes, CATEGORIES order
-    present: tuple  # categories that ever hold bytes (the legend lists only these)
-    landmarks: tuple  # (point, label): where groups, then layers, start running, best first
-    phase_spans: tuple
-
-
 def _landmark_units(analysis, by_layer: bool) -> tuple[dict[str, int], list[str]]:
     """Module name -> landmark unit, and each unit's label: one unit per framed diagram group
     and per top-level layer (or per layer when `by_layer`), plus the loss and the optimizer."""
@@ -61,35 +51,69 @@ def _landmark_units(analysis, by_layer: bool) -> tuple[dict[str, int], list[str]
     return unit_of, labels
 
 
-def _run_starts(analysis, by_layer: bool) -> list[tuple[int, str, int]]:
-    """(point, label, run length) where the running unit changes; events of parent modules
-    continue the current unit."""
+def _run_starts(analysis, by_layer: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Points where the running unit changes, the unit there, its run length, and the units'
+    labels; events of parent modules continue the current unit."""
     events = analysis.events
     unit_of, labels = _landmark_units(analysis, by_layer)
     lut = np.array([unit_of.get(m, unit_of.get(m.split("#", 1)[0], -1)) for m in events.modules], dtype=np.int64)
     units = lut[events.module]
     known = units >= 0
+    empty = np.zeros(0, dtype=np.int64)
     if not known.any():
-        return []
+        return empty, empty, empty, labels
     idx = np.where(known, np.arange(len(units)), 0)
     np.maximum.accumulate(idx, out=idx)  # forward-fill
     units = np.where(known[idx], units[idx], -1)
     starts = np.flatnonzero(np.diff(np.concatenate([[-2], units])) != 0)
     runs = np.diff(np.append(starts, len(units)))
-    return [(int(s) + 1, labels[units[s]], int(r)) for s, r in zip(starts, runs) if units[s] >= 0]
+    keep = units[starts] >= 0
+    return starts[keep] + 1, units[starts[keep]], runs[keep], labels
 
 
-def progress_landmarks(analysis) -> tuple:
-    """(point, label) where each layer group starts running (forward, then backward in reverse,
-    then the optimizer), then where each layer starts, in the order the axis should try them:
-    groups before layers, longer runs first (the backward flips between modules every few events)."""
+@dataclass(frozen=True, eq=False)
+class Landmarks:
+    """Where layer groups, then layers, start running, in the order the axis should try them."""
+
+    points: np.ndarray  # timeline points, ranked: groups before layers, longer runs first
+    label_ids: np.ndarray  # index into labels, per point
+    labels: tuple
+
+    def __len__(self) -> int:
+        return int(self.points.shape[0])
+
+    def pairs(self) -> list[tuple[int, str]]:
+        """(point, label) in ranked order."""
+        return [(int(p), self.labels[i]) for p, i in zip(self.points, self.label_ids)]
+
+
+NO_LANDMARKS = Landmarks(np.zeros(0), np.zeros(0, dtype=np.int64), ())
+
+
+def progress_landmarks(analysis) -> Landmarks:
+    """Group starts (forward, then backward in reverse, then the optimizer), then layer starts;
+    longer runs first, since the backward flips between modules every few events. Plain numpy:
+    a million-event step has over a hundred thousand of them."""
     if not len(analysis.events):
-        return ()
-    groups = _run_starts(analysis, by_layer=False)
-    at_group = {p for p, _, _ in groups}
-    layers = [item for item in _run_starts(analysis, by_layer=True) if item[0] not in at_group]
-    ranked = sorted(groups, key=lambda g: -g[2]) + sorted(layers, key=lambda g: -g[2])
-    return tuple((p, label) for p, label, _ in ranked)
+        return NO_LANDMARKS
+    g_points, g_units, g_runs, g_labels = _run_starts(analysis, by_layer=False)
+    l_points, l_units, l_runs, l_labels = _run_starts(analysis, by_layer=True)
+    fresh = ~np.isin(l_points, g_points)
+    points = np.concatenate([g_points, l_points[fresh]])
+    label_ids = np.concatenate([g_units, l_units[fresh] + len(g_labels)])
+    level = np.concatenate([np.zeros(len(g_points)), np.ones(int(fresh.sum()))])
+    order = np.lexsort((-np.concatenate([g_runs, l_runs[fresh]]), level))
+    return Landmarks(points[order].astype(np.float64), label_ids[order], tuple(g_labels) + tuple(l_labels))
+
+
+@dataclass(frozen=True, eq=False)
+class TimelineData:
+    """The timeline's heavy data, computed once per analysis."""
+
+    stacked: np.ndarray  # (categories, points) cumulative live bytes, CATEGORIES order
+    present: tuple  # categories that ever hold bytes (the legend lists only these)
+    landmarks: Landmarks
+    phase_spans: tuple
 
 
 def prepare(analysis) -> TimelineData:
@@ -109,22 +133,20 @@ class ProgressAxis(pg.AxisItem):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._phases: tuple = ()
-        self._landmarks: tuple = ()
-        self._landmark_points = np.zeros(0)
+        self._landmarks = NO_LANDMARKS
         self._labels: dict[float, str] = {}
         # tickValues keeps labels apart; let the first and last reach past the axis ends
         self.setStyle(hideOverlappingLabels=60)
         self.setLabel(PROGRESS_LABEL)
 
-    def set_progress(self, phase_spans, landmarks) -> None:
+    def set_progress(self, phase_spans, landmarks: Landmarks) -> None:
         self._phases = tuple((start, phase) for phase, start, end in phase_spans if end > start)
-        self._landmarks = tuple(landmarks)
-        self._landmark_points = np.array([p for p, _ in self._landmarks], dtype=np.float64)
+        self._landmarks = landmarks
         self.picture = None
         self.update()
 
     def tickValues(self, minVal, maxVal, size):  # noqa: N802 (pyqtgraph name)
-        if not self._phases and not self._landmarks:
+        if not self._phases and not len(self._landmarks):
             return super().tickValues(minVal, maxVal, size)
         fm = QFontMetricsF(self.style.get("tickFont") or self.font())
         per_px = (maxVal - minVal) / max(size, 1.0)
@@ -145,11 +167,11 @@ class ProgressAxis(pg.AxisItem):
                 self._labels[float(point)] = f"▶ {text}"
         # Landmarks in view, in their ranked order; at most a few hundred tried per repaint,
         # whatever the step's size.
-        points = self._landmark_points
+        points = self._landmarks.points
         tried = np.flatnonzero((points >= minVal) & (points <= maxVal))[:300]
         marks = []
         for i in tried:
-            point, text = self._landmarks[i]
+            point, text = float(points[i]), self._landmarks.labels[self._landmarks.label_ids[i]]
             left, right = span(point, text)
             if any(left < r and l < right for l, r in taken):
                 continue
