@@ -243,6 +243,8 @@ class NetworkDiagramWidget(QGraphicsView):
         for name, how in ((self._selected, "selected"), (self._previewed, "previewed")):
             self._mark(name or "", how)
         self._apply_fit()
+        if self._selected in self._blocks:  # a re-flow must not scroll the selection away
+            self.ensureVisible(self._blocks[self._selected].sceneBoundingRect(), 40, 40)
 
     def _add_items(self, layout: DiagramLayout, top: float) -> None:
         for frame in layout.frames:

@@ -139,3 +139,14 @@ def test_clearing_the_selection_clears_every_view(views, resnet):
     assert views["table"].selected_layer() is None
     assert views["lifetimes"].highlighted_bar_count() == 0
     assert not views["timeline"].span.isVisible()
+
+
+def test_the_selected_block_stays_in_view_when_the_panel_reflows(qtbot, views, densenet):
+    _show(views, densenet)
+    diagram = views["diagram"]
+    name = "features.denseblock3.denselayer20.conv2"
+    views["selection"].select(name)
+    diagram.resize(700, 260)  # a narrower panel re-flows the rows
+    qtbot.waitUntil(lambda: diagram.layout().width <= diagram.viewport().width(), timeout=3000)
+    visible = diagram.mapToScene(diagram.viewport().rect()).boundingRect()
+    assert visible.intersects(diagram.block(name).sceneBoundingRect())
