@@ -277,16 +277,18 @@ class NetworkDiagramWidget(QGraphicsView):
         if model.starts_collapsed:
             caption.append(f"over {COLLAPSE_ABOVE} layers, groups start collapsed")
         # One flow, wrapped at the row width: the panel is short at 1280×720, so no line is wasted.
+        # A short panel keeps the usage hints in the caption's tooltip instead of a line of its own.
+        hints = () if self._block_h_max < BLOCK_H_MAX else HINTS
         x, y = 0.0, 0.0
         for font, colour, pieces in ((self._name_font, theme.text, caption),
-                                     (self._label_font, theme.muted_text, HINTS)):
+                                     (self._label_font, theme.muted_text, hints)):
             fm = QFontMetricsF(font)
             for piece in pieces:
                 text = piece + " ·"
                 w = fm.horizontalAdvance(text)
                 if x > 0 and x + w > self._row_width:
                     x, y = 0.0, y + line_h
-                self._add_text(text, font, colour, x, y)
+                self._add_text(text, font, colour, x, y).setToolTip("\n".join(HINTS))
                 x += w + fm.horizontalAdvance(" ")
         x, y = 0.0, y + line_h + 2
         x, y = self._legend_glyphs(y)
