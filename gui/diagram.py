@@ -236,7 +236,8 @@ class NetworkDiagramWidget(QGraphicsView):
             self._scene.addSimpleText("No layers to show").setFont(self._name_font)
         else:
             self._layout = layout_diagram(self._model, self._collapsed, self._metrics, self._row_width,
-                                          self._display.decimal_units, self._block_h_max)
+                                          self._display.decimal_units, self._block_h_max,
+                                          compact=self._block_h_max < BLOCK_H_MAX)
             legend_bottom = self._add_legend()
             self._add_items(self._layout, legend_bottom + 10)
         self._scene.setSceneRect(self._scene.itemsBoundingRect().adjusted(-MARGIN, -MARGIN, MARGIN, MARGIN))
@@ -280,11 +281,12 @@ class NetworkDiagramWidget(QGraphicsView):
         # A short panel keeps the usage hints in the caption's tooltip instead of a line of its own.
         hints = () if self._block_h_max < BLOCK_H_MAX else HINTS
         x, y = 0.0, 0.0
+        last = (hints or caption)[-1]
         for font, colour, pieces in ((self._name_font, theme.text, caption),
                                      (self._label_font, theme.muted_text, hints)):
             fm = QFontMetricsF(font)
             for piece in pieces:
-                text = piece + " ·"
+                text = piece if piece is last else piece + " ·"
                 w = fm.horizontalAdvance(text)
                 if x > 0 and x + w > self._row_width:
                     x, y = 0.0, y + line_h

@@ -269,14 +269,19 @@ class DiagramLayout:
     height: float
 
 
-def layer_lines(layer, label: str, decimal_units: bool = False) -> tuple:
+def layer_lines(layer, label: str, decimal_units: bool = False, compact: bool = False) -> tuple:
+    """Name, shape, params, output bytes; in a compact layout only the name and the bytes."""
+    if compact:
+        return (label, format_size(layer.output_bytes, decimal_units))
     return (label, _shape_text(layer.output_shape),
             f"{format_count(layer.params)} params" if layer.params else "no params",
             format_size(layer.output_bytes, decimal_units))
 
 
-def summary_lines(group: LayerGroup, decimal_units: bool = False) -> tuple:
+def summary_lines(group: LayerGroup, decimal_units: bool = False, compact: bool = False) -> tuple:
     n = len(group.layers)
+    if compact:
+        return (short_path(group.name), f"{n} layers, max {format_size(group.max_output_bytes, decimal_units)}")
     return (short_path(group.name), f"{n} layer{'s' if n != 1 else ''}",
             f"{format_count(group.params)} params" if group.params else "no params",
             f"max {format_size(group.max_output_bytes, decimal_units)}")
@@ -288,12 +293,13 @@ def frame_label(name: str, collapsed: bool, continued: bool) -> str:
 
 
 def layout_diagram(model: DiagramModel, collapsed, metrics: TextMetrics, row_width: float,
-                   decimal_units: bool = False, block_h_max: float = BLOCK_H_MAX) -> DiagramLayout:
+                   decimal_units: bool = False, block_h_max: float = BLOCK_H_MAX,
+                   compact: bool = False) -> DiagramLayout:
     """Flow the groups left to right from (0, 0), wrapping rows at `row_width`; a collapsed group
-    takes one block's room; `block_h_max` is the tallest block. Blocks are as wide as their widest label line (one width per group),
+    takes one block's room; `block_h_max` is the tallest block, `compact` keeps two label lines. Blocks are as wide as their widest label line (one width per group),
     frames at least as wide as their label, so no text is ever cut."""
     line_h = metrics.line_h
-    label_h = line_h * LABEL_LINES
+    label_h = line_h * (2 if compact else LABEL_LINES)
     frame_label_h = line_h + 4
     row_h = frame_label_h + GROUP_PAD + block_h_max + 3 + label_h + GROUP_PAD + ROW_GAP
     blocks: list[BlockBox] = []
@@ -306,9 +312,10 @@ def layout_diagram(model: DiagramModel, collapsed, metrics: TextMetrics, row_wid
     for group in model.groups:
         is_collapsed = bool(group.name) and group.name in collapsed
         if is_collapsed:
-            members = [(group, summary_lines(group, decimal_units))]
+            members = [(group, summary_lines(group, decimal_units, compact))]
         else:
-            members = [(layer, layer_lines(layer, model.labels[layer.name], decimal_units)) for layer in group.layers]
+            members = [(layer, layer_lines(layer, model.labels[layer.name], decimal_units, compact))
+                       for layer in group.layers]
         block_w = max(BLOCK_W_MIN, max(text_w(lines) for _, lines in members) + 2 * LABEL_PAD)
         pad = GROUP_PAD if group.name else 0.0
         step = block_w + BLOCK_GAP

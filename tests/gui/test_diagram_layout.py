@@ -22,9 +22,11 @@ def model(request):
 def _layouts(model):
     """The layout expanded and collapsed, in a narrow (1280×720) and a wide panel, small and large text."""
     for collapsed in (set(), set(model.group_names())):
-        for row_width in (700.0, 1500.0):
+        for row_width, compact in ((700.0, True), (700.0, False), (1500.0, False)):
             for px in (11.0, 16.0):
-                yield layout_diagram(model, collapsed, approx_metrics(px), row_width), collapsed, approx_metrics(px)
+                layout = layout_diagram(model, collapsed, approx_metrics(px), row_width, compact=compact,
+                                        block_h_max=36.0 if compact else 72.0)
+                yield layout, collapsed, approx_metrics(px)
 
 
 def test_the_layout_module_needs_no_qt():

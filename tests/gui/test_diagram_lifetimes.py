@@ -484,3 +484,5 @@ def test_a_short_panel_gets_short_blocks_and_rows_follow_the_width(qtbot, diagra
     assert diagram.layout().width <= diagram.viewport().width()
     assert diagram.transform().m11() == pytest.approx(1.0)  # text at 1:1, not shrunk to fit
     assert len(diagram.blocks()) == len(train.layers)
+    conv1 = train.layer_named("conv1")
+    assert diagram.block("conv1").label_lines() == ["conv1", format_bytes(conv1.output_bytes)]  # two lines
