@@ -18,11 +18,9 @@ from engine.units import format_size
 
 from .diagram_items import (GLYPH, GroupFrameItem, GroupSummaryItem, GroupToggleItem, ItemStyle, LayerBlockItem,
                             _DiagramBlock, kind_glyph)
-from .diagram_layout import (BLOCK_H_COMPACT, BLOCK_H_MAX, COLLAPSE_ABOVE, COLLAPSED_MARK, EXPANDED_MARK, DiagramLayout, DiagramModel,
-                             TextMetrics, group_layers, layout_diagram, prepare_diagram)
+from .diagram_layout import (BLOCK_H_COMPACT, BLOCK_H_MAX, COLLAPSE_ABOVE, COLLAPSED_MARK, EXPANDED_MARK,
+                             DiagramLayout, DiagramModel, TextMetrics, layout_diagram, prepare_diagram)
 from .style import DEFAULT_DISPLAY, TEXT_PX, Display
-
-__all__ = ["NetworkDiagramWidget", "prepare", "group_layers", "COLLAPSE_ABOVE"]
 
 HINTS = ("wheel: zoom", "drag: pan", "F: fit", f"{EXPANDED_MARK}/{COLLAPSED_MARK} or double-click a frame: collapse/expand")
 MARGIN = 16.0  # scene room around the layout

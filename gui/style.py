@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from engine.categories import CATEGORIES, LAYER_KINDS, PHASES
+from engine.categories import CATEGORIES, PHASES
 
 CATEGORY_LABELS = {
     "parameters": "Parameters",
@@ -20,7 +20,6 @@ CATEGORY_LABELS = {
     "temporaries": "Temporaries",
     "inputs": "Inputs",
 }
-KIND_LABELS = {kind: kind for kind in LAYER_KINDS}
 
 
 @dataclass(frozen=True)
@@ -126,7 +125,6 @@ def presentation(display: Display) -> Display:
 
 # Names the rest of the GUI already reads (summary cards, comparison table, window).
 CATEGORY_COLOURS = DEFAULT_DISPLAY.colours.categories
-PHASE_COLOURS = DEFAULT_DISPLAY.colours.phases
 ERROR_STYLE = "background:#fde2e1; color:#8a1c13; border:1px solid #e0a09b; border-radius:4px; padding:6px;"
 CARD_STYLE = "QFrame#card { background:#f7f7f9; border:1px solid #dcdce3; border-radius:6px; }"
 
@@ -135,8 +133,3 @@ def ramp_colour(theme: Theme, fraction: float) -> str:
     """The memory ramp's colour for `fraction` in [0, 1] (0: smallest)."""
     ramp = theme.memory_ramp
     return ramp[min(len(ramp) - 1, max(0, int(fraction * len(ramp))))]
-
-
-def rgba_css(rgba: tuple) -> str:
-    r, g, b, a = rgba
-    return f"rgba({r},{g},{b},{a / 255:.2f})"

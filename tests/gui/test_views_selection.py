@@ -126,6 +126,7 @@ def test_clicks_and_hovers_go_through_the_model(qtbot, views, resnet):
         views["diagram"].sig_layer_hovered.emit("layer2.0.conv1")
     assert blocker.args == ["layer2.0.conv1"]
     assert views["diagram"].block("layer2.0.conv1").is_previewed()
+    assert views["lifetimes"].previewed_bar_count() > 0 and views["timeline"].preview_span.isVisible()
     assert selection.selected == resnet.layers[3].name  # a hover leaves the selection alone
     selection.preview("")
     assert not views["diagram"].block("layer2.0.conv1").is_previewed()
