@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMainWindow, QProgressBar, Q
 from .compare import ModeComparisonWidget
 from .config_panel import ConfigPanel
 from .diagram import NetworkDiagramWidget
+from .selection import SelectionModel
 from .style import ERROR_STYLE
 from .summary import SummaryWidget
 from .table import LayerTableWidget
@@ -96,9 +97,9 @@ class MainWindow(QMainWindow):
         self.worker.sig_failed.connect(self._on_failed)
         self.worker.sig_cancelled.connect(self._on_cancelled)
         self.cancel_button.clicked.connect(self.worker.cancel)
+        self.selection = SelectionModel(self)
         for view in (self.diagram, self.table):
-            view.sig_layer_selected.connect(self.select_layer)
-        self.diagram.sig_layer_hovered.connect(self._on_layer_hovered)
+            view.bind_selection(self.selection)
         self.loader = EngineLoader(self)
         self.loader.sig_ready.connect(self._on_engine_ready)
         self.loader.sig_failed.connect(self.show_error)
@@ -116,11 +117,11 @@ class MainWindow(QMainWindow):
         if self.timeline is not None:
             return
         from .lifetimes import LifetimesWidget
-        from .timeline import MemoryTimelineWidget
+        from .timeline import MemoryTimelineWidget, share_x_range
 
         self.timeline = MemoryTimelineWidget()
         self.lifetimes = LifetimesWidget()
-        self.lifetimes.setXLink(self.timeline)
+        share_x_range(self.timeline, self.lifetimes)
         self.splitter.replaceWidget(1, self.timeline)
         self._timeline_slot.deleteLater()
         current = self.lower_tabs.currentIndex()
@@ -128,8 +129,8 @@ class MainWindow(QMainWindow):
         self.lower_tabs.insertTab(0, self.lifetimes, "Activation lifetimes")
         self.lower_tabs.setCurrentIndex(current)
         self._lifetimes_slot.deleteLater()
-        self.lifetimes.sig_layer_selected.connect(self.select_layer)
-        self.timeline.sig_layer_at_cursor.connect(self._on_layer_at_cursor)
+        for view in (self.timeline, self.lifetimes):
+            view.bind_selection(self.selection)
 
     def set_analysis(self, analysis) -> None:
         self.analysis = analysis
@@ -137,6 +138,7 @@ class MainWindow(QMainWindow):
         self.error.hide()
         self.progress.setValue(1000)
         self.cancel_button.setEnabled(False)
+        self.selection.set_layers([layer.name for layer in analysis.layers])
         for view in (self.summary, self.diagram, self.timeline, self.lifetimes, self.table, self.compare):
             view.set_analysis(analysis)
         warn = f" — {len(analysis.warnings)} warning(s): " + "; ".join(analysis.warnings) if analysis.warnings else ""
@@ -154,15 +156,7 @@ class MainWindow(QMainWindow):
         self.sig_error_shown.emit(message)
 
     def select_layer(self, name: str) -> None:
-        if self.analysis is None:
-            return
-        layer = self.analysis.layer_named(name)
-        if layer is None:
-            return
-        self.diagram.select_layer(name)
-        self.table.select_layer(name)
-        self.lifetimes.select_layer(name)
-        self.timeline.highlight_span(*layer.forward_span)
+        self.selection.select(name)
 
     def open_model(self, model: str) -> None:
         self.config.set_model(model)
@@ -210,22 +204,6 @@ class MainWindow(QMainWindow):
             r.replace(mode="train", optimizer="adam")
         self._companion = other
         self.worker.submit(other)
-
-    def _on_layer_hovered(self, name: str) -> None:
-        """Hovering a block previews its span on the timeline; leaving restores the selection."""
-        if self.analysis is None:
-            return
-        layer = self.analysis.layer_named(name) or self.analysis.layer_named(self.diagram.selected_layer() or "")
-        if layer is not None:
-            self.timeline.highlight_span(*layer.forward_span)
-
-    def _on_layer_at_cursor(self, name: str) -> None:
-        """Scrubbing the timeline selects the layer running at the cursor in the other views."""
-        if self.analysis is None or self.analysis.layer_named(name) is None:
-            return
-        self.diagram.select_layer(name)
-        self.table.select_layer(name)
-        self.lifetimes.select_layer(name)
 
     def _on_failed(self, message: str) -> None:
         if self._running is not None and self._running == self._companion:
