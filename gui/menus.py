@@ -39,7 +39,7 @@ def build_menus(window) -> dict[str, QAction]:
     add(file, "export", "&Export picture…", window.export_dialog, "Ctrl+E",
         "Save the window as a PNG or SVG picture")
     file.addSeparator()
-    add(file, "quit", "&Quit", window.close, QKeySequence.Quit, "Close MemLens (a running analysis is stopped)")
+    add(file, "quit", "&Quit", window.close, "Ctrl+Q", "Close MemLens (a running analysis is stopped)")
 
     view = bar.addMenu("&View")
     add(view, "fit", "&Fit views", window.fit_views, "F", "Fit the diagram and the plots to their data")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QPoint, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QPushButton, QScrollArea, QSizePolicy, QSplitter, QTabWidget, QTextBrowser,
@@ -56,6 +56,7 @@ class MainWindow(QMainWindow):
         self._base_font = QApplication.font()
         self._initial = initial_request
         self._started = False
+        self._shown_once = False
 
         self.config = ConfigPanel(initial_request)
         self.config.sig_request_changed.connect(self._on_request)
@@ -298,7 +299,7 @@ class MainWindow(QMainWindow):
             generator.setViewBox(self.rect())
             generator.setTitle(self.windowTitle())
             painter = QPainter(generator)
-            self.render(painter)
+            self.render(painter, QPoint())
             ok = painter.end()
         else:
             ok = self.grab().save(path)
@@ -364,6 +365,12 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, "About MemLens", self.about_text())
 
     # ---- Qt overrides
+    def showEvent(self, event):  # noqa: N802
+        super().showEvent(event)
+        if not self._shown_once:
+            self._shown_once = True
+            self._restore_splitters()
+
     def closeEvent(self, event):  # noqa: N802
         self._save_settings()
         self.controller.shutdown(0.2)
@@ -377,6 +384,17 @@ class MainWindow(QMainWindow):
         self.open_dropped([url.toLocalFile() for url in event.mimeData().urls()])
 
     # ---- Private API
+    @staticmethod
+    def _restore(state, restore) -> None:
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            restore(state)
+
+    def _restore_splitters(self) -> None:
+        """Once the window has its final size: restored into a smaller window they would squeeze."""
+        s = self._settings()
+        self._restore(s.value("splitter/main"), self.main_splitter.restoreState)
+        self._restore(s.value("splitter/views"), self.splitter.restoreState)
+
     def _bind(self, view) -> None:
         if hasattr(view, "bind_selection"):
             view.bind_selection(self.selection)
@@ -434,10 +452,7 @@ class MainWindow(QMainWindow):
 
     def _restore_settings(self) -> None:
         s = self._settings()
-        for key, widget in (("geometry", self), ("splitter/main", self.main_splitter), ("splitter/views", self.splitter)):
-            state = s.value(key)
-            if isinstance(state, QByteArray) and not state.isEmpty():
-                widget.restoreGeometry(state) if widget is self else widget.restoreState(state)
+        self._restore(s.value("geometry"), self.restoreGeometry)
         self.actions["decimal_units"].setChecked(s.value("view/decimal_units", False, type=bool))
         self.actions["presentation"].setChecked(s.value("view/presentation", False, type=bool))
 
