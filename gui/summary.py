@@ -4,45 +4,62 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from engine import units
 from engine.categories import CATEGORIES
-from engine.units import format_bytes, format_count
+from engine.units import format_count
 
 from .style import CARD_STYLE, CATEGORY_COLOURS, CATEGORY_LABELS
 
+HEADING_PX, PEAK_PX, NOTE_PX = 11, 22, 11  # before the Display's font scale
 
-def _card(title: str) -> tuple[QFrame, QVBoxLayout]:
+
+def reason_for_difference(mode: str, diff_bytes: int) -> str:
+    """Why the traced peak differs from the textbook figure, in the words that fit the mode."""
+    if mode == "train":
+        return ("autograd also saves layer inputs, temporaries and allocator scratch the formula leaves out"
+                if diff_bytes > 0 else
+                "in-place layers and early frees keep fewer maps alive than the formula assumes")
+    return ("a layer's input, output and its temporaries are alive together, which two feature maps leave out"
+            if diff_bytes > 0 else "in-place layers reuse their input, so fewer maps are alive than the formula assumes")
+
+
+def _card(title: str) -> tuple[QFrame, QVBoxLayout, QLabel]:
     frame = QFrame()
     frame.setObjectName("card")
     frame.setStyleSheet(CARD_STYLE)
     layout = QVBoxLayout(frame)
     layout.setContentsMargins(10, 6, 10, 6)
     heading = QLabel(title)
-    heading.setStyleSheet("color:#555; font-size:11px; font-weight:600; text-transform:uppercase;")
     layout.addWidget(heading)
-    return frame, layout
+    return frame, layout, heading
 
 
 class SummaryWidget(QWidget):
-    """A row of cards; `set_analysis` fills them."""
+    """A row of cards; `set_analysis` fills them, `apply_display` scales and re-labels them."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        self.analysis = None
+        self._scale, self._decimal = 1.0, False
+        self._headings: list[QLabel] = []
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
-        card, lay = _card("Traced peak")
+        card, lay, heading = _card("Traced peak")
+        self._headings.append(heading)
+        card.setToolTip("The most bytes live at any moment of the step, as traced op by op")
         self.peak = QLabel("—")
-        self.peak.setStyleSheet("font-size:22px; font-weight:700;")
         self.peak_where = QLabel("")
         self.peak_where.setWordWrap(True)
         self.not_included = QLabel("")
         self.not_included.setWordWrap(True)
-        self.not_included.setStyleSheet("color:#8a5a00; font-size:11px;")
         lay.addWidget(self.peak)
         lay.addWidget(self.peak_where)
         lay.addWidget(self.not_included)
         row.addWidget(card, 2)
 
-        card, lay = _card("At the peak")
+        card, lay, heading = _card("At the peak")
+        self._headings.append(heading)
+        card.setToolTip("What the bytes live at the peak are, by category")
         grid = QGridLayout()
         grid.setHorizontalSpacing(8)
         grid.setVerticalSpacing(1)
@@ -60,19 +77,35 @@ class SummaryWidget(QWidget):
         lay.addLayout(grid)
         row.addWidget(card, 4)
 
-        card, lay = _card("Textbook vs traced")
+        card, lay, heading = _card("Textbook vs traced")
+        self._headings.append(heading)
+        card.setToolTip("The article's arithmetic beside the traced figure, and why they differ")
         self.textbook = QLabel("—")
         self.textbook.setWordWrap(True)
         lay.addWidget(self.textbook)
         row.addWidget(card, 3)
 
-        card, lay = _card("Model")
+        card, lay, heading = _card("Model")
+        self._headings.append(heading)
+        card.setToolTip("The model and the step that was traced")
         self.model = QLabel("—")
         self.model.setWordWrap(True)
         lay.addWidget(self.model)
         row.addWidget(card, 2)
+        self._restyle()
 
-    def set_analysis(self, a) -> None:
+    # ---- Public API
+    def apply_display(self, display) -> None:
+        """Font scale and GB/GiB from the window's Display."""
+        self._scale = getattr(display, "font_scale", 1.0)
+        self._decimal = getattr(display, "decimal_units", False)
+        self._restyle()
+        if self.analysis is not None:
+            self.set_analysis(self.analysis)
+
+    def set_analysis(self, a, prepared=None) -> None:
+        self.analysis = a
+        format_bytes = self._format
         p = a.peak
         self.peak.setText(format_bytes(p.total_bytes))
         self.peak_where.setText(f"in the {p.phase}, at {p.module}\n{p.total_bytes:,} bytes")
@@ -83,8 +116,7 @@ class SummaryWidget(QWidget):
         self.not_included.setToolTip("\n".join(f"{n.label}: {n.note}" for n in a.not_modelled))
         t = a.textbook
         diff = p.total_bytes - t.peak_bytes
-        reason = ("autograd also saves layer inputs, temporaries and allocator scratch the formula leaves out"
-                  if diff > 0 else "in-place layers and early frees keep fewer maps alive than the formula assumes")
+        reason = reason_for_difference(a.request.mode, diff)
         self.textbook.setText(
             f"textbook {format_bytes(t.peak_bytes)} · traced {format_bytes(p.total_bytes)}\n"
             f"difference {'+' if diff >= 0 else ''}{format_bytes(diff)}: {reason}.\n"
@@ -95,3 +127,16 @@ class SummaryWidget(QWidget):
             f"{format_bytes(a.parameter_bytes)})<br>input {'×'.join(map(str, a.input_shape))} {r.dtype}"
             f"{' AMP' if r.amp else ''}<br>{r.mode}{' · ' + r.optimizer if r.mode == 'train' else ''} · "
             f"target {r.device} · analysed in {a.analysis_seconds:.2f} s")
+
+    # ---- Private API
+    def _format(self, nbytes) -> str:
+        format_size = getattr(units, "format_size", None)  # GB/GiB choice, where the engine offers it
+        return format_size(nbytes, self._decimal) if format_size else units.format_bytes(nbytes)
+
+    def _restyle(self) -> None:
+        px = lambda base: max(1, round(base * self._scale))  # noqa: E731
+        for heading in self._headings:
+            heading.setStyleSheet(f"color:#444; font-size:{px(HEADING_PX)}px; font-weight:600; "
+                                  "text-transform:uppercase;")
+        self.peak.setStyleSheet(f"font-size:{px(PEAK_PX)}px; font-weight:700;")
+        self.not_included.setStyleSheet(f"color:#7a4f00; font-size:{px(NOTE_PX)}px;")

@@ -196,3 +196,15 @@ def test_closing_mid_analysis_ends_the_process_within_a_second(tmp_path):
     assert line.startswith("closing"), proc.stderr.read()
     assert ended - float(line.split()[1]) < 1.0
     assert proc.returncode == 0
+
+
+def test_the_inference_card_explains_the_difference_without_autograd(qtbot):
+    from engine import analyze
+    from gui.summary import SummaryWidget
+
+    summary = SummaryWidget()
+    qtbot.addWidget(summary)
+    summary.set_analysis(analyze(AnalysisRequest(model=SMALL, batch=4, mode="inference", optimizer="none")))
+    assert "autograd" not in summary.textbook.text() and "parameters + the two largest" in summary.textbook.text()
+    summary.set_analysis(analyze(AnalysisRequest(model=SMALL, batch=4)))
+    assert "autograd also saves" in summary.textbook.text()
