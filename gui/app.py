@@ -11,6 +11,19 @@ import os
 import sys
 
 
+def run() -> None:
+    """The `memlens` console script: `memlens` opens the window, `memlens analyze ...` is the CLI."""
+    sys.exit(dispatch(sys.argv[1:]))
+
+
+def dispatch(argv: list[str]) -> int:
+    if argv and argv[0] == "analyze":
+        from engine.cli import main as cli_main
+
+        return cli_main(argv[1:])
+    return main(argv)
+
+
 def parse_args(argv):
     from engine.cli import add_request_arguments  # light: argparse + constants
 
@@ -74,7 +87,7 @@ def _exit_now(window, code: int):
     own shutdown takes 3+ s once torch is loaded (measured: 3.3 s after a closed densenet201 run),
     and a daemon thread still inside torch can crash it. Everything worth keeping (settings, the
     cache) is written by now, so end the process without that shutdown."""
-    window.controller.shutdown(0.2)
+    window.controller.shutdown(0)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from PySide6.QtCore import QByteArray, QPoint, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QEvent, QPoint, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QPushButton, QScrollArea, QSizePolicy, QSplitter, QTabWidget, QTextBrowser,
@@ -57,7 +57,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.analysis = None
         self.engine = None
-        self.display = getattr(style, "DEFAULT_DISPLAY", None)
+        self.display = self._make_display(False, False)
         self._base_font = QApplication.font()
         self._initial = initial_request
         self._started = False
@@ -186,6 +186,7 @@ class MainWindow(QMainWindow):
             self.summary.set_analysis(cached)
             self.sig_numbers_shown.emit(cached)
             self.status.setText(f"{cached.model_name}: reopened from the last session; loading torch…")
+            QApplication.sendPostedEvents(None, QEvent.LayoutRequest)  # the cards take their new sizes first
             self.repaint()
             self.set_analysis(cached)
             self.controller.show(cached)
@@ -349,22 +350,21 @@ class MainWindow(QMainWindow):
 
     def set_presentation(self, on: bool) -> None:
         """Large text and the high-contrast theme throughout (for a projector)."""
-        make = getattr(style, "make_display", None)
         decimal = self.actions["decimal_units"].isChecked()
-        if make is not None:
-            self.display = (style.presentation(make(decimal_units=decimal)) if on else make(decimal_units=decimal))
+        self.display = self._make_display(on, decimal)
+        scale = getattr(self.display, "font_scale", 1.0)
         font = QFont(self._base_font)
-        font.setPointSizeF(self._base_font.pointSizeF() * (self._font_scale() if on else 1.0))
+        font.setPointSizeF(self._base_font.pointSizeF() * scale)
         QApplication.setFont(font)
         self._apply_display()
-        if self.isVisible() and on and not self.isFullScreen() and not self.actions["full_screen"].isChecked():
+        left, right = self.main_splitter.sizes()
+        width = round(SPLITTER_SIZES["main"][0] * scale)  # the panel's labels and buttons grow with the text
+        self.main_splitter.setSizes([width, left + right - width])
+        if self.isVisible() and on and not self.isFullScreen():
             self.showMaximized()
 
     def set_decimal_units(self, on: bool) -> None:
-        if self.display is not None:
-            from dataclasses import replace
-
-            self.display = replace(self.display, decimal_units=on)
+        self.display = self._make_display(self.actions["presentation"].isChecked(), on)
         self._apply_display()
 
     def set_full_screen(self, on: bool) -> None:
@@ -378,8 +378,13 @@ class MainWindow(QMainWindow):
         dialog.setWindowTitle("Layer spec schema")
         dialog.resize(760, 600)
         text = QTextBrowser(dialog)
-        with open(os.path.join(ROOT, "resources", "specs", "README.md")) as f:
-            text.setMarkdown(f.read())
+        path = os.path.join(ROOT, "resources", "specs", "README.md")
+        try:
+            with open(path) as f:
+                text.setMarkdown(f.read())
+        except OSError:  # an installed copy without the source tree's resources/
+            text.setPlainText(f"The spec schema is documented in resources/specs/README.md of the MemLens "
+                              f"source ({path} is not here).")
         QVBoxLayout(dialog).addWidget(text)
         self.schema_dialog = dialog
         dialog.show()
@@ -402,7 +407,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event):  # noqa: N802
         self._save_settings()
-        self.controller.shutdown(0.2)
+        self.controller.shutdown(0)  # no wait: the process ends now (gui/app.py); tests join it themselves
         super().closeEvent(event)
 
     def dragEnterEvent(self, event):  # noqa: N802
@@ -446,12 +451,16 @@ class MainWindow(QMainWindow):
             self.selection.sig_selected.connect(span)
             self.selection.sig_previewed.connect(span)
 
-    def _font_scale(self) -> float:
-        return getattr(self.display, "font_scale", 1.0) if getattr(style, "make_display", None) else 1.45
+    @staticmethod
+    def _make_display(presentation: bool, decimal: bool):
+        make = getattr(style, "make_display", None)
+        if make is None:  # until gui/style.py has Display: the two fields the shell's own widgets read
+            from types import SimpleNamespace
+
+            return SimpleNamespace(font_scale=1.45 if presentation else 1.0, decimal_units=decimal)
+        return style.presentation(make(decimal_units=decimal)) if presentation else make(decimal_units=decimal)
 
     def _apply_display(self) -> None:
-        if self.display is None:
-            return
         for view in self.views().values():
             if view is not None and hasattr(view, "apply_display"):
                 view.apply_display(self.display)

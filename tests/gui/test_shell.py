@@ -31,6 +31,7 @@ def bare_window(qtbot, private_settings):
     qtbot.addWidget(w)
     yield w
     w.close()
+    assert w.controller.shutdown(60.0)  # no analysis thread outlives its window
 
 
 @pytest.fixture
@@ -168,6 +169,7 @@ def test_the_last_analysis_is_on_screen_at_once_from_the_cache(window, qtbot, pr
     assert again.summary.peak.text() == window.summary.peak.text()
     assert again.analysis.peak == first.peak and not again.controller.is_analysing()
     again.close()
+    assert again.controller.shutdown(60.0)
 
 
 def test_closing_mid_analysis_ends_the_process_within_a_second(tmp_path):

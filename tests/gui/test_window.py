@@ -26,7 +26,7 @@ def window(qtbot, private_settings):
     # No analysis thread may outlive its window (a daemon thread inside torch at interpreter
     # exit crashes it); closing the window does this too.
     w.close()
-    assert not w.controller.worker.is_busy()
+    assert w.controller.shutdown(60.0)
 
 
 def test_first_analysis_fills_every_view(window):

@@ -25,6 +25,7 @@ def window(qtbot, private_settings):
         w.start()
     yield w
     w.close()
+    assert w.controller.shutdown(60.0)  # no analysis thread outlives its window
 
 
 def _wait_idle(window, qtbot):
