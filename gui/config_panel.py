@@ -288,7 +288,11 @@ class ConfigPanel(QWidget):
         return QSettings("MemLens", "MemLens")
 
     def _load_recent(self):
+        """The remembered files that still exist (a file moved away is not offered)."""
         self.recent.clear()
         for path in self._settings().value("recent", [], type=list)[:10]:
-            self.recent.addItem(os.path.basename(path), path)
+            file = path.rpartition(":")[0] if source_kind(path) == "python" else path
+            if os.path.exists(file):
+                self.recent.addItem(os.path.basename(path), path)
+                self.recent.setItemData(self.recent.count() - 1, path, Qt.ToolTipRole)
 

@@ -45,8 +45,10 @@ def build_menus(window) -> dict[str, QAction]:
     add(view, "fit", "&Fit views", window.fit_views, "F", "Fit the diagram and the plots to their data")
     add(view, "reset_layout", "&Reset layout", window.reset_layout, None, "Restore the default panel sizes")
     view.addSeparator()
+    add(view, "high_contrast", "&High-contrast theme", window.set_high_contrast, None,
+        "Black text, strong lines and colour-blind-safe category colours", checkable=True)
     add(view, "presentation", "&Presentation mode", window.set_presentation, "Ctrl+P",
-        "Large text and a high-contrast theme, for a projector", checkable=True)
+        "Large text and the high-contrast theme, for a projector", checkable=True)
     add(view, "decimal_units", "&Decimal units (GB)", window.set_decimal_units, None,
         "Show sizes in GB/MB (as vendors sell memory) instead of GiB/MiB", checkable=True)
     add(view, "full_screen", "F&ull screen", window.set_full_screen, "F11", "Full screen on/off", checkable=True)

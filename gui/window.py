@@ -350,8 +350,7 @@ class MainWindow(QMainWindow):
 
     def set_presentation(self, on: bool) -> None:
         """Large text and the high-contrast theme throughout (for a projector)."""
-        decimal = self.actions["decimal_units"].isChecked()
-        self.display = self._make_display(on, decimal)
+        self.display = self._current_display()
         scale = getattr(self.display, "font_scale", 1.0)
         font = QFont(self._base_font)
         font.setPointSizeF(self._base_font.pointSizeF() * scale)
@@ -364,7 +363,11 @@ class MainWindow(QMainWindow):
             self.showMaximized()
 
     def set_decimal_units(self, on: bool) -> None:
-        self.display = self._make_display(self.actions["presentation"].isChecked(), on)
+        self.display = self._current_display()
+        self._apply_display()
+
+    def set_high_contrast(self, on: bool) -> None:
+        self.display = self._current_display()
         self._apply_display()
 
     def set_full_screen(self, on: bool) -> None:
@@ -451,14 +454,20 @@ class MainWindow(QMainWindow):
             self.selection.sig_selected.connect(span)
             self.selection.sig_previewed.connect(span)
 
+    def _current_display(self):
+        a = self.actions
+        return self._make_display(a["presentation"].isChecked(), a["decimal_units"].isChecked(),
+                                  a["high_contrast"].isChecked())
+
     @staticmethod
-    def _make_display(presentation: bool, decimal: bool):
+    def _make_display(presentation: bool, decimal: bool, high_contrast: bool = False):
         make = getattr(style, "make_display", None)
         if make is None:  # until gui/style.py has Display: the two fields the shell's own widgets read
             from types import SimpleNamespace
 
             return SimpleNamespace(font_scale=1.45 if presentation else 1.0, decimal_units=decimal)
-        return style.presentation(make(decimal_units=decimal)) if presentation else make(decimal_units=decimal)
+        plain = make("high-contrast" if high_contrast else "light", decimal_units=decimal)
+        return style.presentation(plain) if presentation else plain
 
     def _apply_display(self) -> None:
         for view in self.views().values():
@@ -484,6 +493,7 @@ class MainWindow(QMainWindow):
         s.setValue("splitter/views", self.splitter.saveState())
         s.setValue("view/presentation", self.actions["presentation"].isChecked())
         s.setValue("view/decimal_units", self.actions["decimal_units"].isChecked())
+        s.setValue("view/high_contrast", self.actions["high_contrast"].isChecked())
         if self.analysis is not None:
             s.setValue("last_request", request_to_json(self.analysis.request))
         s.sync()
@@ -492,6 +502,7 @@ class MainWindow(QMainWindow):
         s = self._settings()
         self._restore(s.value("geometry"), self.restoreGeometry)
         self.actions["decimal_units"].setChecked(s.value("view/decimal_units", False, type=bool))
+        self.actions["high_contrast"].setChecked(s.value("view/high_contrast", False, type=bool))
         self.actions["presentation"].setChecked(s.value("view/presentation", False, type=bool))
 
     def _on_engine_ready(self, engine) -> None:

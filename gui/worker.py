@@ -185,11 +185,12 @@ class JobWorker(QObject):
                 self._finish(job, self.sig_finished, job.id, result)
 
     def _finish(self, job: Job, signal, *args) -> None:
-        """The job's last signal; the job stops being current only once it is out."""
-        self._emit(signal, *args)
+        """The job's last signal. The next job is popped only after it is out (same thread), so
+        clearing `_current` first cannot reorder anything, and a receiver sees the worker idle."""
         with self._cond:
             if self._current is job:
                 self._current = None
+        self._emit(signal, *args)
 
     def _emit(self, signal, *args) -> None:
         if self._closed:

@@ -180,7 +180,9 @@ def test_dropping_a_spec_file_opens_it(window, qtbot):
 def test_files_that_analysed_are_remembered_as_recent(window):
     spec = os.path.join(SPECS, "vgg16.yaml")
     window.config.remember(spec)
-    window.config.remember("resources/examples/mlp.py:build")
+    mlp = os.path.join(ROOT, "resources", "examples", "mlp.py") + ":build"
+    window.config.remember(mlp)
     window.config.remember("resnet18")  # torchvision names are not files
+    window.config.remember("/nowhere/gone.yaml")  # remembered, but a file moved away is not offered
     paths = [window.config.recent.itemData(i) for i in range(window.config.recent.count())]
-    assert paths == ["resources/examples/mlp.py:build", spec]
+    assert paths == [mlp, spec]
