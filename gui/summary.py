@@ -10,7 +10,7 @@ from engine.units import format_count
 
 from .style import CARD_STYLE, CATEGORY_COLOURS, CATEGORY_LABELS
 
-HEADING_PX, PEAK_PX, NOTE_PX = 11, 22, 11  # before the Display's font scale
+HEADING_PX, BODY_PX, PEAK_PX, NOTE_PX = 11, 12, 22, 11  # before the Display's font scale
 
 
 def reason_for_difference(mode: str, diff_bytes: int) -> str:
@@ -23,15 +23,16 @@ def reason_for_difference(mode: str, diff_bytes: int) -> str:
             if diff_bytes > 0 else "in-place layers reuse their input, so fewer maps are alive than the formula assumes")
 
 
-def _card(title: str) -> tuple[QFrame, QVBoxLayout, QLabel]:
+def _card(title: str) -> tuple[QFrame, QVBoxLayout]:
     frame = QFrame()
     frame.setObjectName("card")
     frame.setStyleSheet(CARD_STYLE)
     layout = QVBoxLayout(frame)
     layout.setContentsMargins(10, 6, 10, 6)
     heading = QLabel(title)
+    heading.setObjectName("heading")
     layout.addWidget(heading)
-    return frame, layout, heading
+    return frame, layout
 
 
 class SummaryWidget(QWidget):
@@ -41,24 +42,23 @@ class SummaryWidget(QWidget):
         super().__init__(parent)
         self.analysis = None
         self._scale, self._decimal = 1.0, False
-        self._headings: list[QLabel] = []
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
-        card, lay, heading = _card("Traced peak")
-        self._headings.append(heading)
+        card, lay = _card("Traced peak")
         card.setToolTip("The most bytes live at any moment of the step, as traced op by op")
         self.peak = QLabel("—")
+        self.peak.setObjectName("peak")
         self.peak_where = QLabel("")
         self.peak_where.setWordWrap(True)
         self.not_included = QLabel("")
+        self.not_included.setObjectName("note")
         self.not_included.setWordWrap(True)
         lay.addWidget(self.peak)
         lay.addWidget(self.peak_where)
         lay.addWidget(self.not_included)
         row.addWidget(card, 2)
 
-        card, lay, heading = _card("At the peak")
-        self._headings.append(heading)
+        card, lay = _card("At the peak")
         card.setToolTip("What the bytes live at the peak are, by category")
         grid = QGridLayout()
         grid.setHorizontalSpacing(8)
@@ -77,16 +77,14 @@ class SummaryWidget(QWidget):
         lay.addLayout(grid)
         row.addWidget(card, 4)
 
-        card, lay, heading = _card("Textbook vs traced")
-        self._headings.append(heading)
+        card, lay = _card("Textbook vs traced")
         card.setToolTip("The article's arithmetic beside the traced figure, and why they differ")
         self.textbook = QLabel("—")
         self.textbook.setWordWrap(True)
         lay.addWidget(self.textbook)
         row.addWidget(card, 3)
 
-        card, lay, heading = _card("Model")
-        self._headings.append(heading)
+        card, lay = _card("Model")
         card.setToolTip("The model and the step that was traced")
         self.model = QLabel("—")
         self.model.setWordWrap(True)
@@ -134,9 +132,10 @@ class SummaryWidget(QWidget):
         return format_size(nbytes, self._decimal) if format_size else units.format_bytes(nbytes)
 
     def _restyle(self) -> None:
+        """One style sheet for every label on the cards: all of them follow the font scale."""
         px = lambda base: max(1, round(base * self._scale))  # noqa: E731
-        for heading in self._headings:
-            heading.setStyleSheet(f"color:#444; font-size:{px(HEADING_PX)}px; font-weight:600; "
-                                  "text-transform:uppercase;")
-        self.peak.setStyleSheet(f"font-size:{px(PEAK_PX)}px; font-weight:700;")
-        self.not_included.setStyleSheet(f"color:#7a4f00; font-size:{px(NOTE_PX)}px;")
+        self.setStyleSheet(
+            f"QLabel {{ font-size:{px(BODY_PX)}px; }}"
+            f"QLabel#heading {{ color:#444; font-size:{px(HEADING_PX)}px; font-weight:600; text-transform:uppercase; }}"
+            f"QLabel#peak {{ font-size:{px(PEAK_PX)}px; font-weight:700; }}"
+            f"QLabel#note {{ color:#7a4f00; font-size:{px(NOTE_PX)}px; }}")

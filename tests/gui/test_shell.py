@@ -209,3 +209,17 @@ def test_the_inference_card_explains_the_difference_without_autograd(qtbot):
     assert "autograd" not in summary.textbook.text() and "parameters + the two largest" in summary.textbook.text()
     summary.set_analysis(analyze(AnalysisRequest(model=SMALL, batch=4)))
     assert "autograd also saves" in summary.textbook.text()
+
+
+def test_presentation_mode_scales_every_summary_label(window, qtbot):
+    from PySide6.QtWidgets import QLabel
+
+    labels = [label for label in window.summary.findChildren(QLabel) if label.text()]
+    before = {label: QFontInfo(label.font()).pixelSize() for label in labels}
+    window.actions["presentation"].setChecked(True)
+    try:
+        grown = [label for label in labels if QFontInfo(label.font()).pixelSize() >= before[label] * 1.3]
+        assert len(grown) == len(labels)
+    finally:
+        window.actions["presentation"].setChecked(False)
+    assert {label: QFontInfo(label.font()).pixelSize() for label in labels} == before
