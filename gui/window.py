@@ -491,7 +491,6 @@ class MainWindow(QMainWindow):
         s.setValue("geometry", self.saveGeometry())
         s.setValue("splitter/main", self.main_splitter.saveState())
         s.setValue("splitter/views", self.splitter.saveState())
-        s.setValue("view/presentation", self.actions["presentation"].isChecked())
         s.setValue("view/decimal_units", self.actions["decimal_units"].isChecked())
         s.setValue("view/high_contrast", self.actions["high_contrast"].isChecked())
         if self.analysis is not None:
@@ -503,7 +502,6 @@ class MainWindow(QMainWindow):
         self._restore(s.value("geometry"), self.restoreGeometry)
         self.actions["decimal_units"].setChecked(s.value("view/decimal_units", False, type=bool))
         self.actions["high_contrast"].setChecked(s.value("view/high_contrast", False, type=bool))
-        self.actions["presentation"].setChecked(s.value("view/presentation", False, type=bool))
 
     def _on_engine_ready(self, engine) -> None:
         self.engine = engine
