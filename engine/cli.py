@@ -5,7 +5,8 @@ import argparse
 import json
 import sys
 
-from .categories import CATEGORIES, DEVICES, DTYPES, MODES, OPTIMIZERS
+from .categories import CATEGORIES
+from .choices import DEFAULTS, DEVICES, DTYPES, MODES, OPTIMIZERS
 from .errors import MemLensError
 from .request import AnalysisRequest, parse_shape
 from .units import format_bytes, format_count
@@ -13,15 +14,15 @@ from .units import format_bytes, format_count
 
 def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags shared by `analyze` and the GUI launcher."""
-    parser.add_argument("--model", default="vgg16", help="torchvision name, spec.yaml/.json, or file.py:function "
+    parser.add_argument("--model", default=DEFAULTS["model"], help="torchvision name, spec.yaml/.json, or file.py:function "
                         "(a python file is executed)")
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=DEFAULTS["batch"])
     parser.add_argument("--input", default=None, help="input shape without the batch, e.g. 3x224x224")
-    parser.add_argument("--dtype", default="float32", choices=DTYPES)
+    parser.add_argument("--dtype", default=DEFAULTS["dtype"], choices=DTYPES)
     parser.add_argument("--amp", action="store_true", help="autocast (bfloat16 on cpu, float16 on cuda)")
-    parser.add_argument("--mode", default="train", choices=MODES)
-    parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
-    parser.add_argument("--device", default="cpu", choices=DEVICES, help="target device whose allocator is modelled")
+    parser.add_argument("--mode", default=DEFAULTS["mode"], choices=MODES)
+    parser.add_argument("--optimizer", default=DEFAULTS["optimizer"], choices=OPTIMIZERS)
+    parser.add_argument("--device", default=DEFAULTS["device"], choices=DEVICES, help="target device whose allocator is modelled")
     parser.add_argument("--first-step", action="store_true", help="no optimizer state yet (created inside the step)")
 
 

@@ -208,8 +208,8 @@ def not_modelled(request: AnalysisRequest) -> tuple[NotModelled, ...]:
     if request.device == "cpu":
         return (
             NotModelled("kernel scratch buffers", None,
-                        "workspaces a CPU kernel allocates and frees inside one op (e.g. oneDNN "
-                        "convolution); invisible to a meta-tensor trace"),
+                        "oneDNN convolution forward scratch is modelled (engine/cpu_kernels.py); backward "
+                        "kernels' and other ops' scratch inside one op is not"),
         )
     return (
         NotModelled("CUDA context", None,

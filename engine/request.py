@@ -51,7 +51,7 @@ class AnalysisRequest:
 
     @property
     def source_kind(self) -> str:
-        from .sources import source_kind
+        from .choices import source_kind
 
         return source_kind(self.model)
 

@@ -1,18 +1,9 @@
 """Where a model comes from: a torchvision name, a YAML/JSON layer spec, or a python callable."""
 from __future__ import annotations
 
+from ..choices import source_kind
 from .loaded import LoadedModel
 from .torchvision_models import catalog, load_torchvision
-
-
-def source_kind(model: str) -> str:
-    """'python' for file.py:function, 'spec' for .yaml/.yml/.json, else 'torchvision'."""
-    path, sep, _ = model.rpartition(":")
-    if sep and path.endswith(".py"):
-        return "python"
-    if model.lower().endswith((".yaml", ".yml", ".json")):
-        return "spec"
-    return "torchvision"
 
 
 def load_model(model: str) -> LoadedModel:
