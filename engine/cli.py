@@ -20,7 +20,8 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="float32", choices=DTYPES)
     parser.add_argument("--amp", action="store_true", help="autocast (bfloat16 on cpu, float16 on cuda)")
     parser.add_argument("--mode", default="train", choices=MODES)
-    parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
+    parser.add_argument("--optimizer", default=None, choices=OPTIMIZERS,
+                        help="default: adam when training (ignored, with a warning, for inference)")
     parser.add_argument("--device", default="cpu", choices=DEVICES, help="target device whose allocator is modelled")
     parser.add_argument("--first-step", action="store_true", help="no optimizer state yet (created inside the step)")
 
@@ -30,7 +31,7 @@ def request_from_args(args: argparse.Namespace) -> AnalysisRequest:
         model=args.model, batch=args.batch,
         input_shape=parse_shape(args.input) if args.input else None,
         dtype=args.dtype, amp=args.amp, mode=args.mode,
-        optimizer=args.optimizer if args.mode == "train" else "none",
+        optimizer=args.optimizer,
         device=args.device, first_step=args.first_step,
     )
 
@@ -53,6 +54,8 @@ def main(argv: list[str]) -> int:
         from .pipeline import analyze
         from .report import analysis_to_dict
 
+        if request.ignored_optimizer and args.json:  # the summary lists it with the other warnings
+            print(f"memlens: warning: {request.ignored_optimizer}", file=sys.stderr)
         analysis = analyze(request)
     except MemLensError as e:
         print(f"memlens: error: {e}", file=sys.stderr)

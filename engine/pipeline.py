@@ -64,12 +64,14 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
     model.train(request.mode == "train")
     params = list(model.parameters())
     trainable = [p for p in params if p.requires_grad]
-    shape = tuple(request.input_shape or loaded.input_shape)
-    if not shape:
+    shape = request.input_shape if request.input_shape is not None else loaded.input_shape
+    if shape is None:
         raise RequestError(f"{loaded.name}: cannot tell the input shape; pass --input (e.g. 3x224x224) "
                            "or return (model, example_input) from the function")
     full_shape = (request.batch, *shape)
     warnings = list(loaded.warnings)
+    if request.ignored_optimizer:
+        warnings.append(request.ignored_optimizer)
     if (warning := fast_path_warning(model, request.mode)) is not None:
         warnings.append(warning)
 
@@ -118,6 +120,7 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
                     recorder.mark_category(p.grad, "gradients")
             for _, t in optimizer_state_tensors(optimizer):
                 recorder.mark_category(t, "optimizer_state")
+            _drop_state_without_gradient(optimizer, recorder)
     except MemLensError:
         raise
     except Exception as e:  # a torch error inside the user's model: say where it happened
@@ -141,7 +144,7 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
     events = event_log(raw)
     timeline = build_timeline(raw)
     lives = lifetimes(raw)
-    layers = layer_table(raw, lives)
+    layers = layer_table(raw, lives, model)
     parameter_bytes = sum(p.numel() * p.element_size() for p in params)
     trainable_bytes = sum(p.numel() * p.element_size() for p in trainable)
     analysis = Analysis(
@@ -164,6 +167,20 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
     )
     report(1.0, "done")
     return analysis
+
+
+def _drop_state_without_gradient(optimizer, recorder: StepRecorder) -> None:
+    """Priming gives every trainable parameter optimizer state, but a real earlier step creates
+    none for a parameter that got no gradient (an unused branch). The step skips grad-less
+    parameters, so their primed state was never touched: dropping it from the start is exact."""
+    if optimizer is None:
+        return
+    for p, state in list(optimizer.state.items()):
+        if p.grad is None:
+            for t in state.values():
+                if isinstance(t, torch.Tensor):
+                    recorder.forget_existing(t)
+            del optimizer.state[p]
 
 
 PHASE_WORDS = {0: "forward pass", 1: "backward pass", 2: "optimizer step"}

@@ -173,20 +173,28 @@ class _Builder:
             raise self.err("'layers' must be a non-empty list of layers", where, "layers")
         seq = nn.Sequential()
         lines = getattr(entries, "item_lines", [where] * len(entries))
+        # Names are unique within one list: an explicit name may not repeat, and automatic names
+        # skip the explicit ones (a repeated name would silently replace a layer).
+        explicit = {e["name"] for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)}
+        taken: dict[str, int] = {}
         for entry, line in zip(entries, lines):
-            module, name, shape = self.build_entry(entry, shape, line)
+            module, name, shape = self.build_entry(entry, shape, line, explicit)
+            if name in taken:
+                raise self.err(f"layer name '{name}' is used twice, at lines {taken[name]} and {line}: "
+                               "each layer of a list needs its own name", line, "name")
+            taken[name] = line
             seq.add_module(name, module)
         return seq, shape
 
-    def build_entry(self, entry, shape, line):
+    def build_entry(self, entry, shape, line, explicit=frozenset()):
         kind, args, arg_lines, name = self.parse_entry(entry, line)
         if kind == "repeat":
-            return self.build_repeat(entry, shape, line, name)
+            return self.build_repeat(entry, shape, line, name or self.auto_name("repeat", explicit))
         if kind == "residual":
-            return self.build_residual(entry, args, shape, line, name)
+            return self.build_residual(entry, args, shape, line, name or self.auto_name("residual", explicit))
         spec = _KINDS[kind]
         values = self.check_args(kind, spec, args, arg_lines, line)
-        name = name or self.auto_name(kind)
+        name = name or self.auto_name(kind, explicit)
         self.check_input(kind, spec.needs, shape, line, name)
         with torch.device("meta"):
             try:
@@ -286,9 +294,12 @@ class _Builder:
                              f"empty output {_fmt(out)}")
         return out
 
-    def auto_name(self, kind):
-        self.counts[kind] = self.counts.get(kind, 0) + 1
-        return f"{kind}{self.counts[kind]}"
+    def auto_name(self, kind, explicit=frozenset()):
+        while True:
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+            name = f"{kind}{self.counts[kind]}"
+            if name not in explicit:
+                return name
 
     def build_repeat(self, entry, shape, line, name):
         key_lines = getattr(entry, "key_lines", {})
@@ -305,7 +316,7 @@ class _Builder:
         for i in range(times):
             block, shape = self.build_layers(entry["layers"], shape, key_lines.get("layers", line))
             seq.add_module(str(i), block)
-        return seq, name or self.auto_name("repeat"), shape
+        return seq, name, shape
 
     def build_residual(self, entry, args, shape, line, name):
         key_lines = getattr(entry, "key_lines", {})
@@ -323,7 +334,6 @@ class _Builder:
         shortcut, short_out = None, shape
         if shortcut_entries is not None:
             shortcut, short_out = self.build_layers(shortcut_entries, shape, key_lines.get("shortcut", line))
-        name = name or self.auto_name("residual")
         if out != short_out:
             raise ShapeError(f"{self.path}:{line}: residual '{name}': its layers turn {_fmt(shape)} into "
                              f"{_fmt(out)}, which cannot be added to the {'shortcut output ' if shortcut else 'input '}"

@@ -9,6 +9,7 @@ from engine.errors import MemLensError, RequestError, UnsupportedError
 from engine.request import parse_shape
 
 TINY = os.path.join(DATA, "tiny_mlp.py")
+TRUTH_MODELS = os.path.join(DATA, "truth_models.py")
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -69,3 +70,30 @@ def test_huge_models_are_analysed_without_their_memory():
         os.unlink(f.name)
     assert a.parameter_bytes > 128 * 2**30
     assert a.peak.total_bytes > 4 * a.parameter_bytes
+
+
+def test_an_optimizer_in_inference_mode_is_reported_not_silently_dropped():
+    assert AnalysisRequest(mode="inference").optimizer == "none"
+    assert AnalysisRequest(mode="train").optimizer == "adam"
+    a = analyze(AnalysisRequest(model=f"{TINY}:build", batch=2, mode="inference", optimizer="adam"))
+    assert any("optimizer 'adam' ignored: inference runs no optimizer step" in w for w in a.warnings)
+    assert a.timeline.live_at(0)["optimizer_state"] == 0
+
+
+def test_lazy_layers_are_sized_from_the_example_input_as_torch_does():
+    a = analyze(AnalysisRequest(model=f"{TRUTH_MODELS}:lazy", batch=4, optimizer="sgd"))
+    assert a.parameters == (12 * 32 + 32) + (32 * 4 + 4)
+    assert [layer.type for layer in a.layers] == ["Linear", "ReLU", "Linear"]
+
+
+def test_an_example_input_of_shape_batch_only_means_one_number_per_sample():
+    a = analyze(AnalysisRequest(model=f"{TRUTH_MODELS}:scalar_samples", batch=4, optimizer="sgd"))
+    assert a.input_shape == (4,)
+    assert a.layers[0].output_shape == (4, 8)
+
+
+def test_no_optimizer_state_for_a_parameter_without_gradient():
+    # Adam keeps two float32 copies of the 10x256 layer that is used, none of the unused 4096x4096 one.
+    a = analyze(AnalysisRequest(model=f"{TRUTH_MODELS}:unused_branch", batch=2, optimizer="adam"))
+    used = 256 * 10 + 10
+    assert a.timeline.live_at(0)["optimizer_state"] == 2 * 4 * used + 2 * 4  # exp_avg, exp_avg_sq, 2 steps

@@ -117,3 +117,32 @@ def test_kernel_larger_than_the_input_is_a_shape_error(tmp_path):
     path = write(tmp_path, "input: [3, 4, 4]\nlayers:\n  - maxpool: {kernel: 8}\n")
     with pytest.raises(ShapeError, match=rf"{path}:3: layer 'maxpool1' \(maxpool\) does not fit its input \(3 x 4 x 4\)"):
         load_spec(path)
+
+
+def test_two_layers_with_the_same_name_are_an_error_naming_both_lines(tmp_path):
+    path = write(tmp_path, """
+        input: [16]
+        layers:
+          - {linear: {out: 16}, name: fc}
+          - relu
+          - {linear: {out: 16}, name: fc}
+    """)
+    with pytest.raises(SpecError, match=rf"{path}:5: layer name 'fc' is used twice, at lines 3 and 5"):
+        load_spec(path)
+
+
+def test_automatic_names_step_around_explicit_ones(tmp_path):
+    # `repeat1` and `linear1` are taken explicitly, so the unnamed layers get the next numbers:
+    # no layer replaces another and every parameter is counted.
+    path = write(tmp_path, """
+        input: [16]
+        layers:
+          - repeat: 2
+            layers: [{linear: {out: 16}}]
+          - {linear: {out: 16}, name: linear1}
+          - {repeat: 3, layers: [relu], name: repeat1}
+          - linear: {out: 4}
+    """)
+    model = load_spec(path).module
+    assert list(model._modules) == ["repeat2", "linear1", "repeat1", "linear3"]
+    assert sum(p.numel() for p in model.parameters()) == 3 * (16 * 16 + 16) + 16 * 4 + 4
