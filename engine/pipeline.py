@@ -69,6 +69,10 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
         raise RequestError(f"{loaded.name}: cannot tell the input shape; pass --input (e.g. 3x224x224) "
                            "or return (model, example_input) from the function")
     full_shape = (request.batch, *shape)
+    _check_traceable(loaded, full_shape, params)
+    if request.mode == "train" and not trainable:
+        raise UnsupportedError(f"{loaded.name}: nothing to train: the model has no trainable parameters "
+                               f"({'all are frozen' if params else 'it has none'}); use --mode inference")
     warnings = list(loaded.warnings)
     if request.ignored_optimizer:
         warnings.append(request.ignored_optimizer)
@@ -167,6 +171,24 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
     )
     report(1.0, "done")
     return analysis
+
+
+# Far beyond any machine, yet far below int64's 8 EiB where byte counts would wrap around.
+MAX_TRACE_BYTES = 2**50
+
+
+def _check_traceable(loaded: LoadedModel, full_shape: tuple[int, ...], params) -> None:
+    """Sizes whose bytes would overflow the trace's 64-bit counters are refused, not wrapped."""
+    import math
+
+    elements = math.prod(full_shape)
+    if elements * 8 > MAX_TRACE_BYTES:
+        raise RequestError(f"{loaded.name}: an input of {' x '.join(map(str, full_shape))} = {elements:.3g} "
+                           f"elements is larger than MemLens can trace (at most {MAX_TRACE_BYTES // 8:.3g})")
+    param_bytes = sum(p.numel() * p.element_size() for p in params)
+    if param_bytes > MAX_TRACE_BYTES // 8:
+        raise RequestError(f"{loaded.name}: {param_bytes:.3g} bytes of parameters is larger than MemLens can "
+                           f"trace (at most {MAX_TRACE_BYTES // 8:.3g})")
 
 
 def _drop_state_without_gradient(optimizer, recorder: StepRecorder) -> None:
