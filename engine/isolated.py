@@ -34,10 +34,10 @@ def analyze_isolated(
     context.set_forkserver_preload(["engine.pipeline"])
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_child, args=(request, sender), daemon=True, name="memlens-analysis")
-    child.start()
-    sender.close()
-    started = time.monotonic()
     try:
+        child.start()  # the first start waits for the forkserver to import the engine
+        sender.close()
+        started = time.monotonic()  # the timeout is for the model, not for importing torch
         while True:
             if receiver.poll(_POLL_SECONDS):
                 try:
@@ -60,9 +60,11 @@ def analyze_isolated(
                                       "model did not finish (a python file that never returns?); "
                                       "allow more with --timeout")
     finally:
-        if child.is_alive():
-            child.kill()
-        child.join()
+        sender.close()
+        if child.pid is not None:
+            if child.is_alive():
+                child.kill()
+            child.join()
         receiver.close()
 
 
@@ -70,8 +72,8 @@ def _child(request, sender) -> None:
     import os
     import signal
 
-    os.dup2(2, 1)  # prints of the user's code, even from C, never reach the caller's stdout
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle: it kills us
+    os.dup2(2, 1)  # prints of the user's code, even from C, never reach the caller's stdout
     last = [-1.0]
 
     def progress(fraction: float, message: str) -> None:
@@ -80,13 +82,16 @@ def _child(request, sender) -> None:
             sender.send(("progress", (fraction, message)))
 
     try:
-        from .pipeline import analyze
+        try:
+            from .pipeline import analyze
 
-        sender.send(("done", analyze(request, progress=progress)))
-    except MemLensError as e:
-        sender.send(("error", e))
-    except BaseException as e:  # a bug: still one line for the caller
-        first = (str(e).strip().splitlines() or [""])[0]
-        sender.send(("error", MemLensError(f"{request.model}: internal error: {type(e).__name__}: {first}")))
-    finally:
+            result = ("done", analyze(request, progress=progress))
+        except MemLensError as e:
+            result = ("error", e)
+        except BaseException as e:  # a bug: still one line for the caller
+            first = (str(e).strip().splitlines() or [""])[0]
+            result = ("error", MemLensError(f"{request.model}: internal error: {type(e).__name__}: {first}"))
+        sender.send(result)
         sender.close()
+    except BaseException:  # the caller is gone (cancelled, timed out, interrupted): nobody to tell
+        os._exit(1)

@@ -24,7 +24,7 @@ from .attention import fast_path_warning, target_attention
 from .errors import CancelledError, MemLensError, RequestError, UnsupportedError
 from .estimate import textbook
 from .loss import make_targets, output_tensors
-from .request import AnalysisRequest
+from .request import MAX_INPUT_ELEMENTS, AnalysisRequest
 from .sources import LoadedModel, load_model
 from .sources.empty_init import to_fake
 from .step import build_optimizer, optimizer_state_tensors, prime_optimizer, run_step, torch_dtype
@@ -173,8 +173,8 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
     return analysis
 
 
-# Far beyond any machine, yet far below int64's 8 EiB where byte counts would wrap around.
-MAX_TRACE_BYTES = 2**50
+# 128 TiB of weights: far beyond any machine, far below int64's 8 EiB where byte counts wrap.
+MAX_PARAMETER_BYTES = 2**47
 
 
 def _check_traceable(loaded: LoadedModel, full_shape: tuple[int, ...], params) -> None:
@@ -182,13 +182,13 @@ def _check_traceable(loaded: LoadedModel, full_shape: tuple[int, ...], params) -
     import math
 
     elements = math.prod(full_shape)
-    if elements * 8 > MAX_TRACE_BYTES:
+    if elements > MAX_INPUT_ELEMENTS:
         raise RequestError(f"{loaded.name}: an input of {' x '.join(map(str, full_shape))} = {elements:.3g} "
-                           f"elements is larger than MemLens can trace (at most {MAX_TRACE_BYTES // 8:.3g})")
+                           f"elements is larger than MemLens can trace (at most {MAX_INPUT_ELEMENTS:.3g})")
     param_bytes = sum(p.numel() * p.element_size() for p in params)
-    if param_bytes > MAX_TRACE_BYTES // 8:
+    if param_bytes > MAX_PARAMETER_BYTES:
         raise RequestError(f"{loaded.name}: {param_bytes:.3g} bytes of parameters is larger than MemLens can "
-                           f"trace (at most {MAX_TRACE_BYTES // 8:.3g})")
+                           f"trace (at most {MAX_PARAMETER_BYTES:.3g})")
 
 
 def _drop_state_without_gradient(optimizer, recorder: StepRecorder) -> None:

@@ -120,8 +120,11 @@ class AnalysisWorker(QObject):
                 self._emit(self.sig_progress, fraction, message)
 
         errors = self._engine.errors
+        analyze = self._engine.analyze
+        if request.source_kind == "python":  # user code runs in a process that can be killed
+            from engine.isolated import analyze_isolated as analyze
         try:
-            analysis = self._engine.analyze(request, progress=progress, cancelled=cancel.is_set)
+            analysis = analyze(request, progress=progress, cancelled=cancel.is_set)
         except errors.CancelledError:
             self._done()
             self._emit(self.sig_cancelled)

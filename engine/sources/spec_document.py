@@ -110,6 +110,9 @@ def read_spec_text(path: str) -> str:
         raise SpecError(f"cannot read spec: {e.strerror}", path=path) from None
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encoding = "utf-16"
+    elif b"\x00" in data:
+        raise SpecError("the spec contains NUL bytes: UTF-16 without a byte-order mark, or not text at all? "
+                        "save it as UTF-8", path=path, line=data[:data.index(b"\x00")].count(b"\n") + 1)
     else:
         encoding = "utf-8-sig"
     try:
