@@ -21,7 +21,7 @@ from conftest import SPECS
 from engine import AnalysisRequest, analyze
 from engine.errors import MemLensError
 
-EXAMPLES = int(os.environ.get("MEMLENS_FUZZ_EXAMPLES", "40"))  # per property
+EXAMPLES = int(os.environ.get("MEMLENS_FUZZ_EXAMPLES", "50"))  # per property
 SECONDS = 30.0  # generous: two shared CPU cores; a typical example takes milliseconds
 MEGABYTES = 512
 SHIPPED = ["small_cnn.yaml", "tiny_transformer.yaml", "vgg16.yaml"]
