@@ -97,3 +97,34 @@ def test_no_optimizer_state_for_a_parameter_without_gradient():
     a = analyze(AnalysisRequest(model=f"{TRUTH_MODELS}:unused_branch", batch=2, optimizer="adam"))
     used = 256 * 10 + 10
     assert a.timeline.live_at(0)["optimizer_state"] == 2 * 4 * used + 2 * 4  # exp_avg, exp_avg_sq, 2 steps
+
+
+def test_every_error_is_one_line_and_survives_a_process_boundary():
+    import pickle
+
+    from engine.errors import SpecError
+
+    err = SpecError("first line\n  C++ frame 1\n  C++ frame 2", path="net.yaml", line=3, key="out")
+    assert str(err) == "net.yaml:3: first line"
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is SpecError and str(back) == str(err) and (back.path, back.line, back.key) == ("net.yaml", 3, "out")
+
+
+def test_an_isolated_analysis_can_be_cancelled_or_timed_out_while_user_code_hangs(tmp_path):
+    import time
+
+    from engine.errors import AnalysisTimeout, CancelledError
+    from engine.isolated import analyze_isolated
+
+    path = tmp_path / "hang.py"
+    path.write_text("import time\ndef build():\n    while True:\n        time.sleep(0.05)\n")
+    request = AnalysisRequest(model=f"{path}:build")
+    with pytest.raises(AnalysisTimeout, match=r"hang.py:build: stopped after 1 s"):
+        analyze_isolated(request, timeout=1)
+    started = [time.monotonic()]
+    with pytest.raises(CancelledError):
+        analyze_isolated(request, cancelled=lambda: time.monotonic() - started[0] > 1)
+    # ... and a good model still analyses the same way, with its progress reported.
+    steps = []
+    a = analyze_isolated(AnalysisRequest(model=f"{TINY}:build", batch=2), progress=lambda f, m: steps.append(f))
+    assert a.parameters == 8 * 16 + 16 + 16 * 4 + 4 and steps[-1] == 1.0
