@@ -118,6 +118,11 @@ class _JsonOutput:
         self.path, self.temp = path, None
         if path == "-":
             return
+        if os.path.exists(path) and not os.path.isdir(path) and not os.path.isfile(path):
+            # /dev/null, a named pipe: written in place (replacing a device node would be wrong)
+            if not os.access(path, os.W_OK):
+                raise RequestError(f"--json {path}: not writable")
+            return
         folder = os.path.dirname(os.path.abspath(path))
         if os.path.isdir(path):
             raise RequestError(f"--json {path}: is a folder; name a file in it")
@@ -130,8 +135,15 @@ class _JsonOutput:
             raise RequestError(f"--json {path}: cannot write in {folder}: {e.strerror}") from None
 
     def write(self, text: str) -> None:
-        if self.temp is None:
+        if self.path == "-":
             print(text)
+            return
+        if self.temp is None:
+            try:
+                with open(self.path, "w", encoding="utf-8") as f:
+                    f.write(text)
+            except OSError as e:
+                raise RequestError(f"--json {self.path}: writing failed: {e.strerror}") from None
             return
         try:
             with open(self.temp, "w", encoding="utf-8") as f:

@@ -43,7 +43,7 @@ def analyze(
     started = time.perf_counter()
     report = progress or (lambda fraction, message: None)
     report(0.0, f"building {request.model}")
-    loaded = load_model(request.model)
+    loaded = load_model(request.model, cancelled)
     _check_cancel(cancelled)
     return analyze_loaded(loaded, request, report, cancelled, started)
 
@@ -127,7 +127,7 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
             _drop_state_without_gradient(optimizer, recorder)
     except MemLensError:
         raise
-    except Exception as e:  # a torch error inside the user's model: say where it happened
+    except (Exception, SystemExit, KeyboardInterrupt) as e:  # inside the user's model: say where
         if _is_data_dependent(e):
             raise UnsupportedError(
                 f"{loaded.name}: op {_op_name(e, recorder)} in module '{recorder.current_module()}' "
@@ -231,7 +231,7 @@ def _output_shapes(model, x, loaded: LoadedModel, request: AnalysisRequest) -> l
             out = model(x)
     except MemLensError:
         raise
-    except Exception as e:
+    except (Exception, SystemExit, KeyboardInterrupt) as e:  # the user's forward, sys.exit() included
         where = f"module '{stack[-1]}'" if stack else "the model"
         if _is_data_dependent(e):
             raise UnsupportedError(f"{loaded.name}: {where} uses a data-dependent op ({_first_line(e)})") from None
@@ -269,17 +269,19 @@ def not_modelled(request: AnalysisRequest) -> tuple[NotModelled, ...]:
 CUBLAS_WORKSPACE_BYTES = 64 * 2**20
 
 
-def _is_data_dependent(e: Exception) -> bool:
+def _is_data_dependent(e: BaseException) -> bool:
     text = str(e)
     return isinstance(e, NotImplementedError) or "meta tensor" in text or "no data" in text
 
 
-def _op_name(e: Exception, recorder: StepRecorder) -> str:
+def _op_name(e: BaseException, recorder: StepRecorder) -> str:
     func = getattr(e, "func", None) or recorder.current_op
     return str(func) if func is not None else "(unknown)"
 
 
-def _first_line(e: Exception) -> str:
+def _first_line(e: BaseException) -> str:
+    if isinstance(e, SystemExit):
+        return f"the model called sys.exit({e.code!r})"
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
 

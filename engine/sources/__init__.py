@@ -36,8 +36,8 @@ def check_source(model: str) -> None:
             raise MemLensError(f"{model}: expected file.py:function, got function name {func_name!r}")
 
 
-def load_model(model: str):
-    """-> LoadedModel, built on the meta device."""
+def load_model(model: str, cancelled=None):
+    """-> LoadedModel, built on the meta device. A spec's build stops when `cancelled()`."""
     kind = source_kind(model)
     if kind == "python":
         from .python_file import load_python
@@ -46,7 +46,7 @@ def load_model(model: str):
     if kind == "spec":
         from .spec import load_spec
 
-        return load_spec(model)
+        return load_spec(model, cancelled)
     from .torchvision_models import load_torchvision
 
     return load_torchvision(model.strip())

@@ -67,7 +67,7 @@ def load_python(target: str) -> LoadedModel:
                 materialize_lazy(model, example)
     except MemLensError:
         raise
-    except Exception as e:
+    except BaseException as e:  # the first forward of lazy layers runs the user's code
         raise MemLensError(f"{target}: preparing the model failed: {_describe(e)}") from None
     if example is None:  # no example: the request must say the input shape
         return LoadedModel(module=model, name=name, source="python", input_shape=None, task="auto",

@@ -28,7 +28,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..errors import ShapeError, SpecError
+from ..errors import CancelledError, ShapeError, SpecError
 from .loaded import LoadedModel
 from .spec_document import MAX_SIZE, STRUCTURAL, parse_document, read_spec_text
 
@@ -135,8 +135,9 @@ _BOOL_ARGS = {"bias", "inplace", "norm_first"}
 
 
 class _Builder:
-    def __init__(self, path: str):
+    def __init__(self, path: str, cancelled: Callable[[], bool] | None = None):
         self.path = path
+        self.cancelled = cancelled
         self.counts: dict[str, int] = {}
         self.token_input = False
 
@@ -163,6 +164,8 @@ class _Builder:
         return seq, shape
 
     def build_entry(self, entry, shape, line, explicit=frozenset()):
+        if self.cancelled is not None and self.cancelled():
+            raise CancelledError("analysis cancelled")
         kind, args, arg_lines, name = self.parse_entry(entry, line)
         if kind == "repeat":
             return self.build_repeat(entry, shape, line, name or self.auto_name("repeat", explicit))
@@ -358,7 +361,7 @@ def _fmt(shape) -> str:
     return "(" + " x ".join(str(d) for d in shape) + ")" if shape else "(scalar)"
 
 
-def parse_spec_text(text: str, path: str) -> LoadedModel:
+def parse_spec_text(text: str, path: str, cancelled: Callable[[], bool] | None = None) -> LoadedModel:
     doc = parse_document(text, path)  # YAML, top-level keys, input and the expanded size
     lines = doc.key_lines
     shape = doc["input"]
@@ -366,7 +369,7 @@ def parse_spec_text(text: str, path: str) -> LoadedModel:
     if input_dtype not in ("float", "long"):
         raise SpecError(f"'input_dtype' must be float or long, got {_short(input_dtype)}", path=path,
                         line=lines.get("input_dtype"), key="input_dtype")
-    builder = _Builder(path)
+    builder = _Builder(path, cancelled)
     builder.token_input = input_dtype == "long"
     model, _ = builder.build_layers(doc["layers"], tuple(shape), lines.get("layers"))
     name = doc.get("name") or os.path.splitext(os.path.basename(path))[0]
@@ -380,5 +383,6 @@ def parse_spec_text(text: str, path: str) -> LoadedModel:
     )
 
 
-def load_spec(path: str) -> LoadedModel:
-    return parse_spec_text(read_spec_text(path), path)
+def load_spec(path: str, cancelled: Callable[[], bool] | None = None) -> LoadedModel:
+    """Build a spec; `cancelled()` is asked before each layer (a 10,000-layer spec takes a while)."""
+    return parse_spec_text(read_spec_text(path), path, cancelled)

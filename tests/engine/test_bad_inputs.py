@@ -59,9 +59,18 @@ def frozen_resnet():
     m.requires_grad_(False)
     return m
 
+def good():
+    return nn.Linear(4, 2), torch.zeros(1, 4)
+
 def noisy():
     print("hello from the model file")
     return nn.Linear(4, 2), torch.zeros(1, 4)
+
+def exits_in_forward():
+    class Quit(nn.Module):
+        def forward(self, x):
+            sys.exit(3)
+    return nn.Sequential(nn.Linear(4, 4), Quit()), torch.zeros(1, 4)
 
 def needs_values():
     class Gate(nn.Module):
@@ -163,6 +172,10 @@ CASES = {
                             ["models.py:frozen: nothing to train: the model has no trainable parameters (all are frozen)"], 1),
     "python_frozen_torchvision": (["--model", "{py}:frozen_resnet", "--input", "3x32x32", "--batch", "1"], None,
                                   ["nothing to train"], 1),
+    "python_forward_calls_sys_exit": (["--model", "{py}:exits_in_forward"], None,
+                                      ["module '1'", "the model called sys.exit(3)"], 1),
+    "json_to_a_full_disk": (["--model", "{py}:good", "--json", "/dev/full"], None,
+                            ["--json /dev/full: writing failed: No space left on device"], 1),
     "python_data_dependent": (["--model", "{py}:needs_values"], None, ["data-dependent", "module '1'"], 1),
 }
 
