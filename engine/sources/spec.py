@@ -30,7 +30,7 @@ from torch import nn
 
 from ..errors import CancelledError, ShapeError, SpecError
 from .loaded import LoadedModel
-from .spec_document import MAX_SIZE, STRUCTURAL, parse_document, read_spec_text
+from .spec_document import MAX_SIZE, STRUCTURAL, parse_document, read_spec_text, short_repr
 
 
 # ---- Modules the spec can build that torch.nn lacks
@@ -238,23 +238,23 @@ class _Builder:
                 raise self.err(f"{kind} has no argument '{key}' (arguments: {allowed})", key_line, str(key))
             if kind == "softmax" and key == "dim":  # any dimension torch accepts, negative ones too
                 if isinstance(value, bool) or not isinstance(value, int):
-                    raise self.err(f"softmax: 'dim' must be an integer, got {_short(value)}", key_line, key)
+                    raise self.err(f"softmax: 'dim' must be an integer, got {short_repr(value)}", key_line, key)
             elif key in _INT_ARGS and value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-                raise self.err(f"{kind}: '{key}' must be a positive integer, got {_short(value)}", key_line, str(key))
+                raise self.err(f"{kind}: '{key}' must be a positive integer, got {short_repr(value)}", key_line, str(key))
             elif key in _INT_ARGS and value is not None and value > MAX_SIZE:
                 raise self.err(f"{kind}: '{key}' is {value}, larger than the supported {MAX_SIZE}", key_line, str(key))
             if key in _WINDOW_ARGS and value is not None and not _is_window(value, _WINDOW_ARGS[key]):
                 least = "positive" if _WINDOW_ARGS[key] else "non-negative"
-                raise self.err(f"{kind}: '{key}' must be a {least} integer or a list of them, got {_short(value)}",
+                raise self.err(f"{kind}: '{key}' must be a {least} integer or a list of them, got {short_repr(value)}",
                                key_line, str(key))
             if key in _FLOAT_ARGS and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise self.err(f"{kind}: '{key}' must be a number, got {_short(value)}", key_line, str(key))
+                raise self.err(f"{kind}: '{key}' must be a number, got {short_repr(value)}", key_line, str(key))
             if key in _BOOL_ARGS and not isinstance(value, bool):
-                raise self.err(f"{kind}: '{key}' must be true or false, got {_short(value)}", key_line, str(key))
+                raise self.err(f"{kind}: '{key}' must be true or false, got {short_repr(value)}", key_line, str(key))
             if key == "activation" and value not in ("relu", "gelu"):
-                raise self.err(f"{kind}: 'activation' must be relu or gelu, got {_short(value)}", key_line, key)
+                raise self.err(f"{kind}: 'activation' must be relu or gelu, got {short_repr(value)}", key_line, key)
             if key == "p" and (not isinstance(value, (int, float)) or not 0 <= value < 1):
-                raise self.err(f"{kind}: 'p' must be a probability in [0, 1), got {_short(value)}", key_line, key)
+                raise self.err(f"{kind}: 'p' must be a probability in [0, 1), got {short_repr(value)}", key_line, key)
             values[key] = value
         for key in spec.required:
             if key not in args:
@@ -306,7 +306,7 @@ class _Builder:
         key_lines = getattr(entry, "key_lines", {})
         times = entry["repeat"]
         if isinstance(times, bool) or not isinstance(times, int) or times <= 0:
-            raise self.err(f"'repeat' must be a positive integer, got {_short(times)}", key_lines.get("repeat", line), "repeat")
+            raise self.err(f"'repeat' must be a positive integer, got {short_repr(times)}", key_lines.get("repeat", line), "repeat")
         extra = set(entry) - {"repeat", "layers", "name"}
         if extra:
             key = sorted(map(str, extra))[0]
@@ -347,11 +347,6 @@ def _is_window(value, least: int) -> bool:
     return all(isinstance(v, int) and not isinstance(v, bool) and least <= v <= MAX_SIZE for v in items)
 
 
-def _short(value, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
 def _first_line(e: BaseException) -> str:
     lines = str(e).strip().splitlines()
     return lines[0] if lines else type(e).__name__
@@ -367,7 +362,7 @@ def parse_spec_text(text: str, path: str, cancelled: Callable[[], bool] | None =
     shape = doc["input"]
     input_dtype = doc.get("input_dtype", "float")
     if input_dtype not in ("float", "long"):
-        raise SpecError(f"'input_dtype' must be float or long, got {_short(input_dtype)}", path=path,
+        raise SpecError(f"'input_dtype' must be float or long, got {short_repr(input_dtype)}", path=path,
                         line=lines.get("input_dtype"), key="input_dtype")
     builder = _Builder(path, cancelled)
     builder.token_input = input_dtype == "long"

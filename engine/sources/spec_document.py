@@ -153,7 +153,7 @@ def parse_document(text: str, path: str) -> LineDict:
     shape = doc["input"]
     if (not isinstance(shape, list) or not shape
             or any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in shape)):
-        raise SpecError(f"'input' must be a list of positive integers (one sample, no batch), got {_short(shape)}",
+        raise SpecError(f"'input' must be a list of positive integers (one sample, no batch), got {short_repr(shape)}",
                         path=path, line=lines.get("input"), key="input")
     if any(d > MAX_SIZE for d in shape):
         raise SpecError(f"'input' dimension {max(shape)} is larger than the supported {MAX_SIZE}",
@@ -238,6 +238,7 @@ def _big_count(count: int) -> str:
     return f"{count:,}" if count < 10**15 else f"about 10^{len(str(count)) - 1}"
 
 
-def _short(value, limit: int = 60) -> str:
+def short_repr(value, limit: int = 60) -> str:
+    """A value as the user wrote it, cut short: a message stays one readable line."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."

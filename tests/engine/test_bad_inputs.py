@@ -5,13 +5,11 @@ python file is executed), never a traceback, and the file:line, layer or flag na
 Most are refused before torch is imported (a fraction of a second each); those that need the
 engine run in parallel.
 """
-import codecs
 import json
 import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 
