@@ -156,8 +156,15 @@ class Controller(QObject):
     # ---- Private API
     def _load_engine(self) -> None:
         from engine import pipeline, sources
+        from engine.isolated import analyze_isolated
 
-        self._analyze = pipeline.analyze
+        def analyze(request, progress, cancelled):
+            # A python file runs the user's code, which may never return or end the interpreter:
+            # only a child process can be stopped whatever it does (engine/isolated.py).
+            run = analyze_isolated if request.source_kind == "python" else pipeline.analyze
+            return run(request, progress=progress, cancelled=cancelled)
+
+        self._analyze = analyze
         self.engine = types.SimpleNamespace(catalog=sources.catalog(), torch_version=pipeline.torch.__version__)
         self.sig_engine_ready.emit(self.engine)
 
