@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .categories import CATEGORIES, PHASES
-from .cpu_kernels import conv_scratch
+from .cpu_kernels import kernel_script
 from .errors import CancelledError
 from .meta_cache import MetaKernelCache
 
@@ -91,6 +91,7 @@ class StepRecorder(TorchDispatchMode):
         self.cancelled = cancelled
         self.on_layer = on_layer
         self.names = {id(m): n or type(m).__name__ for n, m in model.named_modules()}
+        self.root = model
         self.call_counts: dict[str, int] = {}
         # Event columns (python lists while recording: appends are cheap).
         self.ev_nbytes: list[int] = []
@@ -130,6 +131,13 @@ class StepRecorder(TorchDispatchMode):
         self.category_of[serial] = category
         self.alloc_phase[serial] = -1
         self.initial[category] += nbytes
+
+    def forget_existing(self, tensor: torch.Tensor) -> None:
+        """Undo `register_existing` for a storage the step never touched (nor will free)."""
+        entry = self.live.pop(id(tensor.untyped_storage()), None)
+        if entry is not None:
+            serial, nbytes, _ = entry
+            self.initial[self.category_of[serial]] -= nbytes
 
     def set_phase(self, phase: str) -> None:
         self.phase = _PHASE[phase]
@@ -197,16 +205,10 @@ class StepRecorder(TorchDispatchMode):
         self.op_count += 1
         if self.cancelled is not None and not (self.op_count & 63) and self.cancelled():
             raise CancelledError("analysis cancelled")
-        scratch = conv_scratch(func, args) if self.device == "cpu" else None
-        if scratch is not None:
-            transient, kept_bytes = scratch
-            kept = self._scratch(kept_bytes, before=transient)
+        script = kernel_script(func, args) if self.device == "cpu" else None
         out = self.kernels.call(func, args, kwargs or {})
-        if scratch is not None:
-            self._on_output(out)
-            if kept_bytes:
-                self._event(-kept_bytes, kept)
-            return out
+        if script is not None:
+            self._replay(script, out)
         if isinstance(out, torch.Tensor):
             self._on_output(out)
         elif isinstance(out, (tuple, list)):
@@ -264,18 +266,21 @@ class StepRecorder(TorchDispatchMode):
         if nbytes:  # zero-byte tensors get no allocation
             self._event(nbytes, serial)
 
-    def _scratch(self, nbytes: int, before: tuple[int, ...]) -> int:
-        """Replay a kernel's internal buffers (engine/cpu_kernels.py): the `before` buffers live
-        and die around the allocation of `nbytes`, whose serial is returned (the caller frees it)."""
-        transient = [(self._new_serial(), b) for b in before if b]
-        for serial, b in transient:
-            self._scratch_alloc(serial, b)
-        kept = self._new_serial()
-        if nbytes:
-            self._scratch_alloc(kept, nbytes)
-        for serial, b in reversed(transient):
-            self._event(-b, serial)
-        return kept
+    def _replay(self, script, out) -> None:
+        """Replay a kernel's internal buffers around its outputs (engine/cpu_kernels.py)."""
+        outputs = out if isinstance(out, (tuple, list)) else (out,)
+        held: dict[str, tuple[int, int]] = {}
+        for step in script:
+            if step[0] == "alloc":
+                if step[2]:
+                    held[step[1]] = (self._new_serial(), step[2])
+                    self._scratch_alloc(*held[step[1]])
+            elif step[0] == "free":
+                if step[1] in held:
+                    serial, nbytes = held.pop(step[1])
+                    self._event(-nbytes, serial)
+            elif isinstance(outputs[step[1]], torch.Tensor):
+                self._on_output(outputs[step[1]])
 
     def _scratch_alloc(self, serial: int, nbytes: int) -> None:
         self.alloc_phase[serial] = self.phase
@@ -311,6 +316,8 @@ class StepRecorder(TorchDispatchMode):
             return None
         if self.stack:
             self.stack[-1].leaf = False
+        if name in self.call_counts and self.stack:
+            name = _path_via(self.stack[-1], module, self.stack[-1].module is self.root) or name
         count = self.call_counts.get(name, 0) + 1
         self.call_counts[name] = count
         display = name if count == 1 else f"{name}#{count}"
@@ -336,6 +343,16 @@ class StepRecorder(TorchDispatchMode):
         if call.leaf and self.on_layer is not None:
             self.on_layer(call.order)
         return None
+
+
+def _path_via(caller: LayerCall, module: nn.Module, caller_is_root: bool) -> str | None:
+    """A module shared by several parents (one activation object in every block) is named after
+    its first parent; a later call is named by the parent that makes it (`blocks.3.act`, not
+    `blocks.0.act#4`). None when the caller does not hold the module itself."""
+    for attr, child in caller.module.named_children():
+        if child is module:
+            return attr if caller_is_root else f"{caller.name.split('#')[0]}.{attr}"
+    return None
 
 
 def _tag_graph(tensors: list[torch.Tensor], code: int) -> None:
