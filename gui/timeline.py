@@ -388,8 +388,8 @@ class MemoryTimelineWidget(pg.PlotWidget):
         where = ", ".join(x for x in (peak.phase, peak.module) if x)
         self.peak_label.setText(f"peak {self._size(peak.total_bytes)}" + (f" ({where})" if where else ""))
         self.peak_label.setPos(peak.point, peak.total_bytes / factor)
-        where_x = peak.point / max(n - 1, 1)  # keep the label inside: left-align near the left edge
-        self.peak_label.setAnchor((0.0 if where_x < 0.25 else 1.0 if where_x > 0.75 else 0.5, 1.15))
+        # Beside the peak (the cursor starts on it), on the side with more room.
+        self.peak_label.setAnchor((1.03 if peak.point / max(n - 1, 1) > 0.6 else -0.03, 1.15))
         self.addItem(self.peak_label, ignoreBounds=True)
         for region in (self.span, self.preview_span):
             region.setVisible(False)
