@@ -492,7 +492,7 @@ class MemoryTimelineWidget(pg.PlotWidget):
         # The readout goes under the plot, never over the data; the breakdown is the tooltip.
         layer = self.layer_at(point)
         readout = text.split("\n", 1)[0] + (f" · running {layer}" if layer else "")
-        self._axis.setLabel(f"{PROGRESS_LABEL} — cursor: {readout}")
+        self._axis.setLabel(f"cursor: {readout}")  # the ticks already say what the axis is
         self.setToolTip(text)
         self.sig_cursor_moved.emit(point, text)
         self.sig_layer_at_cursor.emit(self.layer_at(point))
