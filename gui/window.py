@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from PySide6.QtCore import QByteArray, QEvent, QPoint, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QEventLoop, QPoint, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QPushButton, QScrollArea, QSizePolicy, QSplitter, QTabWidget, QTextBrowser,
@@ -186,7 +186,7 @@ class MainWindow(QMainWindow):
             self.summary.set_analysis(cached)
             self.sig_numbers_shown.emit(cached)
             self.status.setText(f"{cached.model_name}: reopened from the last session; loading torch…")
-            QApplication.sendPostedEvents(None, QEvent.LayoutRequest)  # the cards take their new sizes first
+            QApplication.processEvents(QEventLoop.ExcludeUserInputEvents)  # the cards take their new sizes
             self.repaint()
             self.set_analysis(cached)
             self.controller.show(cached)
@@ -488,9 +488,10 @@ class MainWindow(QMainWindow):
 
     def _save_settings(self) -> None:
         s = self._settings()
-        s.setValue("geometry", self.saveGeometry())
-        s.setValue("splitter/main", self.main_splitter.saveState())
-        s.setValue("splitter/views", self.splitter.saveState())
+        if not self.actions["presentation"].isChecked():  # a projector's layout is not the desk's
+            s.setValue("geometry", self.saveGeometry())
+            s.setValue("splitter/main", self.main_splitter.saveState())
+            s.setValue("splitter/views", self.splitter.saveState())
         s.setValue("view/decimal_units", self.actions["decimal_units"].isChecked())
         s.setValue("view/high_contrast", self.actions["high_contrast"].isChecked())
         if self.analysis is not None:
