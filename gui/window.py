@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from PySide6.QtCore import QByteArray, QEventLoop, QPoint, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QEvent, QPoint, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QPushButton, QScrollArea, QSizePolicy, QSplitter, QTabWidget, QTextBrowser,
@@ -186,7 +186,7 @@ class MainWindow(QMainWindow):
             self.summary.set_analysis(cached)
             self.sig_numbers_shown.emit(cached)
             self.status.setText(f"{cached.model_name}: reopened from the last session; loading torch…")
-            QApplication.processEvents(QEventLoop.ExcludeUserInputEvents)  # the cards take their new sizes
+            self._settle_layout()
             self.repaint()
             self.set_analysis(cached)
             self.controller.show(cached)
@@ -244,6 +244,7 @@ class MainWindow(QMainWindow):
         self.status.setText(f"{analysis.model_name}: {len(analysis.layers)} layers, {len(analysis.events):,} events, "
                             f"analysed in {analysis.analysis_seconds:.2f} s{warn}")
         self.status.setToolTip("\n".join(f"not modelled — {n.label}: {n.note}" for n in analysis.not_modelled))
+        self._settle_layout()
         self.sig_analysis_shown.emit(analysis)
 
     def show_error(self, message: str) -> None:
@@ -421,6 +422,14 @@ class MainWindow(QMainWindow):
         self.open_dropped([url.toLocalFile() for url in event.mimeData().urls()])
 
     # ---- Private API
+    @staticmethod
+    def _settle_layout(rounds: int = 5) -> None:
+        """Let new texts resize the cards before the next paint: wrapped labels need ~3 rounds of
+        layout requests (width, then height for that width, then the parents); a frame painted
+        earlier shows clipped text."""
+        for _ in range(rounds):
+            QApplication.sendPostedEvents(None, QEvent.LayoutRequest)
+
     @staticmethod
     def _restore(state, restore) -> None:
         if isinstance(state, QByteArray) and not state.isEmpty():
