@@ -202,8 +202,7 @@ class MainWindow(QMainWindow):
 
         self.timeline = timeline_module.MemoryTimelineWidget()
         self.lifetimes = LifetimesWidget()
-        share = getattr(timeline_module, "share_x_range", None)
-        share(self.timeline, self.lifetimes) if share else self.lifetimes.setXLink(self.timeline)
+        timeline_module.share_x_range(self.timeline, self.lifetimes)
         sizes = self.splitter.sizes()
         self.splitter.replaceWidget(1, self.timeline)
         self.timeline.setMinimumHeight(60)

@@ -86,8 +86,11 @@ def test_the_window_fits_a_1280x720_screen_and_the_plots_get_the_height(window, 
 
 
 def test_splitter_sizes_and_the_last_request_persist(window, qtbot, private_settings):
-    window.main_splitter.setSizes([420, 860])
+    window.resize(1600, 900)  # room for both panels' minimum widths: the sizes below are not clamped
+    qtbot.wait(20)
+    window.main_splitter.setSizes([420, 1160])
     sizes = window.main_splitter.sizes()
+    assert sizes[0] == 420
     window.close()
     args = parse_args([])
     assert initial_request(args) == window.analysis.request  # no flags: the last request

@@ -144,16 +144,18 @@ def test_training_and_inference_side_by_side(window, qtbot):
     assert window.analysis is train  # the comparison never replaces what is on screen
 
 
-def test_hovering_a_block_previews_its_span_and_the_cursor_selects_the_running_layer(window):
+def test_hovering_a_block_previews_its_span_and_the_cursor_previews_the_running_layer(window):
     layer = window.analysis.layers[3]
     window.diagram.sig_layer_hovered.emit(layer.name)
-    assert window.timeline.span.getRegion() == (layer.forward_span[0], max(layer.forward_span[1], layer.forward_span[0] + 1))
-    # Put the cursor inside another layer's forward span: that layer becomes selected.
+    assert window.timeline.preview_span.getRegion() == (layer.forward_span[0],
+                                                        max(layer.forward_span[1], layer.forward_span[0] + 1))
+    # Put the cursor inside another layer's forward span: that layer is previewed, not selected.
     other = window.analysis.layers[10]
     window.timeline.set_cursor(other.forward_span[1])
     assert window.timeline.layer_at(other.forward_span[1]) == other.name
-    assert window.diagram.selected_layer() == other.name
-    assert window.table.selected_layer() == other.name
+    assert window.selection.previewed == other.name
+    assert window.diagram.block(other.name).is_previewed()
+    assert window.diagram.selected_layer() is None and window.table.selected_layer() is None
 
 
 def test_device_capacity_line_survives_a_new_analysis(window, qtbot):
