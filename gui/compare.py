@@ -28,7 +28,7 @@ class ModeComparisonWidget(QTableWidget):
 
     def apply_display(self, display) -> None:
         """GB or GiB, as the window's Display says."""
-        self._decimal = getattr(display, "decimal_units", False)
+        self._decimal = display.decimal_units
         for analysis in [a for a in self.analyses.values() if a is not None]:
             self.set_analysis(analysis)
 
@@ -45,8 +45,7 @@ class ModeComparisonWidget(QTableWidget):
         values = [analysis.peak.total_bytes, *[analysis.peak.breakdown[c] for c in CATEGORIES],
                   analysis.textbook.peak_bytes, saved]
         for row, value in enumerate(values):
-            format_size = getattr(units, "format_size", None)
-            item = QTableWidgetItem(format_size(value, self._decimal) if format_size else units.format_bytes(value))
+            item = QTableWidgetItem(units.format_size(value, self._decimal))
             item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
             item.setToolTip(f"{value:,} bytes")
             self.setItem(row, column, item)

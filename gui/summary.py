@@ -95,8 +95,8 @@ class SummaryWidget(QWidget):
     # ---- Public API
     def apply_display(self, display) -> None:
         """Font scale and GB/GiB from the window's Display."""
-        self._scale = getattr(display, "font_scale", 1.0)
-        self._decimal = getattr(display, "decimal_units", False)
+        self._scale = display.font_scale
+        self._decimal = display.decimal_units
         self._restyle()
         if self.analysis is not None:
             self.set_analysis(self.analysis)
@@ -128,8 +128,7 @@ class SummaryWidget(QWidget):
 
     # ---- Private API
     def _format(self, nbytes) -> str:
-        format_size = getattr(units, "format_size", None)  # GB/GiB choice, where the engine offers it
-        return format_size(nbytes, self._decimal) if format_size else units.format_bytes(nbytes)
+        return units.format_size(nbytes, self._decimal)
 
     def _restyle(self) -> None:
         """One style sheet for every label on the cards: all of them follow the font scale."""

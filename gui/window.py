@@ -13,9 +13,9 @@ import sys
 
 from PySide6.QtCore import QByteArray, QEvent, QPoint, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
+from PySide6.QtWidgets import (QApplication, QDialog, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QPushButton, QScrollArea, QSizePolicy, QSplitter, QTabWidget, QTextBrowser,
-                               QVBoxLayout, QWidget, QDialog)  # noqa: I001
+                               QVBoxLayout, QWidget)
 
 from engine.choices import SPEC_SUFFIXES
 from engine.errors import MemLensError
@@ -146,8 +146,8 @@ class MainWindow(QMainWindow):
         self.lower_tabs.currentChanged.connect(self._on_tab)
         self.config.sig_optimizer_chosen.connect(c.set_companion_optimizer)
         c.set_companion_optimizer(self.config.optimizer_choice())
-        self._bind(self.diagram)
-        self._bind(self.table)
+        self.diagram.bind_selection(self.selection)
+        self.table.bind_selection(self.selection)
         self.actions = build_menus(self)
         self._restore_settings()
 
@@ -186,7 +186,7 @@ class MainWindow(QMainWindow):
             self.summary.set_analysis(cached)
             self.sig_numbers_shown.emit(cached)
             self.status.setText(f"{cached.model_name}: reopened from the last session; loading torch…")
-            QApplication.sendPostedEvents(None, QEvent.LayoutRequest)  # the cards take their new sizes first
+            self._settle_layout()
             self.repaint()
             self.set_analysis(cached)
             self.controller.show(cached)
@@ -214,8 +214,8 @@ class MainWindow(QMainWindow):
         self.lower_tabs.setCurrentIndex(current)
         self._lifetimes_slot.deleteLater()
         self.splitter.setSizes(sizes)
-        self._bind(self.timeline)
-        self._bind(self.lifetimes)
+        self.timeline.bind_selection(self.selection)
+        self.lifetimes.bind_selection(self.selection)
         self._apply_display()
 
     def views(self) -> dict[str, QWidget]:
@@ -243,6 +243,7 @@ class MainWindow(QMainWindow):
         self.status.setText(f"{analysis.model_name}: {len(analysis.layers)} layers, {len(analysis.events):,} events, "
                             f"analysed in {analysis.analysis_seconds:.2f} s{warn}")
         self.status.setToolTip("\n".join(f"not modelled — {n.label}: {n.note}" for n in analysis.not_modelled))
+        self._settle_layout()
         self.sig_analysis_shown.emit(analysis)
 
     def show_error(self, message: str) -> None:
@@ -338,10 +339,10 @@ class MainWindow(QMainWindow):
             self.status.setText(f"exported {path}")
 
     def fit_views(self) -> None:
-        for view in (self.diagram, self.timeline, self.lifetimes):
-            fit = getattr(view, "fit_to_window", None) or getattr(view, "autoRange", None)
-            if fit is not None:
-                fit()
+        self.diagram.fit_to_window()
+        if self.timeline is not None:
+            self.timeline.autoRange()  # the lifetimes share its x-range
+            self.lifetimes.autoRange()
 
     def reset_layout(self) -> None:
         self.main_splitter.setSizes(SPLITTER_SIZES["main"])
@@ -350,7 +351,7 @@ class MainWindow(QMainWindow):
     def set_presentation(self, on: bool) -> None:
         """Large text and the high-contrast theme throughout (for a projector)."""
         self.display = self._current_display()
-        scale = getattr(self.display, "font_scale", 1.0)
+        scale = self.display.font_scale
         font = QFont(self._base_font)
         font.setPointSizeF(self._base_font.pointSizeF() * scale)
         QApplication.setFont(font)
@@ -421,6 +422,14 @@ class MainWindow(QMainWindow):
 
     # ---- Private API
     @staticmethod
+    def _settle_layout(rounds: int = 5) -> None:
+        """Let new texts resize the cards before the next paint: wrapped labels need ~3 rounds of
+        layout requests (width, then height for that width, then the parents); a frame painted
+        earlier shows clipped text."""
+        for _ in range(rounds):
+            QApplication.sendPostedEvents(None, QEvent.LayoutRequest)
+
+    @staticmethod
     def _restore(state, restore) -> None:
         if isinstance(state, QByteArray) and not state.isEmpty():
             restore(state)
@@ -431,28 +440,6 @@ class MainWindow(QMainWindow):
         self._restore(s.value("splitter/main"), self.main_splitter.restoreState)
         self._restore(s.value("splitter/views"), self.splitter.restoreState)
 
-    def _bind(self, view) -> None:
-        if hasattr(view, "bind_selection"):
-            view.bind_selection(self.selection)
-            return
-        # Views still on their own signals (until they take the SelectionModel): adapt them here.
-        for signal in ("sig_layer_selected",):
-            if hasattr(view, signal):
-                getattr(view, signal).connect(self.selection.select)
-        if hasattr(view, "sig_layer_hovered"):
-            view.sig_layer_hovered.connect(self.selection.preview)
-        if hasattr(view, "sig_layer_at_cursor"):
-            view.sig_layer_at_cursor.connect(self.selection.select)
-        if hasattr(view, "select_layer"):
-            self.selection.sig_selected.connect(view.select_layer)
-        if hasattr(view, "highlight_span"):
-            def span(name, view=view):
-                layer = self.analysis.layer_named(name or self.selection.selected) if self.analysis else None
-                if layer is not None:
-                    view.highlight_span(*layer.forward_span)
-            self.selection.sig_selected.connect(span)
-            self.selection.sig_previewed.connect(span)
-
     def _current_display(self):
         a = self.actions
         return self._make_display(a["presentation"].isChecked(), a["decimal_units"].isChecked(),
@@ -460,21 +447,18 @@ class MainWindow(QMainWindow):
 
     @staticmethod
     def _make_display(presentation: bool, decimal: bool, high_contrast: bool = False):
-        make = getattr(style, "make_display", None)
-        if make is None:  # until gui/style.py has Display: the two fields the shell's own widgets read
-            from types import SimpleNamespace
-
-            return SimpleNamespace(font_scale=1.45 if presentation else 1.0, decimal_units=decimal)
-        plain = make("high-contrast" if high_contrast else "light", decimal_units=decimal)
+        plain = style.make_display("high-contrast" if high_contrast else "light", decimal_units=decimal)
         return style.presentation(plain) if presentation else plain
 
     def _apply_display(self) -> None:
         for view in self.views().values():
-            if view is not None and hasattr(view, "apply_display"):
+            if view is not None:  # the plots are built after the first frame
                 view.apply_display(self.display)
 
     def _preparers(self) -> dict:
-        """Each view module's Qt-free `prepare(analysis)`, run by the worker after the analysis."""
+        """Each view module's Qt-free `prepare(analysis)`, run by the worker after the analysis
+        (looked up from the built views: importing the plot modules costs ~0.6 s; the summary and
+        the comparison need none)."""
         found = {}
         for name, view in self.views().items():
             prepare = getattr(sys.modules.get(type(view).__module__), "prepare", None) if view is not None else None
@@ -487,9 +471,10 @@ class MainWindow(QMainWindow):
 
     def _save_settings(self) -> None:
         s = self._settings()
-        s.setValue("geometry", self.saveGeometry())
-        s.setValue("splitter/main", self.main_splitter.saveState())
-        s.setValue("splitter/views", self.splitter.saveState())
+        if not self.actions["presentation"].isChecked():  # a projector's layout is not the desk's
+            s.setValue("geometry", self.saveGeometry())
+            s.setValue("splitter/main", self.main_splitter.saveState())
+            s.setValue("splitter/views", self.splitter.saveState())
         s.setValue("view/decimal_units", self.actions["decimal_units"].isChecked())
         s.setValue("view/high_contrast", self.actions["high_contrast"].isChecked())
         if self.analysis is not None:

@@ -226,3 +226,18 @@ def test_presentation_mode_scales_every_summary_label(window, qtbot):
     finally:
         window.actions["presentation"].setChecked(False)
     assert {label: QFontInfo(label.font()).pixelSize() for label in labels} == before
+
+
+def test_no_card_text_is_clipped_when_an_analysis_is_shown(window, qtbot):
+    """Bug: the first frame of a reopened analysis showed the cards' wrapped text cut in half."""
+    from PySide6.QtWidgets import QLabel
+
+    def clipped():
+        return [label.text()[:30] for label in window.summary.findChildren(QLabel)
+                if label.text() and label.wordWrap() and label.height() < label.heightForWidth(label.width())]
+    seen = []
+    window.sig_analysis_shown.connect(lambda a: seen.append(clipped()))
+    window.resize(1264, 660)
+    with qtbot.waitSignal(window.sig_analysis_shown, timeout=120_000):
+        window.open_model("resnet50")
+    assert seen == [[]]
