@@ -8,6 +8,9 @@ only if re-creating it gives the same storage size, so byte counts cannot change
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import torch
 
 _MISS = object()
@@ -93,3 +96,24 @@ def _rebuild(hit):
     if single:
         return tensors[0]
     return kind(tensors) if kind is list else tuple(tensors)
+
+
+# A memo shared by every trace inside `shared_kernel_cache()`: the planner traces one model at
+# several batch sizes, and the ops that do not depend on the batch (the whole optimizer step,
+# half of a resnet50 trace) then run their meta kernels once. A context variable keeps it to the
+# thread (the worker) that opened it.
+_SHARED: contextvars.ContextVar[MetaKernelCache | None] = contextvars.ContextVar("memlens_kernel_cache", default=None)
+
+
+@contextlib.contextmanager
+def shared_kernel_cache():
+    token = _SHARED.set(MetaKernelCache())
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def kernel_cache() -> MetaKernelCache:
+    """The shared memo when one is open, else a fresh one for this trace."""
+    return _SHARED.get() or MetaKernelCache()

@@ -25,7 +25,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from .categories import CATEGORIES, PHASES
 from .cpu_kernels import conv_scratch
 from .errors import CancelledError
-from .meta_cache import MetaKernelCache
+from .meta_cache import kernel_cache
 from .target import target_for
 
 _CAT = {c: i for i, c in enumerate(CATEGORIES)}
@@ -108,7 +108,7 @@ class StepRecorder(TorchDispatchMode):
         self.op_count = 0
         self.current_op = None
         self.closed = False
-        self.kernels = MetaKernelCache()
+        self.kernels = kernel_cache()
         self._handles = []
 
     # ---- Public API
