@@ -7,6 +7,7 @@ import sys
 
 from .categories import CATEGORIES, DEVICES, DTYPES, MODES, OPTIMIZERS
 from .errors import MemLensError
+from .planning_cli import add_planning_arguments, planning_requested, run_planning
 from .request import AnalysisRequest, parse_shape
 from .units import format_bytes, format_count
 
@@ -45,9 +46,12 @@ def main(argv: list[str]) -> int:
     parser = _Parser(prog="main.py analyze", description="Trace one step and report its memory.")
     add_request_arguments(parser)
     parser.add_argument("--json", metavar="PATH", help="write the analysis as JSON to PATH ('-' for stdout)")
+    add_planning_arguments(parser)  # engine/planning_cli.py: --gpu, --capacity, --max-batch, --sweep ...
     args = parser.parse_args(argv)
     try:
         request = request_from_args(args)
+        if planning_requested(args):
+            return run_planning(args, request)
         if request.source_kind == "python":
             print(f"note: executing python file {args.model.rpartition(':')[0]}", file=sys.stderr)
         from .pipeline import analyze

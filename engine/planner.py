@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
+from .analysis import Analysis
 from .devices import DeviceInfo
 from .errors import CancelledError, RequestError
 from .footprint import Fit, fit_check
@@ -55,6 +56,7 @@ class Largest:
     next_peak_bytes: int | None  # at value + 1 (None when value is the search limit)
     capacity_bytes: int
     fit: Fit  # the fit check at value
+    analysis: Analysis  # the trace at value (what "apply" shows without tracing again)
     points: tuple[PlanPoint, ...]  # every trace, in the order they ran
     seconds: float
     limit_reached: bool = False
@@ -186,6 +188,7 @@ class _Planner:
             raise RequestError(f"{self.loaded.name}: sequence length applies to models taking token ids "
                                f"(input shape [seq]); this model takes {'x'.join(map(str, self.base_shape))}")
         self.fits: dict[int, Fit] = {}
+        self.analyses: dict[int, Analysis] = {}
         self.static_bytes: dict[int, int] = {}  # parameters + buffers + optimizer state at the peak
         self.points: list[PlanPoint] = []
 
@@ -213,6 +216,7 @@ class _Planner:
                 p.grad = None
         fit = fit_check(analysis, self.device, self.overrides)
         self.fits[value] = fit
+        self.analyses[value] = analysis
         b = analysis.peak.breakdown
         self.static_bytes[value] = b["parameters"] + b["buffers"] + b["optimizer_state"]
         point = PlanPoint(self.parameter, value, fit.total_bytes, analysis.peak.total_bytes, fit.capacity_bytes,
@@ -259,7 +263,8 @@ def _largest(parameter, request, device, overrides, progress, cancelled) -> Larg
             search.moved("lo" if fits else "hi")
             lo, hi = (guess, hi) if fits else (lo, guess)
     report(1.0, "done")
-    return Largest(parameter, lo, peaks[lo], peaks.get(lo + 1), cap, planner.fits[lo], tuple(planner.points),
+    return Largest(parameter, lo, peaks[lo], peaks.get(lo + 1), cap, planner.fits[lo], planner.analyses[lo],
+                   tuple(planner.points),
                    time.perf_counter() - started, limit_reached=hi is None)
 
 
