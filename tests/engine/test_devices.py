@@ -200,3 +200,22 @@ def test_parse_bytes_reads_binary_and_decimal_units(text, expected):
 def test_parse_bytes_rejects_what_is_not_a_size(text, message):
     with pytest.raises(RequestError, match=message):
         parse_bytes(text)
+
+
+# ---- Measure on this GPU (needs CUDA: here only its refusal and its pure parts run)
+def test_measuring_without_cuda_is_refused_clearly():
+    from engine import AnalysisRequest
+    from engine.measure import measure_on_gpu
+
+    with pytest.raises(RequestError, match="cannot measure: no CUDA device"):
+        measure_on_gpu(AnalysisRequest(model="resnet18", batch=2, device="cuda"))
+
+
+def test_measured_timeline_follows_the_allocator_snapshot():
+    from engine.measure import measured_timeline
+
+    snapshot = {"device_traces": [[
+        {"action": "alloc", "size": 512}, {"action": "free_requested", "size": 512},
+        {"action": "free_completed", "size": 512}, {"action": "alloc", "size": 1024},
+    ]]}
+    assert measured_timeline(snapshot, 100) == (100, 612, 100, 1124)
