@@ -1,69 +1,160 @@
 """Scratch buffers that CPU kernels allocate inside one op, which no meta kernel shows.
 
-Measured with torch.profiler's allocator events on this workstation's torch (2.14, oneDNN):
-a float32 2-D convolution with a batch of 2 or more runs through oneDNN, which
-1. reorders the input into a channel-blocked layout (only when it has 8 or more channels),
-2. reorders the weight the same way,
-3. computes the output in the blocked layout,
-4. frees the weight and input copies, allocates the real output (the tensor the trace sees),
-   copies into it and frees the blocked output.
-Channels are padded up to the block (8 on AVX2 CPUs, 16 with AVX-512). Convolutions oneDNN
-does not take (ATen's `use_mkldnn` rule: e.g. a batch of 1 with a small input, or bfloat16 on a
-CPU without native bf16) run the slow path, which unfolds the batch into im2col columns
-(N x C_in x kh x kw x H_out x W_out) before allocating the output. The trace replays these
-allocations as `temporaries`; without them a small model's inference peak reads ~3% low.
+Measured with torch.profiler's allocator events (torch 2.14, oneDNN 3.x), per oneDNN ISA family
+(`engine/cpu_isa.py`; each restricted with ONEDNN_MAX_CPU_ISA on one AMX machine). A 2-D
+convolution that ATen hands to oneDNN (`_uses_onednn`, ATen's `use_mkldnn` rule)
+1. may allocate a small scratch first (a padded bias when the output channels are not a
+   multiple of the block: 128 bytes + the padded bias),
+2. reorders the input into a blocked layout when it has at least one block of channels
+   (channels padded up to the block: 16 with AVX-512, 8 below),
+3. reorders the weight (output channels padded to the block, input channels too when the input
+   is blocked; bfloat16 pads unblocked input channels to a pair),
+4. computes the output in the blocked layout, frees the copies, allocates the real output (the
+   tensor the trace sees), copies into it and frees the blocked output.
+With AMX (bfloat16 on Sapphire Rapids and later) oneDNN's brgemm kernels work in channels-last:
+the input is always copied (unpadded), the weight's output channels are padded to 16, the
+output is computed unpadded, and a second output-sized buffer is taken beside the real output.
+Their per-thread scratchpad (tiles, a few hundred KiB per convolution, shape- and thread-
+dependent) is not modelled: it is listed as such in the analysis.
+Convolutions oneDNN does not take (e.g. a batch of 1 with a small input, or bfloat16 on a CPU
+without native bf16) run the slow path, which unfolds the batch into im2col columns
+(N x C_in x kh x kw x H_out x W_out) before allocating the output.
 Not modelled: grouped convolutions on the slow path and the backward kernels' scratch.
 """
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import torch
+
+from .cpu_isa import AMX, channel_block, onednn_family
 
 aten = torch.ops.aten
 
 
-@functools.lru_cache(maxsize=1)
-def channel_block() -> int:
-    capability = torch.backends.cpu.get_cpu_capability()
-    return 16 if "AVX512" in capability.upper() else 8
+# A kernel's allocations as the allocator sees them, in order:
+#   ("alloc", name, bytes)   an internal buffer is taken
+#   ("free", name)           it is given back
+#   ("out", index)           the op's output `index` is allocated (index 0 for a single tensor)
+Step = tuple
+
+
+def kernel_script(func, args) -> list[Step] | None:
+    """The allocations of a modelled CPU kernel around its outputs, or None when `func` is not
+    one (the trace then sees the outputs only)."""
+    if func is aten.convolution.default:
+        return _conv_forward(args)
+    if func is aten.convolution_backward.default:
+        return _conv_backward(args)
+    return None
 
 
 def _pad(channels: int, block: int) -> int:
     return -(-channels // block) * block
 
 
-def conv_scratch(func, args) -> tuple[tuple[int, ...], int] | None:
-    """The scratch buffers of a CPU convolution forward, as (freed before the output is
-    allocated, freed right after it), or None when the op is not a modelled convolution."""
-    if func is not aten.convolution.default:
-        return None
-    x, weight = args[0], args[1]
-    stride, dilation, transposed, groups = args[3], args[5], args[6], args[8]
+class _Conv(NamedTuple):
+    n: int
+    c_in: int
+    c_out: int
+    c_in_group: int
+    taps: int  # kh * kw
+    in_pixels: int
+    out_pixels: int
+    groups: int
+    elem: int
+    path: str  # "onednn" | "amx" | "slow"
+
+
+def _conv(x, weight, stride, padding, dilation, transposed, groups) -> _Conv | None:
     if transposed or x.dim() != 4 or weight.dim() != 4:
         return None
     n, c_in, h, w = x.shape
     c_out, c_in_group, kh, kw = weight.shape
-    elem = x.element_size()
-    h_out, w_out = _conv_out_size(h, w, kh, kw, args)
-    if _uses_onednn(x, weight, stride, dilation, groups):
-        if x.dtype != torch.float32:
-            return None
-        block = channel_block()
-        blocked = c_in >= 8
-        in_copy = n * _pad(c_in, block) * h * w * elem if blocked else 0
-        if groups > 1:
-            w_copy = _pad(c_out, block) * c_in_group * kh * kw * elem
-        else:
-            w_copy = _pad(c_out, block) * (_pad(c_in, block) if blocked else c_in) * kh * kw * elem
-        return (in_copy, w_copy), n * _pad(c_out, block) * h_out * w_out * elem
-    if groups > 1:
-        return None  # per-group loop of the slow path: not modelled
-    one_by_one = kh == kw == 1 and all(s == 1 for s in stride) and all(p == 0 for p in args[4])
-    if one_by_one:
+    h_out, w_out = _conv_out_size(h, w, kh, kw, stride, padding, dilation)
+    if not _uses_onednn(x, weight, stride, dilation, groups):
+        path = "slow"
+    elif x.dtype == torch.float32:
+        path = "onednn"
+    elif x.dtype == torch.bfloat16:
+        depthwise = groups > 1 and c_in_group == 1
+        path = "amx" if onednn_family() == AMX and not depthwise else "onednn"
+    else:
         return None
-    # The slow path (slow_conv2d) unfolds the whole batch into im2col columns first.
-    return (), n * c_in * kh * kw * h_out * w_out * elem
+    return _Conv(n, c_in, c_out, c_in_group, kh * kw, h * w, h_out * w_out, groups, x.element_size(), path)
+
+
+def _block(c: _Conv) -> int:
+    return 16 if c.elem == 2 else channel_block()
+
+
+def _conv_forward(args) -> list[Step] | None:
+    x, weight, bias, stride, padding, dilation, transposed, _, groups = args[:9]
+    c = _conv(x, weight, stride, padding, dilation, transposed, groups)
+    if c is None:
+        return None
+    out = c.n * c.c_out * c.out_pixels * c.elem
+    if c.path == "slow":
+        if groups > 1:
+            return None  # per-group loop of the slow path: not modelled
+        if c.taps == 1 and all(s == 1 for s in stride) and all(p == 0 for p in padding):
+            return None
+        # slow_conv2d unfolds the whole batch into im2col columns first.
+        return [("alloc", "columns", c.n * c.c_in * c.taps * c.out_pixels * c.elem), ("out", 0), ("free", "columns")]
+    if c.path == "amx":
+        w_copy = _pad(c.c_out, 16) * c.c_in_group * c.taps * c.elem
+        return [("alloc", "input", c.n * c.c_in * c.in_pixels * c.elem), ("alloc", "weight", w_copy),
+                ("alloc", "blocked", out), ("free", "weight"), ("free", "input"),
+                ("out", 0), ("alloc", "beside", out), ("free", "blocked"), ("free", "beside")]
+    block = _block(c)
+    blocked = c.c_in >= block
+    low = c.elem == 2
+    if groups > 1:
+        w_copy = _pad(c.c_out, block) * c.c_in_group * c.taps * c.elem
+        bias_scratch = 128 + 4 * _pad(c.c_out, block) if low and c.c_in_group == 1 and bias is not None else 0
+    else:
+        w_in = _pad(c.c_in, block) if blocked else (_pad(c.c_in, 2) if low else c.c_in)
+        w_copy = _pad(c.c_out, block) * w_in * c.taps * c.elem
+        bias_scratch = 128 + c.elem * _pad(c.c_out, block) if bias is not None and c.c_out % block else 0
+    in_copy = c.n * _pad(c.c_in, block) * c.in_pixels * c.elem if blocked else 0
+    return [("alloc", "bias", bias_scratch), ("alloc", "input", in_copy), ("alloc", "weight", w_copy),
+            ("alloc", "blocked", c.n * _pad(c.c_out, block) * c.out_pixels * c.elem),
+            ("free", "weight"), ("free", "input"), ("free", "bias"), ("out", 0), ("free", "blocked")]
+
+
+def _conv_backward(args) -> list[Step] | None:
+    """oneDNN's convolution backward: the input gradient, then the weight (and bias) gradient,
+    each computed in blocked layouts from reordered copies. Modelled where every channel count
+    fills a block (small-channel kernels differ); their per-thread scratchpads are not."""
+    grad_out, x, weight, _, stride, padding, dilation, transposed, _, groups, mask = args[:11]
+    c = _conv(x, weight, stride, padding, dilation, transposed, groups)
+    if c is None or c.path == "slow" or groups > 1:
+        return None
+    block = 16 if c.path == "amx" else _block(c)
+    if c.c_in < block or c.c_out < block:
+        return None
+    e, ci, co = c.elem, _pad(c.c_in, block), _pad(c.c_out, block)
+    go_copy = c.n * co * c.out_pixels * e
+    in_bytes = c.n * ci * c.in_pixels * e
+    w_bytes = co * ci * c.taps * e
+    steps: list[Step] = []
+    if mask[0]:
+        steps += [("alloc", "grad_out", go_copy), ("alloc", "weight", w_bytes), ("alloc", "grad_in", in_bytes),
+                  ("free", "weight"), ("free", "grad_out"), ("out", 0)]
+        if c.path == "amx":
+            steps += [("alloc", "beside", c.n * c.c_in * c.in_pixels * e), ("free", "grad_in"), ("free", "beside")]
+        else:
+            steps += [("free", "grad_in")]
+    if mask[1]:
+        # AMX reduces the weight gradient in float32 (one accumulator at least: a lower bound of
+        # its scratchpad, the rest being per-thread tiles).
+        accumulate = co * ci * c.taps * 4 if c.path == "amx" else 0
+        steps += [("alloc", "grad_out", go_copy), ("alloc", "input", in_bytes), ("alloc", "grad_w", w_bytes),
+                  ("alloc", "accumulate", accumulate), ("alloc", "grad_b", co * e if mask[2] else 0),
+                  ("free", "accumulate"), ("free", "input"), ("free", "grad_out"),
+                  ("out", 2), ("out", 1), ("free", "grad_w"), ("free", "grad_b")]
+    return steps
 
 
 def _uses_onednn(x, weight, stride, dilation, groups) -> bool:
@@ -83,15 +174,15 @@ def _uses_onednn(x, weight, stride, dilation, groups) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def _onednn_low_precision() -> bool:
-    """oneDNN runs bf16/fp16 convolutions only on CPUs with native support (AVX512-BF16, AMX)."""
+    """oneDNN runs bf16/fp16 convolutions only on CPUs with native support (AVX512-BF16, AMX)
+    or AVX-512 emulation; the answer follows ONEDNN_MAX_CPU_ISA."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
 
 
-def _conv_out_size(h, w, kh, kw, args) -> tuple[int, int]:
-    stride, padding, dilation = args[3], args[4], args[5]
+def _conv_out_size(h, w, kh, kw, stride, padding, dilation) -> tuple[int, int]:
     sh, sw = (stride * 2)[:2] if len(stride) == 1 else stride
     ph, pw = (padding * 2)[:2] if len(padding) == 1 else padding
     dh, dw = (dilation * 2)[:2] if len(dilation) == 1 else dilation

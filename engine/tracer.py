@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .categories import CATEGORIES, PHASES
-from .cpu_kernels import conv_scratch
+from .cpu_kernels import kernel_script
 from .errors import CancelledError
 from .meta_cache import kernel_cache
 from .target import target_for
@@ -188,16 +188,10 @@ class StepRecorder(TorchDispatchMode):
         self.op_count += 1
         if self.cancelled is not None and not (self.op_count & 63) and self.cancelled():
             raise CancelledError("analysis cancelled")
-        scratch = conv_scratch(func, args) if self.target.kernel_scratch else None
-        if scratch is not None:
-            transient, kept_bytes = scratch
-            kept = self._scratch(kept_bytes, before=transient)
+        script = kernel_script(func, args) if self.target.kernel_scratch else None
         out = self.kernels.call(func, args, kwargs or {})
-        if scratch is not None:
-            self._on_output(out)
-            if kept_bytes:
-                self._event(-kept_bytes, kept)
-            return out
+        if script is not None:
+            self._replay(script, out)
         if isinstance(out, torch.Tensor):
             self._on_output(out)
         elif isinstance(out, (tuple, list)):
@@ -255,18 +249,21 @@ class StepRecorder(TorchDispatchMode):
         if nbytes:  # zero-byte tensors get no allocation
             self._event(nbytes, serial)
 
-    def _scratch(self, nbytes: int, before: tuple[int, ...]) -> int:
-        """Replay a kernel's internal buffers (engine/cpu_kernels.py): the `before` buffers live
-        and die around the allocation of `nbytes`, whose serial is returned (the caller frees it)."""
-        transient = [(self._new_serial(), b) for b in before if b]
-        for serial, b in transient:
-            self._scratch_alloc(serial, b)
-        kept = self._new_serial()
-        if nbytes:
-            self._scratch_alloc(kept, nbytes)
-        for serial, b in reversed(transient):
-            self._event(-b, serial)
-        return kept
+    def _replay(self, script, out) -> None:
+        """Replay a kernel's internal buffers around its outputs (engine/cpu_kernels.py)."""
+        outputs = out if isinstance(out, (tuple, list)) else (out,)
+        held: dict[str, tuple[int, int]] = {}
+        for step in script:
+            if step[0] == "alloc":
+                if step[2]:
+                    held[step[1]] = (self._new_serial(), step[2])
+                    self._scratch_alloc(*held[step[1]])
+            elif step[0] == "free":
+                if step[1] in held:
+                    serial, nbytes = held.pop(step[1])
+                    self._event(-nbytes, serial)
+            elif isinstance(outputs[step[1]], torch.Tensor):
+                self._on_output(outputs[step[1]])
 
     def _scratch_alloc(self, serial: int, nbytes: int) -> None:
         self.alloc_phase[serial] = self.phase

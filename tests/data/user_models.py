@@ -1,0 +1,101 @@
+"""Small networks written the way users write them (not torchvision): each `build_*` returns
+(module, example_input). The CPU truth tests trace each and compare with a real step."""
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+class MnistNet(nn.Module):
+    """The PyTorch MNIST example: two convolutions from one input channel."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, 1)
+        self.conv2 = nn.Conv2d(32, 64, 3, 1)
+        self.fc1 = nn.Linear(9216, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = F.relu(self.fc1(torch.flatten(x, 1)))
+        return F.log_softmax(self.fc2(x), dim=1)
+
+
+class Recursive(nn.Module):
+    """One block applied to its own output several times (shared weights)."""
+
+    def __init__(self, depth=4):
+        super().__init__()
+        self.depth = depth
+        self.stem = nn.Conv2d(3, 32, 3, padding=1)
+        self.block = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU())
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for _ in range(self.depth):
+            x = self.block(x)
+        return self.head(x.mean((2, 3)))
+
+
+class ConvAutoencoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(),
+                                     nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU())
+        self.decoder = nn.Sequential(nn.ConvTranspose2d(32, 16, 2, stride=2), nn.ReLU(),
+                                     nn.ConvTranspose2d(16, 3, 2, stride=2), nn.Sigmoid())
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+
+class FourChannelReusedReLU(nn.Module):
+    """Few channels, and one in-place ReLU module called after every convolution."""
+
+    def __init__(self):
+        super().__init__()
+        self.act = nn.ReLU(inplace=True)
+        self.c1 = nn.Conv2d(4, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.c3 = nn.Conv2d(8, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        x = self.act(self.c1(x))
+        x = self.act(self.c2(x))
+        x = self.act(self.c3(x))
+        return self.fc(x.mean((2, 3)))
+
+
+class LSTMTagger(nn.Module):
+    def __init__(self, vocab=1000, embed=64, hidden=128, tags=10):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed)
+        self.lstm = nn.LSTM(embed, hidden, num_layers=2, batch_first=True)
+        self.out = nn.Linear(hidden, tags)
+
+    def forward(self, tokens):
+        y, _ = self.lstm(self.embed(tokens))
+        return self.out(y)
+
+
+def build_mnist():
+    return MnistNet(), torch.zeros(1, 1, 28, 28)
+
+
+def build_recursive():
+    return Recursive(), torch.zeros(1, 3, 32, 32)
+
+
+def build_autoencoder():
+    return ConvAutoencoder(), torch.zeros(1, 3, 64, 64)
+
+
+def build_reused_relu():
+    return FourChannelReusedReLU(), torch.zeros(1, 4, 32, 32)
+
+
+def build_lstm():
+    return LSTMTagger(), torch.zeros(1, 20, dtype=torch.long)
