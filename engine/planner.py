@@ -125,6 +125,58 @@ def sweep(request: AnalysisRequest, device: DeviceInfo, parameter: str, values, 
     return tuple(points)
 
 
+# The configurations `compare_variants` traces by default: the levers DESIGN.md names (data type
+# and AMP, optimizer, training vs inference), each a change from float32 + Adam training.
+VARIANTS = (
+    ("float32, Adam", {}),
+    ("AMP (float16 autocast), Adam", {"amp": True}),
+    ("bfloat16 weights, Adam", {"dtype": "bfloat16"}),
+    ("float32, SGD momentum", {"optimizer": "momentum"}),
+    ("float32, SGD", {"optimizer": "sgd"}),
+    ("float32, inference", {"mode": "inference", "optimizer": "none"}),
+)
+
+
+@dataclass(frozen=True)
+class VariantPoint:
+    """One configuration of the comparison: its label, the fit check's total and verdict."""
+
+    label: str
+    request: AnalysisRequest
+    peak_bytes: int
+    tensor_peak_bytes: int
+    capacity_bytes: int
+    state: str
+
+
+def compare_variants(request: AnalysisRequest, device: DeviceInfo, variants=VARIANTS, overrides=None,
+                     on_point: Callable[[VariantPoint], None] | None = None, progress: Progress | None = None,
+                     cancelled: Callable[[], bool] | None = None) -> tuple[VariantPoint, ...]:
+    """The effect of dtype/AMP, optimizer and training vs inference at the request's shapes: each
+    variant is `request` with its changes (from float32 training), traced and fit-checked."""
+    from .pipeline import analyze
+
+    report = progress or (lambda fraction, message: None)
+    base = request.replace(dtype="float32", amp=False, mode="train", optimizer="adam",
+                           device="cuda" if device.kind != "host" else request.device)
+    out = []
+    with shared_kernel_cache():
+        for i, (label, changes) in enumerate(variants):
+            if cancelled is not None and cancelled():
+                raise CancelledError("comparison cancelled")
+            report(i / len(variants), f"{label} ({i + 1} of {len(variants)})")
+            variant = base.replace(**changes)
+            analysis = analyze(variant, cancelled=cancelled)
+            fit = fit_check(analysis, device, overrides)
+            point = VariantPoint(label, variant, fit.total_bytes, analysis.peak.total_bytes, fit.capacity_bytes,
+                                 fit.state)
+            out.append(point)
+            if on_point is not None:
+                on_point(point)
+    report(1.0, "done")
+    return tuple(out)
+
+
 def parse_values(text: str) -> tuple[str, list[int]]:
     """'batch=1,2,4,...,512' -> ('batch', [1, 2, 4, ..., 512]): '...' continues the doubling (or
     the step) of the two values before it up to the one after it."""

@@ -1,6 +1,6 @@
 """What-if plots: the footprint (what the fit check compares with the capacity) against the batch
 size, the square input resolution or the sequence length, with the capacity line and the fit
-boundary. Points appear as the worker computes them; the sweep can be cancelled.
+boundary; or, as bars, across configurations (dtype/AMP, optimizer, training vs inference). Points appear as the worker computes them; the sweep can be cancelled.
 
 The widget computes nothing: it asks for a sweep through `sig_sweep_requested` and receives
 `engine.planner.PlanPoint`s through `add_point`.
@@ -25,6 +25,8 @@ class SweepPlotWidget(QWidget):
 
     sig_sweep_requested = Signal(str, list)
     """Run a sweep of this parameter ('batch', 'resolution', 'seq') over these values."""
+    sig_variants_requested = Signal()
+    """Compare configurations (dtype/AMP, optimizer, training vs inference) at the current shapes."""
     sig_cancel_requested = Signal()
     """Stop the running sweep."""
 
@@ -39,6 +41,7 @@ class SweepPlotWidget(QWidget):
         self.choice = QComboBox()
         for key in ("batch", "resolution", "seq"):
             self.choice.addItem(AXIS_LABELS[key], key)
+        self.choice.addItem("configurations (dtype, AMP, optimizer, mode)", "variants")
         self.choice.currentIndexChanged.connect(self._on_choice)
         self.values = QLineEdit(DEFAULT_VALUES["batch"])
         self.run_button = QPushButton("Sweep")
@@ -56,6 +59,8 @@ class SweepPlotWidget(QWidget):
         self.curve = self.plot.plot([], [], pen=pg.mkPen("#4c78a8", width=2))
         self.scatter = pg.ScatterPlotItem(size=11)
         self.plot.addItem(self.scatter)
+        self.variants = []
+        self.bars = None
 
         row = QHBoxLayout()
         row.addWidget(self.choice)
@@ -72,11 +77,30 @@ class SweepPlotWidget(QWidget):
         """Clear the plot for a new sweep of `parameter` against `capacity_bytes`."""
         self.parameter = parameter
         self.points = []
+        self.variants = []
         self.plot.setLabel("bottom", AXIS_LABELS[parameter])
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText("sweeping…")
         self.set_capacity(capacity_bytes, label)
+        self._redraw()
+
+    def start_variants(self, capacity_bytes: int | None, label: str = "") -> None:
+        """Clear the plot for a comparison of configurations (bars, one per `VariantPoint`)."""
+        self.parameter = "variants"
+        self.points = []
+        self.variants = []
+        self.plot.setLabel("bottom", "configuration")
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status.setText("comparing…")
+        self.set_capacity(capacity_bytes, label)
+        self._redraw()
+
+    def add_variant(self, point) -> None:
+        """One compared configuration (a `VariantPoint`): a bar in its verdict's colour."""
+        self.variants.append(point)
+        self.status.setText(f"{point.label}: {format_bytes(point.peak_bytes)} ({point.state})")
         self._redraw()
 
     def add_point(self, point) -> None:
@@ -106,6 +130,17 @@ class SweepPlotWidget(QWidget):
 
     # ---- Private API
     def _redraw(self) -> None:
+        if self.bars is not None:
+            self.plot.removeItem(self.bars)
+            self.bars = None
+        axis = self.plot.getAxis("bottom")
+        if self.variants:
+            self.bars = pg.BarGraphItem(x=list(range(len(self.variants))), height=[v.peak_bytes / GIB for v in self.variants],
+                                        width=0.6, brushes=[pg.mkBrush(STATE_COLOURS[v.state]) for v in self.variants])
+            self.plot.addItem(self.bars)
+            axis.setTicks([[(i, v.label.replace(", ", "\n")) for i, v in enumerate(self.variants)]])
+        else:
+            axis.setTicks(None)
         ordered = sorted(self.points, key=lambda p: p.value)
         xs = [p.value for p in ordered]
         ys = [p.peak_bytes / GIB for p in ordered]
@@ -133,13 +168,18 @@ class SweepPlotWidget(QWidget):
                 return
 
     def _on_choice(self, index: int) -> None:
-        self.values.setText(DEFAULT_VALUES[self.choice.itemData(index)])
+        key = self.choice.itemData(index)
+        self.values.setEnabled(key != "variants")
+        self.values.setText(DEFAULT_VALUES.get(key, ""))
 
     def _on_run(self) -> None:
         from engine.errors import MemLensError
         from engine.planner import parse_values
 
         parameter = self.choice.currentData()
+        if parameter == "variants":
+            self.sig_variants_requested.emit()
+            return
         try:
             name, values = parse_values(f"{parameter}={self.values.text()}")
         except MemLensError as e:

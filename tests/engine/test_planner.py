@@ -12,7 +12,8 @@ from engine import AnalysisRequest, analyze
 from engine.devices import custom_device, find_gpu
 from engine.errors import CancelledError, RequestError
 from engine.footprint import fit_check
-from engine.planner import DoesNotFitError, max_batch, max_resolution, max_sequence, parse_values, sweep
+from engine.planner import (VARIANTS, DoesNotFitError, compare_variants, max_batch, max_resolution, max_sequence,
+                            parse_values, sweep)
 from engine.units import parse_bytes
 
 CNN = os.path.join(SPECS, "small_cnn.yaml")
@@ -128,3 +129,14 @@ def test_sweep_values_are_parsed(text, expected):
 def test_bad_sweep_values_are_refused(text, message):
     with pytest.raises(RequestError, match=message):
         parse_values(text)
+
+
+def test_variants_show_the_effect_of_dtype_optimizer_and_mode():
+    seen = []
+    points = compare_variants(AnalysisRequest(model=CNN, batch=64, device="cuda"), custom_device(GIB),
+                              on_point=seen.append)
+    assert [p.label for p in seen] == [label for label, _ in VARIANTS] and tuple(seen) == points
+    by = {p.label: p.tensor_peak_bytes for p in points}
+    assert by["float32, inference"] < by["float32, SGD"] < by["float32, SGD momentum"] < by["float32, Adam"]
+    assert by["bfloat16 weights, Adam"] < by["float32, Adam"]
+    assert points[1].request.amp and points[0].request.device == "cuda"

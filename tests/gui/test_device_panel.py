@@ -149,3 +149,21 @@ def test_sweep_points_appear_as_computed_with_capacity_and_boundary(qtbot):
     assert plot.boundary is not None and 512 < plot.boundary.value() < 4096
     xs, ys = plot.curve.getData()
     assert list(xs) == [1, 512, 4096, 8192] and ys[0] < ys[-1]
+
+
+def test_configurations_are_compared_as_bars(qtbot):
+    from engine.planner import compare_variants
+    from gui.sweeps import SweepPlotWidget
+
+    plot = SweepPlotWidget()
+    qtbot.addWidget(plot)
+    plot.choice.setCurrentIndex(plot.choice.findData("variants"))
+    assert not plot.values.isEnabled()
+    with qtbot.waitSignal(plot.sig_variants_requested):
+        plot.run_button.click()
+    device = custom_device(GIB)
+    plot.start_variants(device.capacity_bytes, device.name)
+    compare_variants(AnalysisRequest(model=CNN, batch=64, device="cuda"), device, on_point=plot.add_variant)
+    heights = plot.bars.opts["height"]
+    assert len(heights) == 6 and heights[-1] < heights[0]  # inference below Adam training
+    assert plot.capacity_line.value() == pytest.approx(1.0)
