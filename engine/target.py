@@ -117,8 +117,8 @@ class TargetDevice:
         if self.name == "cpu":
             return (
                 NotModelled("kernel scratch buffers", None,
-                            "workspaces a CPU kernel allocates and frees inside one op (e.g. oneDNN "
-                            "convolution); invisible to a meta-tensor trace"),
+                            "oneDNN convolution forward scratch is modelled (engine/cpu_kernels.py); backward "
+                            "kernels' and other ops' scratch inside one op is not"),
             )
         by_key = {o.key: o for o in self.overheads()}
         return (
