@@ -281,6 +281,7 @@ class DevicePanel(QWidget):
         self.largest_detail.setText(f"{detail} ({largest.traces} traces, {largest.seconds:.1f} s)")
 
     def set_largest_busy(self, message: str = "searching…") -> None:
+        self._largest = None
         self.apply_button.setEnabled(False)
         self.largest.setText("Largest batch: …")
         self.largest_detail.setText(message)
@@ -293,6 +294,10 @@ class DevicePanel(QWidget):
 
     def set_measurement(self, measurement) -> None:
         self.measure_result.setText("\n".join(measurement.explanation))
+
+    def largest_result(self):
+        """The `Largest` on show (None while searching, after an error or before any)."""
+        return self._largest
 
     def overrides(self) -> dict[str, int]:
         return dict(self._overrides)

@@ -18,8 +18,9 @@ PLANNING_KINDS = ("devices", "max_batch", "sweep", "measure")
 class DevicePlanning(QObject):
     """Connects a `DevicePanel` and a `SweepPlotWidget` to a `Controller` and the shown analysis."""
 
-    sig_apply_batch = Signal(int)
-    """The user applied the largest batch: analyse with this batch size."""
+    sig_use_settings = Signal(dict)
+    """Analyse with these changes to the configuration: {"batch": n} when the user applies the
+    largest batch, {"device": "cuda"} when a GPU is chosen for a step traced with CPU rules."""
     sig_capacity_changed = Signal(object, str)
     """The chosen device's capacity in bytes and its name (the timeline draws it)."""
 
@@ -33,7 +34,7 @@ class DevicePlanning(QObject):
         panel.sig_capacity_changed.connect(self.sig_capacity_changed)
         panel.sig_overrides_changed.connect(self._on_overrides)
         panel.sig_max_batch_requested.connect(self.find_max_batch)
-        panel.sig_apply_batch.connect(self.sig_apply_batch)
+        panel.sig_apply_batch.connect(lambda batch: self.sig_use_settings.emit({"batch": batch}))
         panel.sig_measure_requested.connect(self._on_measure)
         sweeps.sig_sweep_requested.connect(self._on_sweep)
         sweeps.sig_variants_requested.connect(self._on_variants)
@@ -103,6 +104,9 @@ class DevicePlanning(QObject):
         self.panel.set_fit(self.fit)
 
     def _on_device(self, device) -> None:
+        if self.analysis is not None and device.kind != "host" and self.analysis.request.device != "cuda":
+            # On a GPU the tensors are CUDA's (512-byte blocks, foreach optimizers): trace them so.
+            self.sig_use_settings.emit({"device": "cuda"})
         self._refit()
         self.sweeps.set_capacity(device.capacity_bytes, device.name)
         self.find_max_batch()
