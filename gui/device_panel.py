@@ -36,7 +36,7 @@ class FitGaugeWidget(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.fit = None
-        self.setMinimumHeight(110)
+        self.setMinimumHeight(130)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
 
     # ---- Public API
@@ -51,7 +51,7 @@ class FitGaugeWidget(QWidget):
             return "choose a device"
         f = self.fit
         if f.headroom_bytes >= 0:
-            return f"{f.state.upper()}: {format_bytes(f.headroom_bytes)} ({f.headroom_pct:.1f}%) headroom"
+            return f"{f.state.upper()}: {format_bytes(f.headroom_bytes)} ({f.headroom_pct:.1f}%) free"
         return f"DOES NOT FIT: {format_bytes(-f.headroom_bytes)} ({-f.headroom_pct:.1f}%) over"
 
     def segments(self) -> list[tuple[str, float, float]]:
@@ -75,7 +75,7 @@ class FitGaugeWidget(QWidget):
 
     def bar_rect(self) -> QRectF:
         left, width = self._bar_span()
-        return QRectF(left, 52, width, 44)
+        return QRectF(left, 74, width, 44)
 
     # ---- Qt
     def paintEvent(self, event):  # noqa: N802 (Qt override)
@@ -87,7 +87,8 @@ class FitGaugeWidget(QWidget):
         painter.setFont(font)
         colour = QColor(STATE_COLOURS.get(self.fit.state if self.fit else "", "#777777"))
         painter.setPen(colour)
-        painter.drawText(QRectF(8, 4, self.width() - 16, 40), Qt.AlignLeft | Qt.AlignVCenter, self.verdict_text())
+        painter.drawText(QRectF(8, 0, self.width() - 16, 64), Qt.AlignLeft | Qt.AlignVCenter | Qt.TextWordWrap,
+                         self.verdict_text())
         bar = self.bar_rect()
         painter.setPen(Qt.NoPen)
         painter.setBrush(QColor("#eeeeee"))
@@ -135,13 +136,16 @@ class DevicePanel(QWidget):
         self.status = QLabel("looking for GPUs…")
         self.status.setWordWrap(True)
         self.search = QLineEdit(placeholderText="search the catalog (e.g. A100, 4090, MI300X)")
+        self.search.setToolTip("Filter the catalog by name (detected devices stay listed)")
         self.search.textChanged.connect(self._on_search)
         self.devices = QListWidget()
         self.devices.setMinimumHeight(180)
         self.devices.currentItemChanged.connect(self._on_item_changed)
         self.custom = QLineEdit(placeholderText="custom capacity, e.g. 24 GiB or 80GB")
+        self.custom.setToolTip("Plan for any capacity: GiB/MiB are powers of 1024, GB/MB powers of 1000")
         self.custom.returnPressed.connect(self._on_custom)
         self.custom_button = QPushButton("Use")
+        self.custom_button.setToolTip("Use the custom capacity as the device")
         self.custom_button.clicked.connect(self._on_custom)
         self.error = QLabel()
         self.error.setWordWrap(True)
@@ -160,10 +164,12 @@ class DevicePanel(QWidget):
         self.largest.setFont(big)
         self.largest_detail = QLabel("")
         self.largest_detail.setWordWrap(True)
-        self.find_button = QPushButton("Find largest batch")
+        self.find_button = QPushButton("Search again")
+        self.find_button.setToolTip("Search again for the largest batch that fits (a handful of traces)")
         self.find_button.clicked.connect(self.sig_max_batch_requested)
         self.apply_button = QPushButton("Apply")
         self.apply_button.setEnabled(False)
+        self.apply_button.setToolTip("Analyse with the largest batch that fits")
         self.apply_button.clicked.connect(self._on_apply)
         self.measure_button = QPushButton("Measure on this GPU")
         self.measure_button.setEnabled(False)
@@ -176,10 +182,11 @@ class DevicePanel(QWidget):
         overrides = QFormLayout()
         for key, label in EDITABLE_LINES:
             edit = QLineEdit(placeholderText="default")
+            edit.setToolTip(f"{label}: a size such as 300 MiB replaces the documented default; empty restores it")
             edit.editingFinished.connect(self._on_overrides)
             self.override_edits[key] = edit
             overrides.addRow(label, edit)
-        edit_box = QGroupBox("Overheads (leave empty for the documented default)")
+        edit_box = QGroupBox("Overheads (empty: the default)")
         edit_box.setLayout(overrides)
 
         pick = QGroupBox("Device")
@@ -197,8 +204,8 @@ class DevicePanel(QWidget):
         lay = QVBoxLayout(fit_box)
         lay.addWidget(self.gauge)
         lay.addWidget(self.legend)
+        lay.addWidget(self.largest)
         row = QHBoxLayout()
-        row.addWidget(self.largest, 1)
         row.addWidget(self.find_button)
         row.addWidget(self.apply_button)
         lay.addLayout(row)
@@ -258,13 +265,11 @@ class DevicePanel(QWidget):
         if fit is None:
             self.legend.setText("")
             return
-        rows = [f"<tr><td><span style='color:{LINE_COLOURS.get(x.key, '#999')}'>■</span> {x.label}</td>"
-                f"<td align='right'>&nbsp;{format_bytes(x.bytes)}</td><td>&nbsp;<i>{x.source}</i></td></tr>"
-                for x in fit.lines]
-        rows.append(f"<tr><td><b>total</b> of {format_bytes(fit.capacity_bytes)}</td>"
-                    f"<td align='right'>&nbsp;<b>{format_bytes(fit.total_bytes)}</b></td><td></td></tr>")
-        warnings = "".join(f"<br><span style='color:#8a5a00'>{w}</span>" for w in fit.warnings)
-        self.legend.setText(f"<table>{''.join(rows)}</table>{warnings}")
+        rows = [f"<span style='color:{LINE_COLOURS.get(x.key, '#999')}'>■</span> {x.label}: "
+                f"<b>{format_bytes(x.bytes)}</b> <i style='color:#666'>({x.source})</i>" for x in fit.lines]
+        rows.append(f"total <b>{format_bytes(fit.total_bytes)}</b> of {format_bytes(fit.capacity_bytes)}")
+        rows += [f"<span style='color:#8a5a00'>{w}</span>" for w in fit.warnings]
+        self.legend.setText("<br>".join(rows))
 
     def set_largest(self, largest) -> None:
         """Show the largest batch the planner found (None clears it)."""

@@ -24,9 +24,10 @@ class DevicePlanning(QObject):
     sig_capacity_changed = Signal(object, str)
     """The chosen device's capacity in bytes and its name (the timeline draws it)."""
 
-    def __init__(self, panel, sweeps, controller, parent=None):
+    def __init__(self, panel, sweeps, controller, timeline=None, parent=None):
         super().__init__(parent)
-        self.panel, self.sweeps, self.controller = panel, sweeps, controller
+        self.panel, self.sweeps, self.controller, self.timeline = panel, sweeps, controller, timeline
+        self.measured_curve = None  # the measured step drawn over the timeline
         self.analysis = None
         self.fit = None
         self._jobs: dict[str, int] = {}
@@ -57,6 +58,7 @@ class DevicePlanning(QObject):
     def set_analysis(self, analysis) -> None:
         """The analysis on screen changed: refit, and look for the largest batch again."""
         self.analysis = analysis
+        self.measured_curve = None  # the timeline cleared its items for the new analysis
         self._refit()
         if self.panel.current_device() is not None:
             self.find_max_batch()
@@ -74,6 +76,22 @@ class DevicePlanning(QObject):
 
         self.panel.set_largest_busy()
         self._submit("max_batch", job)
+
+    def overlay(self, measurement) -> None:
+        """Draw the measured step over the predicted timeline: its allocator events stretched over
+        the predicted step's events (the two differ in count: cuDNN/cuBLAS allocations, fused kernels)."""
+        if self.timeline is None or self.analysis is None:
+            return
+        import numpy as np
+        import pyqtgraph as pg
+
+        if self.measured_curve is not None:
+            self.timeline.removeItem(self.measured_curve)
+        y = np.asarray(measurement.timeline_bytes, dtype=float) / 2**20
+        x = np.linspace(0, len(self.analysis.events), len(y))
+        self.measured_curve = pg.PlotCurveItem(x, y, pen=pg.mkPen("#000000", width=2, style=pg.QtCore.Qt.DashLine),
+                                               name=f"measured on {measurement.device_name}")
+        self.timeline.addItem(self.measured_curve)
 
     # ---- Private API
     def _request(self):
@@ -170,6 +188,7 @@ class DevicePlanning(QObject):
             self.sweeps.finish()
         elif kind == "measure":
             self.panel.set_measurement(result)
+            self.overlay(result)
 
     def _on_partial(self, kind: str, point) -> None:
         if kind == "sweep":

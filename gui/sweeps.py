@@ -42,17 +42,22 @@ class SweepPlotWidget(QWidget):
         for key in ("batch", "resolution", "seq"):
             self.choice.addItem(AXIS_LABELS[key], key)
         self.choice.addItem("configurations (dtype, AMP, optimizer, mode)", "variants")
+        self.choice.setToolTip("What to vary: batch, square resolution, sequence length, or the configuration")
         self.choice.currentIndexChanged.connect(self._on_choice)
         self.values = QLineEdit(DEFAULT_VALUES["batch"])
+        self.values.setToolTip("Values to trace, e.g. 1,2,4,...,512 ('...' continues the doubling or the step)")
         self.run_button = QPushButton("Sweep")
+        self.run_button.setToolTip("Trace the step at each value on the chosen device (points appear as computed)")
         self.run_button.clicked.connect(self._on_run)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
+        self.cancel_button.setToolTip("Stop the sweep; the points computed so far stay")
         self.cancel_button.clicked.connect(self.sig_cancel_requested)
         self.status = QLabel("")
         self.status.setWordWrap(True)
 
         self.plot = pg.PlotWidget(background="w")
+        self.plot.setMinimumHeight(40)  # the lower tabs are short until the user drags them taller
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setLabel("left", "footprint (GiB)")
         self.plot.setLabel("bottom", AXIS_LABELS["batch"])

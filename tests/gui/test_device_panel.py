@@ -45,6 +45,7 @@ def test_no_gpu_is_said_plainly_and_measuring_is_disabled_with_the_reason(panel)
     assert texts[2] == "Catalog" and len(texts) == 3 + len(catalog())
     assert not panel.measure_button.isEnabled()
     assert panel.measure_button.toolTip().startswith("Needs a CUDA device torch can use: no GPU")
+    assert panel.minimumSizeHint().width() <= 280  # fits the window's side column
 
 
 def test_a_detected_cuda_device_comes_first_and_enables_measuring(qtbot):
