@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test fuzz bench clean
 
 setup: $(STAMP)
 
@@ -17,6 +17,14 @@ run: setup
 
 test: setup
 	QT_QPA_PLATFORM=offscreen $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The spec fuzzer at length (tests/engine/test_fuzz_spec.py): 2,500 examples per property,
+# 10,000 in all. Replay a run with `make fuzz SEED=<the printed seed>`.
+FUZZ_EXAMPLES ?= 2500
+fuzz: setup
+	@seed=$${SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; echo "fuzz seed $$seed"; \
+	MEMLENS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) QT_QPA_PLATFORM=offscreen $(VENV)/bin/python -m pytest -q -s \
+		-p no:cacheprovider tests/engine/test_fuzz_spec.py --hypothesis-seed=$$seed
 
 bench: setup
 	$(VENV)/bin/python benchmarks/speed.py

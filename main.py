@@ -1,16 +1,8 @@
-"""MemLens: `python main.py` opens the desktop app; `python main.py analyze ...` is the CLI."""
+"""MemLens from a source checkout: `python main.py` opens the desktop app; `python main.py analyze ...`
+is the CLI (installed, both are the `memlens` command: gui/app.py:run)."""
 import sys
 
-
-def main(argv: list[str]) -> int:
-    if argv and argv[0] == "analyze":
-        from engine.cli import main as cli_main
-
-        return cli_main(argv[1:])
-    from gui.app import main as gui_main
-
-    return gui_main(argv)
-
+from gui.app import dispatch
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(dispatch(sys.argv[1:]))

@@ -3,26 +3,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 
-from .categories import CATEGORIES, DEVICES, DTYPES, MODES, OPTIMIZERS
-from .errors import MemLensError
+from .categories import CATEGORIES
+from .choices import DEFAULTS, DEVICES, DTYPES, MODES, OPTIMIZERS
+from .errors import MemLensError, RequestError
+from .isolated import analyze_isolated
 from .planning_cli import add_planning_arguments, planning_requested, run_planning
 from .request import AnalysisRequest, parse_shape
+from .sources import check_source
 from .units import format_bytes, format_count
 
 
 def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags shared by `analyze` and the GUI launcher."""
-    parser.add_argument("--model", default="vgg16", help="torchvision name, spec.yaml/.json, or file.py:function "
+    parser.add_argument("--model", default=DEFAULTS["model"], help="torchvision name, spec.yaml/.json, or file.py:function "
                         "(a python file is executed)")
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=DEFAULTS["batch"])
     parser.add_argument("--input", default=None, help="input shape without the batch, e.g. 3x224x224")
-    parser.add_argument("--dtype", default="float32", choices=DTYPES)
+    parser.add_argument("--dtype", default=DEFAULTS["dtype"], choices=DTYPES)
     parser.add_argument("--amp", action="store_true", help="autocast (bfloat16 on cpu, float16 on cuda)")
-    parser.add_argument("--mode", default="train", choices=MODES)
-    parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
-    parser.add_argument("--device", default="cpu", choices=DEVICES, help="target device whose allocator is modelled")
+    parser.add_argument("--mode", default=DEFAULTS["mode"], choices=MODES)
+    parser.add_argument("--optimizer", default=None, choices=OPTIMIZERS,
+                        help=f"default: {DEFAULTS['optimizer']} when training (ignored, with a warning, for inference)")
+    parser.add_argument("--device", default=DEFAULTS["device"], choices=DEVICES,
+                        help="target device whose allocator is modelled")
     parser.add_argument("--first-step", action="store_true", help="no optimizer state yet (created inside the step)")
 
 
@@ -31,46 +38,136 @@ def request_from_args(args: argparse.Namespace) -> AnalysisRequest:
         model=args.model, batch=args.batch,
         input_shape=parse_shape(args.input) if args.input else None,
         dtype=args.dtype, amp=args.amp, mode=args.mode,
-        optimizer=args.optimizer if args.mode == "train" else "none",
+        optimizer=args.optimizer,
         device=args.device, first_step=args.first_step,
     )
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse's own errors: one line, exit 2, no traceback
-        self.print_usage(sys.stderr)
-        self.exit(2, f"memlens: error: {message}\n")
+        self.exit(2, f"memlens: error: {message} (see --help)\n")
+
+
+# A python file that never returns is stopped after this long; a 3-billion-parameter spec
+# analyses in under a minute here, so 10 minutes only ever stops a model that hangs.
+DEFAULT_TIMEOUT_S = 600.0
 
 
 def main(argv: list[str]) -> int:
+    """Exit codes: 0 done, 1 a problem with the model or request, 2 bad arguments, 3 a bug in
+    MemLens, 130 Ctrl-C. Errors are one line on stderr."""
     parser = _Parser(prog="main.py analyze", description="Trace one step and report its memory.")
     add_request_arguments(parser)
     parser.add_argument("--json", metavar="PATH", help="write the analysis as JSON to PATH ('-' for stdout)")
+    parser.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                        help=f"stop an analysis that runs longer (default {DEFAULT_TIMEOUT_S:g}; 0: never): "
+                        "a python file that never returns is stopped, not waited on")
     add_planning_arguments(parser)  # engine/planning_cli.py: --gpu, --capacity, --max-batch, --sweep ...
-    args = parser.parse_args(argv)
     try:
-        request = request_from_args(args)
-        if planning_requested(args):
-            return run_planning(args, request)
-        if request.source_kind == "python":
-            print(f"note: executing python file {args.model.rpartition(':')[0]}", file=sys.stderr)
-        from .pipeline import analyze
-        from .report import analysis_to_dict
-
-        analysis = analyze(request)
+        args = parser.parse_args(argv)
+        return _run(args)
+    except KeyboardInterrupt:
+        print("memlens: interrupted", file=sys.stderr)
+        return 130
     except MemLensError as e:
         print(f"memlens: error: {e}", file=sys.stderr)
         return 1
-    if args.json:
-        text = json.dumps(analysis_to_dict(analysis), indent=1)
-        if args.json == "-":
-            print(text)
+    except BrokenPipeError:  # `... --json - | head`: the reader left; nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except Exception as e:  # a bug in MemLens: still one line, and a code that says so
+        first = (str(e).strip().splitlines() or [""])[0]
+        print(f"memlens: internal error: {type(e).__name__}: {first} (please report it)", file=sys.stderr)
+        return 3
+
+
+def _run(args) -> int:
+    # Everything that needs no torch comes first: a bad request or file is reported at once.
+    request = request_from_args(args)
+    check_source(request.model)
+    if planning_requested(args):
+        return run_planning(args, request)
+    output = _JsonOutput(args.json) if args.json else None
+    try:
+        if request.source_kind == "python":
+            print(f"note: executing python file {args.model.rpartition(':')[0]}", file=sys.stderr)
+        if request.ignored_optimizer and args.json:  # the summary lists it with the other warnings
+            print(f"memlens: warning: {request.ignored_optimizer}", file=sys.stderr)
+        analysis = analyze_isolated(request, timeout=args.timeout or None)
+        from .report import analysis_to_dict
+
+        if output is not None:
+            output.write(json.dumps(analysis_to_dict(analysis), indent=1))
         else:
-            with open(args.json, "w") as f:
-                f.write(text)
-    else:
-        print(summary_text(analysis))
+            print(summary_text(analysis))
+    finally:
+        if output is not None:
+            output.discard()
     return 0
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
+class _JsonOutput:
+    """Where `--json` writes. The destination is checked before the analysis (a temporary file
+    is created next to it) and replaced atomically after: a failure leaves no half-written file."""
+
+    def __init__(self, path: str):
+        self.path, self.temp = path, None
+        if path == "-":
+            return
+        if os.path.exists(path) and not os.path.isdir(path) and not os.path.isfile(path):
+            # /dev/null, a named pipe: written in place (replacing a device node would be wrong)
+            if not os.access(path, os.W_OK):
+                raise RequestError(f"--json {path}: not writable")
+            return
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            raise RequestError(f"--json {path}: is a folder; name a file in it")
+        if not os.path.isdir(folder):
+            raise RequestError(f"--json {path}: folder {folder} does not exist")
+        try:
+            fd, self.temp = tempfile.mkstemp(prefix=".memlens-", suffix=".json.tmp", dir=folder)
+            os.close(fd)
+        except OSError as e:
+            raise RequestError(f"--json {path}: cannot write in {folder}: {e.strerror}") from None
+
+    def write(self, text: str) -> None:
+        if self.path == "-":
+            print(text)
+            return
+        if self.temp is None:
+            try:
+                with open(self.path, "w", encoding="utf-8") as f:
+                    f.write(text)
+            except OSError as e:
+                raise RequestError(f"--json {self.path}: writing failed: {e.strerror}") from None
+            return
+        try:
+            with open(self.temp, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(self.temp, self.path)
+            self.temp = None
+        except OSError as e:
+            raise RequestError(f"--json {self.path}: writing failed: {e.strerror}") from None
+
+    def discard(self) -> None:
+        if self.temp is not None:
+            try:
+                os.unlink(self.temp)
+            except OSError:
+                pass
+            self.temp = None
 
 
 def summary_text(a) -> str:

@@ -7,7 +7,25 @@ from __future__ import annotations
 
 
 class MemLensError(Exception):
-    """Base class: a problem with the user's request or model, explained in plain words."""
+    """Base class: a problem with the user's request or model, explained in plain words.
+
+    The message is always one line: only the first line of a multi-line text (a C++ dump quoted
+    from torch) is kept. Errors pickle with their attributes (analyses may run in a child process).
+    """
+
+    def __init__(self, message: str = ""):
+        lines = str(message).strip().splitlines()
+        super().__init__(lines[0].strip() if lines else type(self).__name__)
+
+    def __reduce__(self):
+        return _restore, (type(self), str(self), dict(self.__dict__))
+
+
+def _restore(cls, message: str, attributes: dict) -> MemLensError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(attributes)
+    return error
 
 
 class RequestError(MemLensError):
@@ -39,3 +57,7 @@ class UnsupportedError(MemLensError):
 
 class CancelledError(MemLensError):
     """The caller asked to stop."""
+
+
+class AnalysisTimeout(MemLensError):
+    """The analysis ran longer than the caller allowed (the CLI's --timeout)."""

@@ -24,7 +24,7 @@ from .attention import fast_path_warning, target_attention
 from .errors import CancelledError, MemLensError, RequestError, UnsupportedError
 from .estimate import textbook
 from .loss import make_targets, output_tensors
-from .request import AnalysisRequest
+from .request import MAX_INPUT_ELEMENTS, AnalysisRequest
 from .sources import LoadedModel, load_model
 from .sources.empty_init import to_fake
 from .step import build_optimizer, optimizer_state_tensors, prime_optimizer, run_step, torch_dtype
@@ -44,7 +44,7 @@ def analyze(
     started = time.perf_counter()
     report = progress or (lambda fraction, message: None)
     report(0.0, f"building {request.model}")
-    loaded = load_model(request.model)
+    loaded = load_model(request.model, cancelled)
     _check_cancel(cancelled)
     return analyze_loaded(loaded, request, report, cancelled, started)
 
@@ -65,12 +65,18 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
     model.train(request.mode == "train")
     params = list(model.parameters())
     trainable = [p for p in params if p.requires_grad]
-    shape = tuple(request.input_shape or loaded.input_shape)
-    if not shape:
+    shape = request.input_shape if request.input_shape is not None else loaded.input_shape
+    if shape is None:
         raise RequestError(f"{loaded.name}: cannot tell the input shape; pass --input (e.g. 3x224x224) "
                            "or return (model, example_input) from the function")
     full_shape = (request.batch, *shape)
+    _check_traceable(loaded, full_shape, params)
+    if request.mode == "train" and not trainable:
+        raise UnsupportedError(f"{loaded.name}: nothing to train: the model has no trainable parameters "
+                               f"({'all are frozen' if params else 'it has none'}); use --mode inference")
     warnings = list(loaded.warnings)
+    if request.ignored_optimizer:
+        warnings.append(request.ignored_optimizer)
     if (warning := fast_path_warning(model, request.mode)) is not None:
         warnings.append(warning)
 
@@ -118,9 +124,10 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
                     recorder.mark_category(p.grad, "gradients")
             for _, t in optimizer_state_tensors(optimizer):
                 recorder.mark_category(t, "optimizer_state")
+            _drop_state_without_gradient(optimizer, recorder)
     except MemLensError:
         raise
-    except Exception as e:  # a torch error inside the user's model: say where it happened
+    except (Exception, SystemExit, KeyboardInterrupt) as e:  # inside the user's model: say where
         if _is_data_dependent(e):
             raise UnsupportedError(
                 f"{loaded.name}: op {_op_name(e, recorder)} in module '{recorder.current_module()}' "
@@ -141,7 +148,7 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
     events = event_log(raw)
     timeline = build_timeline(raw)
     lives = lifetimes(raw)
-    layers = layer_table(raw, lives)
+    layers = layer_table(raw, lives, model)
     parameter_bytes = sum(p.numel() * p.element_size() for p in params)
     trainable_bytes = sum(p.numel() * p.element_size() for p in trainable)
     analysis = Analysis(
@@ -164,6 +171,38 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
     )
     report(1.0, "done")
     return analysis
+
+
+# 128 TiB of weights: far beyond any machine, far below int64's 8 EiB where byte counts wrap.
+MAX_PARAMETER_BYTES = 2**47
+
+
+def _check_traceable(loaded: LoadedModel, full_shape: tuple[int, ...], params) -> None:
+    """Sizes whose bytes would overflow the trace's 64-bit counters are refused, not wrapped."""
+    import math
+
+    elements = math.prod(full_shape)
+    if elements > MAX_INPUT_ELEMENTS:
+        raise RequestError(f"{loaded.name}: an input of {' x '.join(map(str, full_shape))} = {elements:.3g} "
+                           f"elements is larger than MemLens can trace (at most {MAX_INPUT_ELEMENTS:.3g})")
+    param_bytes = sum(p.numel() * p.element_size() for p in params)
+    if param_bytes > MAX_PARAMETER_BYTES:
+        raise RequestError(f"{loaded.name}: {param_bytes:.3g} bytes of parameters is larger than MemLens can "
+                           f"trace (at most {MAX_PARAMETER_BYTES:.3g})")
+
+
+def _drop_state_without_gradient(optimizer, recorder: StepRecorder) -> None:
+    """Priming gives every trainable parameter optimizer state, but a real earlier step creates
+    none for a parameter that got no gradient (an unused branch). The step skips grad-less
+    parameters, so their primed state was never touched: dropping it from the start is exact."""
+    if optimizer is None:
+        return
+    for p, state in list(optimizer.state.items()):
+        if p.grad is None:
+            for t in state.values():
+                if isinstance(t, torch.Tensor):
+                    recorder.forget_existing(t)
+            del optimizer.state[p]
 
 
 PHASE_WORDS = {0: "forward pass", 1: "backward pass", 2: "optimizer step"}
@@ -192,7 +231,7 @@ def _output_shapes(model, x, loaded: LoadedModel, request: AnalysisRequest) -> l
             out = model(x)
     except MemLensError:
         raise
-    except Exception as e:
+    except (Exception, SystemExit, KeyboardInterrupt) as e:  # the user's forward, sys.exit() included
         where = f"module '{stack[-1]}'" if stack else "the model"
         if _is_data_dependent(e):
             raise UnsupportedError(f"{loaded.name}: {where} uses a data-dependent op ({_first_line(e)})") from None
@@ -204,17 +243,19 @@ def _output_shapes(model, x, loaded: LoadedModel, request: AnalysisRequest) -> l
     return [tuple(t.shape) for t in output_tensors(out)]
 
 
-def _is_data_dependent(e: Exception) -> bool:
+def _is_data_dependent(e: BaseException) -> bool:
     text = str(e)
     return isinstance(e, NotImplementedError) or "meta tensor" in text or "no data" in text
 
 
-def _op_name(e: Exception, recorder: StepRecorder) -> str:
+def _op_name(e: BaseException, recorder: StepRecorder) -> str:
     func = getattr(e, "func", None) or recorder.current_op
     return str(func) if func is not None else "(unknown)"
 
 
-def _first_line(e: Exception) -> str:
+def _first_line(e: BaseException) -> str:
+    if isinstance(e, SystemExit):
+        return f"the model called sys.exit({e.code!r})"
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
 

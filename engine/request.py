@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from .categories import DEVICES, DTYPES, MODES, OPTIMIZERS
@@ -9,6 +10,8 @@ from .errors import RequestError
 
 # A guard against typos like --batch 10000000000: larger requests are refused, not traced.
 MAX_BATCH = 1_000_000
+# 2^47 elements (1 PiB of float64): beyond any machine, far below where byte counts overflow.
+MAX_INPUT_ELEMENTS = 2**47
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,7 @@ class AnalysisRequest:
     dtype: str = "float32"
     amp: bool = False
     mode: str = "train"
-    optimizer: str = "adam"
+    optimizer: str | None = None  # None: adam when training, none for inference
     device: str = "cpu"
     first_step: bool = False
 
@@ -42,6 +45,12 @@ class AnalysisRequest:
             if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in shape):
                 raise RequestError(f"input shape must be positive integers, got {self.input_shape!r}")
             object.__setattr__(self, "input_shape", shape)
+            elements = self.batch * math.prod(shape)
+            if elements > MAX_INPUT_ELEMENTS:
+                raise RequestError(f"an input of {self.batch} x {' x '.join(map(str, shape))} = {elements:.3g} elements "
+                                   f"is larger than MemLens can trace (at most {MAX_INPUT_ELEMENTS:.3g})")
+        if self.optimizer is None:
+            object.__setattr__(self, "optimizer", "adam" if self.mode == "train" else "none")
         for field, allowed in (("dtype", DTYPES), ("mode", MODES), ("optimizer", OPTIMIZERS), ("device", DEVICES)):
             value = getattr(self, field)
             if value not in allowed:
@@ -50,8 +59,16 @@ class AnalysisRequest:
             raise RequestError("AMP keeps float32 weights and autocasts the math: use --amp with --dtype float32")
 
     @property
+    def ignored_optimizer(self) -> str | None:
+        """A warning when an optimizer was asked for in inference mode, where none runs."""
+        if self.mode == "inference" and self.optimizer != "none":
+            return (f"optimizer '{self.optimizer}' ignored: inference runs no optimizer step "
+                    "(choose --mode train to count its state)")
+        return None
+
+    @property
     def source_kind(self) -> str:
-        from .sources import source_kind
+        from .choices import source_kind
 
         return source_kind(self.model)
 

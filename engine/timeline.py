@@ -71,25 +71,55 @@ def lifetimes(raw: RawTrace) -> tuple[Lifetime, ...]:
     return tuple(out)
 
 
-def layer_table(raw: RawTrace, lifetimes_: tuple[Lifetime, ...]) -> tuple[Layer, ...]:
-    """Leaf-module calls in execution order with their own numbers."""
+def layer_table(raw: RawTrace, lifetimes_: tuple[Lifetime, ...], model=None) -> tuple[Layer, ...]:
+    """Leaf-module calls in execution order with their own numbers; the rows' parameters sum to
+    the model's.
+
+    Each parameter is counted once, in the first row (execution order) whose module holds it: a
+    tied weight (embedding and output head) is counted under the layer that uses it first, and
+    the later layer shows 0. A parameter held directly by a parent module (ViT's class token,
+    positional embedding) gets a row of its own, named after it (`encoder.pos_embedding`, type
+    'Parameter'), placed where its module starts; so does a parameter no layer of the step
+    uses, at the end of the table.
+    """
     saved: dict[int, int] = {}
     for life in lifetimes_:
         if life.category == "activations":
             call = raw.storage_call.get(life.storage)
             if call is not None:
                 saved[call] = saved.get(call, 0) + life.nbytes
-    layers = []
-    for call in sorted((c for c in raw.calls if c.leaf), key=lambda c: c.order):
-        first_call = "#" not in call.name
-        params = sum(p.numel() for p in call.module.parameters()) if first_call else 0
-        param_bytes = sum(p.numel() * p.element_size() for p in call.module.parameters()) if first_call else 0
-        kind = layer_kind(call.module)
-        layers.append(Layer(
-            index=len(layers), name=call.name, type=type(call.module).__name__, kind=kind,
-            output_shape=call.output_shape, params=params, param_bytes=param_bytes,
-            output_bytes=call.output_bytes, saved_bytes=saved.get(call.order, 0),
-            textbook_bytes=call.output_bytes if kind in TEXTBOOK_KINDS else 0,
-            forward_span=(call.start_point, max(call.end_point, call.start_point)),
-        ))
-    return tuple(layers)
+    counted: set[int] = set()
+    rows: list[tuple[tuple, dict]] = []
+    for call in raw.calls:
+        if call.leaf:
+            own = [p for p in call.module.parameters() if id(p) not in counted]
+            counted.update(id(p) for p in own)
+            kind = layer_kind(call.module)
+            rows.append(((call.order, 1), dict(
+                name=call.name, type=type(call.module).__name__, kind=kind,
+                output_shape=call.output_shape, params=sum(p.numel() for p in own),
+                param_bytes=sum(p.numel() * p.element_size() for p in own),
+                output_bytes=call.output_bytes, saved_bytes=saved.get(call.order, 0),
+                textbook_bytes=call.output_bytes if kind in TEXTBOOK_KINDS else 0,
+                forward_span=(call.start_point, max(call.end_point, call.start_point)),
+            )))
+    if model is not None:
+        first_call = {}
+        for call in raw.calls:
+            first_call.setdefault(id(call.module), call)
+        end = len(raw.nbytes)
+        for i, (name, p) in enumerate(model.named_parameters()):
+            if id(p) in counted:
+                continue
+            counted.add(id(p))
+            holder = model.get_submodule(name.rpartition(".")[0])
+            call = first_call.get(id(holder))
+            key = (call.order, 0, i) if call is not None else (float("inf"), 0, i)
+            span = (call.start_point, call.start_point) if call is not None else (end, end)
+            rows.append((key, dict(
+                name=name, type="Parameter", kind="other", output_shape=(), params=p.numel(),
+                param_bytes=p.numel() * p.element_size(), output_bytes=0, saved_bytes=0,
+                textbook_bytes=0, forward_span=span,
+            )))
+    rows.sort(key=lambda row: row[0])
+    return tuple(Layer(index=i, **fields) for i, (_, fields) in enumerate(rows))

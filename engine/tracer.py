@@ -82,6 +82,7 @@ class StepRecorder(TorchDispatchMode):
         self.cancelled = cancelled
         self.on_layer = on_layer
         self.names = {id(m): n or type(m).__name__ for n, m in model.named_modules()}
+        self.root = model
         self.call_counts: dict[str, int] = {}
         # Event columns (python lists while recording: appends are cheap).
         self.ev_nbytes: list[int] = []
@@ -121,6 +122,13 @@ class StepRecorder(TorchDispatchMode):
         self.category_of[serial] = category
         self.alloc_phase[serial] = -1
         self.initial[category] += nbytes
+
+    def forget_existing(self, tensor: torch.Tensor) -> None:
+        """Undo `register_existing` for a storage the step never touched (nor will free)."""
+        entry = self.live.pop(id(tensor.untyped_storage()), None)
+        if entry is not None:
+            serial, nbytes, _ = entry
+            self.initial[self.category_of[serial]] -= nbytes
 
     def set_phase(self, phase: str) -> None:
         self.phase = _PHASE[phase]
@@ -299,6 +307,8 @@ class StepRecorder(TorchDispatchMode):
             return None
         if self.stack:
             self.stack[-1].leaf = False
+        if name in self.call_counts and self.stack:
+            name = _path_via(self.stack[-1], module, self.stack[-1].module is self.root) or name
         count = self.call_counts.get(name, 0) + 1
         self.call_counts[name] = count
         display = name if count == 1 else f"{name}#{count}"
@@ -324,6 +334,16 @@ class StepRecorder(TorchDispatchMode):
         if call.leaf and self.on_layer is not None:
             self.on_layer(call.order)
         return None
+
+
+def _path_via(caller: LayerCall, module: nn.Module, caller_is_root: bool) -> str | None:
+    """A module shared by several parents (one activation object in every block) is named after
+    its first parent; a later call is named by the parent that makes it (`blocks.3.act`, not
+    `blocks.0.act#4`). None when the caller does not hold the module itself."""
+    for attr, child in caller.module.named_children():
+        if child is module:
+            return attr if caller_is_root else f"{caller.name.split('#')[0]}.{attr}"
+    return None
 
 
 def _tag_graph(tensors: list[torch.Tensor], code: int) -> None:

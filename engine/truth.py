@@ -31,7 +31,7 @@ class MeasuredStep:
 def materialize(module: nn.Module, seed: int = 0) -> nn.Module:
     """Real CPU tensors for a meta-built model, filled with small random values."""
     torch.manual_seed(seed)
-    module = module.to_empty(device="cpu")
+    _to_empty_keeping_ties(module)
     with torch.no_grad():
         for p in module.parameters():
             p.normal_(0.0, 0.02)
@@ -41,6 +41,21 @@ def materialize(module: nn.Module, seed: int = 0) -> nn.Module:
             else:
                 b.zero_()
     return module
+
+
+def _to_empty_keeping_ties(module: nn.Module) -> None:
+    """`Module.to_empty` gives each module its own new tensor, so a weight shared by two modules
+    (tied embeddings) would become two weights. Here each distinct tensor gets one CPU copy."""
+    copies: dict[int, torch.Tensor] = {}
+    for m in module.modules():
+        for table in (m._parameters, m._buffers):
+            for name, t in table.items():
+                if t is None:
+                    continue
+                if id(t) not in copies:
+                    empty = torch.empty_like(t, device="cpu")
+                    copies[id(t)] = nn.Parameter(empty, t.requires_grad) if isinstance(t, nn.Parameter) else empty
+                table[name] = copies[id(t)]
 
 
 @dataclass
@@ -59,7 +74,7 @@ def build_real_step(request: AnalysisRequest, device: str = "cpu") -> RealStep:
     dtype = torch_dtype(request.dtype)
     model = materialize(loaded.module).to(device=device, dtype=dtype)
     model.train(request.mode == "train")
-    shape = (request.batch, *(request.input_shape or loaded.input_shape))
+    shape = (request.batch, *(request.input_shape if request.input_shape is not None else loaded.input_shape))
     if loaded.input_dtype is not None and not loaded.input_dtype.is_floating_point:
         x = torch.randint(0, loaded.input_high, shape, dtype=loaded.input_dtype, device=device)
     else:

@@ -24,6 +24,37 @@ def format_count(n: int) -> str:
     return str(n)
 
 
+# ---- Display units: one unit per view, chosen from the data (the views' axes and labels)
+BINARY_UNITS = (("KiB", 2**10), ("MiB", 2**20), ("GiB", 2**30), ("TiB", 2**40))
+DECIMAL_UNITS = (("KB", 10**3), ("MB", 10**6), ("GB", 10**9), ("TB", 10**12))
+
+
+def choose_unit(max_bytes: float, decimal: bool = False) -> tuple[str, int]:
+    """The largest unit in which `max_bytes` is at least 1 (KiB at the least, TiB at the most):
+    `choose_unit(3 * 2**30) == ('GiB', 2**30)`; `decimal` picks KB/MB/GB/TB, as vendors sell memory."""
+    units = DECIMAL_UNITS if decimal else BINARY_UNITS
+    chosen = units[0]
+    for unit in units:
+        if abs(max_bytes) >= unit[1]:
+            chosen = unit
+    return chosen
+
+
+def format_in_unit(nbytes: float, unit: tuple[str, int], digits: int = 1) -> str:
+    """`nbytes` in a unit from `choose_unit`: `format_in_unit(1.5 * 2**30, ('GiB', 2**30)) == '1.5 GiB'`."""
+    name, size = unit
+    return f"{nbytes / size:.{digits}f} {name}"
+
+
+def format_size(nbytes: float, decimal: bool = False, digits: int = 1) -> str:
+    """`format_bytes`, or the same in MB/GB when `decimal`: each number in its own best unit."""
+    if not decimal:
+        return format_bytes(nbytes, digits)
+    if abs(nbytes) < 1000:
+        return f"{int(nbytes)} B"
+    return format_in_unit(nbytes, choose_unit(nbytes, decimal=True), digits)
+
+
 _PARSE_UNITS = {
     "": 1, "b": 1,
     "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3, "t": 1000**4, "tb": 1000**4,

@@ -1,38 +1,72 @@
-"""`python main.py [--model ...] [--screenshot out.png]`: start the desktop application.
+"""`memlens [--model ...] [--screenshot out.png]`: start the desktop application.
 
-The window appears before torch is imported (the engine loads in a background thread), then the
-requested model (VGG-16, batch 32 by default) is analysed.
+The window appears before torch is imported (the engine loads on the worker thread once the
+window has painted). Without request flags it reopens the last model and settings; when the last
+analysis is cached for them it is on screen at once, while torch loads behind it.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+
+def run() -> None:
+    """The `memlens` console script: `memlens` opens the window, `memlens analyze ...` is the CLI."""
+    sys.exit(dispatch(sys.argv[1:]))
+
+
+def dispatch(argv: list[str]) -> int:
+    if argv and argv[0] == "analyze":
+        from engine.cli import main as cli_main
+
+        return cli_main(argv[1:])
+    return main(argv)
 
 
 def parse_args(argv):
     from engine.cli import add_request_arguments  # light: argparse + constants
 
-    parser = argparse.ArgumentParser(prog="main.py", description="MemLens desktop application")
+    parser = argparse.ArgumentParser(prog="memlens", description="MemLens desktop application "
+                                     "(`memlens analyze --help` for the command line)")
     add_request_arguments(parser)
     parser.add_argument("--screenshot", metavar="PNG", help="render the window offscreen after the analysis, save it, exit")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.explicit = {key for key, value in vars(args).items() if value != parser.get_default(key)} - {"screenshot"}
+    return args
+
+
+def initial_request(args):
+    """The request flags if any were given, else the last request this user analysed."""
+    from engine.cli import request_from_args
+
+    if not args.explicit:
+        from PySide6.QtCore import QSettings
+
+        from .plan import PlanError, request_from_json
+
+        saved = QSettings("MemLens", "MemLens").value("last_request")
+        if saved:
+            try:
+                return request_from_json(saved, "the saved last request")
+            except PlanError as e:
+                print(f"memlens: {e}; starting from the defaults", file=sys.stderr)
+    return request_from_args(args)
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.screenshot:
-        import os
-
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtWidgets import QApplication
 
-    from engine.cli import request_from_args
     from engine.errors import MemLensError
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("MemLens")
+    app.setOrganizationName("MemLens")
     try:
-        request = request_from_args(args)
+        request = initial_request(args)
     except MemLensError as e:
         print(f"memlens: error: {e}", file=sys.stderr)
         return 2
@@ -41,9 +75,22 @@ def main(argv: list[str]) -> int:
     window = MainWindow(request)
     window.show()
     if args.screenshot:
-        return _screenshot(app, window, args.screenshot)
-    window.start()
-    return app.exec()
+        code = _screenshot(app, window, args.screenshot)
+    else:
+        window.start()
+        code = app.exec()
+    return _exit_now(window, code)
+
+
+def _exit_now(window, code: int):
+    """Closing must end the process at once, even mid-analysis or mid-import of torch. Python's
+    own shutdown takes 3+ s once torch is loaded (measured: 3.3 s after a closed densenet201 run),
+    and a daemon thread still inside torch can crash it. Everything worth keeping (settings, the
+    cache) is written by now, so end the process without that shutdown."""
+    window.controller.shutdown(0)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _screenshot(app, window, path: str) -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem
 
+from engine import units
 from engine.categories import CATEGORIES
-from engine.units import format_bytes
 
 from .style import CATEGORY_LABELS
 
@@ -22,9 +22,17 @@ class ModeComparisonWidget(QTableWidget):
         self.setVerticalHeaderLabels(list(ROWS))
         self.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
         self.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.setToolTip("The same model and batch traced in both modes")
         self.analyses = {"train": None, "inference": None}
+        self._decimal = False
 
-    def set_analysis(self, analysis) -> None:
+    def apply_display(self, display) -> None:
+        """GB or GiB, as the window's Display says."""
+        self._decimal = getattr(display, "decimal_units", False)
+        for analysis in [a for a in self.analyses.values() if a is not None]:
+            self.set_analysis(analysis)
+
+    def set_analysis(self, analysis, prepared=None) -> None:
         """Show `analysis` in its mode's column; a different model or batch clears the other."""
         other = self.analyses["inference" if analysis.request.mode == "train" else "train"]
         if other is not None and (other.request.model, other.request.batch) != (analysis.request.model,
@@ -37,7 +45,8 @@ class ModeComparisonWidget(QTableWidget):
         values = [analysis.peak.total_bytes, *[analysis.peak.breakdown[c] for c in CATEGORIES],
                   analysis.textbook.peak_bytes, saved]
         for row, value in enumerate(values):
-            item = QTableWidgetItem(format_bytes(value))
+            format_size = getattr(units, "format_size", None)
+            item = QTableWidgetItem(format_size(value, self._decimal) if format_size else units.format_bytes(value))
             item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
             item.setToolTip(f"{value:,} bytes")
             self.setItem(row, column, item)

@@ -1,5 +1,9 @@
 """Left panel: where the model comes from (searchable torchvision list, spec and python files,
-recent files) and the step's configuration. Emits a new request, debounced, on every change."""
+recent files) and the step's configuration. Emits a new request, debounced, on every valid change.
+
+The panel shows what the views show: the window calls `set_request` with the request on screen
+after a cancel or an error, so the next edit never re-runs a model nobody sees.
+"""
 from __future__ import annotations
 
 import os
@@ -8,7 +12,8 @@ from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QSpinBox, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
-from engine.categories import DEVICES, DTYPES, MODES, OPTIMIZERS
+from engine.choices import DEVICES, DTYPES, MODES, OPTIMIZERS, OPTIMIZER_HELP, SOURCE_LABELS, SPEC_SUFFIXES, \
+    is_file_source, source_kind
 from engine.errors import MemLensError
 from engine.request import AnalysisRequest, parse_shape
 
@@ -25,30 +30,39 @@ class ConfigPanel(QWidget):
     """A valid AnalysisRequest, emitted after edits settle."""
     sig_invalid = Signal(str)
     """The edited configuration is not valid (the message says why)."""
+    sig_optimizer_chosen = Signal(str)
+    """The optimizer the user picked (a training comparison of an inference pass uses it)."""
 
     def __init__(self, initial: AnalysisRequest, parent=None):
         super().__init__(parent)
-        self.setMinimumWidth(270)
-        self.setMaximumWidth(360)
+        self.setMinimumWidth(240)
         self._model = initial.model
         self._debounce = QTimer(self, singleShot=True, interval=DEBOUNCE_MS, timeout=self._emit_request)
 
         self.search = QLineEdit(placeholderText="Search torchvision models…")
+        self.search.setToolTip("Filter the torchvision models by name")
+        self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(self._on_search)
         self.models = QTreeWidget()
         self.models.setHeaderHidden(True)
+        self.models.setToolTip("torchvision models: click one to analyse it (weights are never downloaded)")
+        self.models.setMinimumHeight(80)
         self.models.itemActivated.connect(self._on_model_item)
         self.models.itemClicked.connect(self._on_model_item)
         self.models.addTopLevelItem(QTreeWidgetItem(["loading torchvision models…"]))
         self.current = QLabel()
         self.current.setWordWrap(True)
+        self.current.setToolTip("The model being shown and where it comes from")
         open_spec = QPushButton("Open spec…")
-        open_spec.clicked.connect(self._on_open_spec)
+        open_spec.setToolTip("Open a YAML/JSON layer spec (schema: Help ▸ Spec schema)")
+        open_spec.clicked.connect(self.open_spec)
         open_py = QPushButton("Open Python file…")
         open_py.setToolTip("Runs the file and calls a function returning an nn.Module: only open files you trust")
-        open_py.clicked.connect(self._on_open_python)
+        open_py.clicked.connect(self.open_python)
+        self.open_buttons = (open_spec, open_py)
         self.recent = QComboBox()
         self.recent.setPlaceholderText("Recent files")
+        self.recent.setToolTip("Spec and python files that analysed, newest first")
         self.recent.activated.connect(lambda i: self.set_model(self.recent.itemData(i)))
         self._load_recent()
 
@@ -63,18 +77,20 @@ class ConfigPanel(QWidget):
         col.addWidget(self.recent)
         col.addWidget(self.current)
 
-        self.batch = QSpinBox(minimum=1, maximum=1_000_000, value=initial.batch)
+        self.batch = QSpinBox(minimum=1, maximum=1_000_000)
+        self.batch.setToolTip("Samples per step (the batch dimension)")
         self.input = QLineEdit(placeholderText="model default, e.g. 3x224x224")
-        if initial.input_shape:
-            self.input.setText("x".join(map(str, initial.input_shape)))
-        self.dtype = self._combo(DTYPES, initial.dtype)
+        self.input.setToolTip("Input shape without the batch, e.g. 3x224x224; empty: the model's default")
+        self.dtype = self._combo(DTYPES, "Parameter and activation dtype")
         self.amp = QCheckBox("autocast (AMP)")
-        self.amp.setChecked(initial.amp)
-        self.mode = self._combo(MODES, initial.mode)
-        self.optimizer = self._combo(OPTIMIZERS, initial.optimizer)
-        self.device = self._combo(DEVICES, initial.device)
+        self.amp.setToolTip("torch.autocast: bfloat16 math on the CPU, float16 on CUDA (float32 weights)")
+        self.mode = self._combo(MODES, "train: forward, backward and optimizer step; inference: forward under no_grad")
+        self.optimizer = self._combo(OPTIMIZERS, "")
+        self.optimizer.setToolTip("\n".join(f"{name}: {text}" for name, text in OPTIMIZER_HELP.items()) +
+                                  "\nIn inference mode: the optimizer the training comparison uses")
+        self.device = self._combo(DEVICES, "Target device whose allocator rules are modelled (nothing runs on it)")
         self.first_step = QCheckBox("first step (no optimizer state yet)")
-        self.first_step.setChecked(initial.first_step)
+        self.first_step.setToolTip("The optimizer creates its state inside this step instead of before it")
         config = QGroupBox("Step")
         form = QFormLayout(config)
         form.addRow("Batch", self.batch)
@@ -85,21 +101,20 @@ class ConfigPanel(QWidget):
         form.addRow("Optimizer", self.optimizer)
         form.addRow("Target", self.device)
         form.addRow("", self.first_step)
-        for w in (self.batch,):
-            w.valueChanged.connect(self.schedule)
-        self.input.editingFinished.connect(self.schedule)
+        self.set_request(initial)
+        self.batch.valueChanged.connect(self.schedule)
+        self.input.textChanged.connect(self._on_input_edited)
         for w in (self.dtype, self.mode, self.optimizer, self.device):
             w.currentIndexChanged.connect(self.schedule)
         for w in (self.amp, self.first_step):
             w.toggled.connect(self.schedule)
         self.mode.currentIndexChanged.connect(self._on_mode)
+        self.optimizer.currentTextChanged.connect(self.sig_optimizer_chosen)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(source, 1)
         layout.addWidget(config)
-        self._show_current()
-        self._on_mode()
 
     # ---- Public API
     def set_catalog(self, catalog: dict[str, list[str]]) -> None:
@@ -113,14 +128,54 @@ class ConfigPanel(QWidget):
                 group.addChild(child)
             self.models.addTopLevelItem(group)
             group.setExpanded(family == "classification")
+        self._show_current()
 
     def set_model(self, model: str) -> None:
+        """Analyse `model` next (a torchvision name, spec path or file.py:function)."""
         if not model:
             return
         self._model = model
-        self._remember(model)
         self._show_current()
         self.schedule()
+
+    def set_request(self, request: AnalysisRequest) -> None:
+        """Show `request` in every field, silently (no run is scheduled, a pending one is dropped)."""
+        self._debounce.stop()
+        widgets = (self.batch, self.input, self.dtype, self.amp, self.mode, self.optimizer, self.device,
+                   self.first_step)
+        blocked = [w.blockSignals(True) for w in widgets]
+        self._model = request.model
+        self.batch.setValue(request.batch)
+        self.input.setText("x".join(map(str, request.input_shape)) if request.input_shape else "")
+        self.dtype.setCurrentText(request.dtype)
+        self.amp.setChecked(request.amp)
+        self.mode.setCurrentText(request.mode)
+        if request.mode == "train":  # in inference the combo keeps the comparison's optimizer
+            self.optimizer.setCurrentText(request.optimizer)
+        self.device.setCurrentText(request.device)
+        self.first_step.setChecked(request.first_step)
+        for w, was in zip(widgets, blocked):
+            w.blockSignals(was)
+        self._mark_input(True)
+        self._show_current()
+        self._on_mode()
+
+    def remember(self, model: str) -> None:
+        """Put a file that analysed at the top of the recent files (torchvision names are not files)."""
+        if not is_file_source(model):
+            return
+        settings = self._settings()
+        recent = [p for p in settings.value("recent", [], type=list) if p != model]
+        settings.setValue("recent", [model, *recent][:10])
+        self._load_recent()
+
+    def optimizer_choice(self) -> str:
+        """The optimizer picked in the combo, also while inference greys it out of the request."""
+        return self.optimizer.currentText()
+
+    def is_pending(self) -> bool:
+        """An edit is waiting for the debounce: a run for it is about to be requested."""
+        return self._debounce.isActive()
 
     def request(self) -> AnalysisRequest:
         text = self.input.text().strip()
@@ -137,13 +192,32 @@ class ConfigPanel(QWidget):
         self._debounce.start()
 
     # ---- Private API
-    def _combo(self, values, current) -> QComboBox:
+    def _combo(self, values, tooltip: str) -> QComboBox:
         combo = QComboBox()
         combo.addItems(list(values))
-        combo.setCurrentText(current)
+        combo.setToolTip(tooltip)
         return combo
 
+    def _on_input_edited(self, text: str) -> None:
+        """Validate as the user types; only a valid shape (or an empty field) schedules a run."""
+        try:
+            if text.strip():
+                parse_shape(text.strip())
+        except MemLensError as e:
+            self._debounce.stop()
+            self._mark_input(False, str(e))
+            return
+        self._mark_input(True)
+        self.schedule()
+
+    def _mark_input(self, valid: bool, why: str = "") -> None:
+        self.input.setProperty("invalid", not valid)
+        self.input.setStyleSheet("" if valid else "QLineEdit { border: 2px solid #c0392b; }")
+        self.input.setToolTip(why or "Input shape without the batch, e.g. 3x224x224; empty: the model's default")
+
     def _emit_request(self):
+        if self.input.property("invalid"):
+            return  # the field says what is wrong; nothing runs until it is fixed
         try:
             request = self.request()
         except MemLensError as e:
@@ -152,14 +226,23 @@ class ConfigPanel(QWidget):
         self.sig_request_changed.emit(request)
 
     def _show_current(self):
-        kind = "python file (executed)" if ".py:" in self._model else \
-            "spec file" if self._model.lower().endswith((".yaml", ".yml", ".json")) else "torchvision"
-        self.current.setText(f"<b>{os.path.basename(self._model)}</b> <span style='color:#666'>({kind})</span>")
+        kind = source_kind(self._model)
+        self.current.setText(f"<b>{os.path.basename(self._model)}</b> "
+                             f"<span style='color:#555'>({SOURCE_LABELS[kind]})</span>")
+        self.current.setToolTip(self._model)
+        # The tree marks the torchvision model on screen, and nothing while a file is shown.
+        self.models.clearSelection()
+        self.models.setCurrentItem(None)
+        if kind == "torchvision":
+            for i in range(self.models.topLevelItemCount()):
+                group = self.models.topLevelItem(i)
+                for j in range(group.childCount()):
+                    if group.child(j).data(0, Qt.UserRole) == self._model:
+                        self.models.setCurrentItem(group.child(j))
+                        group.child(j).setSelected(True)
 
     def _on_mode(self, *_):
-        train = self.mode.currentText() == "train"
-        self.optimizer.setEnabled(train)
-        self.first_step.setEnabled(train)
+        self.first_step.setEnabled(self.mode.currentText() == "train")
 
     def _on_search(self, text: str):
         text = text.strip().lower()
@@ -181,15 +264,19 @@ class ConfigPanel(QWidget):
             self._show_current()
             self.schedule()
 
-    def _on_open_spec(self):
-        path, _ = QFileDialog.getOpenFileName(self, "Open layer spec", "", "Layer specs (*.yaml *.yml *.json)")
+    def open_spec(self):
+        patterns = " ".join(f"*{suffix}" for suffix in SPEC_SUFFIXES)
+        path, _ = QFileDialog.getOpenFileName(self, "Open layer spec", "", f"Layer specs ({patterns})")
         if path:
             self.set_model(path)
 
-    def _on_open_python(self):
+    def open_python(self):
         path, _ = QFileDialog.getOpenFileName(self, "Open Python file (it will be executed)", "", "Python (*.py)")
-        if not path:
-            return
+        if path:
+            self.open_python_file(path)
+
+    def open_python_file(self, path: str):
+        """Ask which function builds the model, then analyse it (the file is executed)."""
         from PySide6.QtWidgets import QInputDialog
 
         fn, ok = QInputDialog.getText(self, "Function", f"Function in {os.path.basename(path)} returning an "
@@ -201,14 +288,11 @@ class ConfigPanel(QWidget):
         return QSettings("MemLens", "MemLens")
 
     def _load_recent(self):
+        """The remembered files that still exist (a file moved away is not offered)."""
         self.recent.clear()
         for path in self._settings().value("recent", [], type=list)[:10]:
-            self.recent.addItem(os.path.basename(path), path)
+            file = path.rpartition(":")[0] if source_kind(path) == "python" else path
+            if os.path.exists(file):
+                self.recent.addItem(os.path.basename(path), path)
+                self.recent.setItemData(self.recent.count() - 1, path, Qt.ToolTipRole)
 
-    def _remember(self, path: str):
-        if not (path.lower().endswith((".yaml", ".yml", ".json")) or ".py:" in path):
-            return
-        settings = self._settings()
-        recent = [p for p in settings.value("recent", [], type=list) if p != path]
-        settings.setValue("recent", [path, *recent][:10])
-        self._load_recent()

@@ -1,362 +1,45 @@
-"""The network diagram: one coloured block per layer, in execution order, grouped by parent module.
+"""The network diagram view: one block per layer in execution order, framed by module groups that
+collapse into one summary block (their ▾/▸ toggle, or a double-click on the frame).
 
-Block height follows log10 of the layer's output bytes, colour follows the layer kind. Each run of
-consecutive layers sharing a parent module is framed as a group; a group can be collapsed into one
-neutral summary block (its ▾/▸ toggle, or a double-click on its frame). Every number shown is read
-from the `Analysis`; a summary only adds up its layers' `params` and takes the largest `output_bytes`.
+The grouping and the rectangles come from `gui.diagram_layout` (Qt-free; `prepare` runs it in the
+worker thread), the items from `gui.diagram_items`; this file places them and handles input.
+Rows wrap at the viewport's width so text is drawn at 1:1 and stays readable; F fits everything.
+Selection arrives through a `SelectionModel`: a select may open the layer's group, a preview
+(hover, timeline scrub) only marks the block or its collapsed group, never rebuilding the scene.
 """
 from __future__ import annotations
 
-import math
-from collections import Counter
-from dataclasses import dataclass
-
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import (
-    QApplication,
-    QGraphicsPathItem,
-    QGraphicsRectItem,
-    QGraphicsScene,
-    QGraphicsSimpleTextItem,
-    QGraphicsView,
-    QStyleOptionGraphicsItem,
-)
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPen
+from PySide6.QtWidgets import QApplication, QGraphicsScene, QGraphicsView
 
 from engine.categories import LAYER_KINDS
-from engine.units import format_bytes, format_count
+from engine.units import format_size
 
-KIND_COLOURS = {
-    "conv": "#4C78A8",
-    "pool": "#72B7B2",
-    "norm": "#B279A2",
-    "activation": "#F58518",
-    "linear": "#E45756",
-    "attention": "#54A24B",
-    "embedding": "#9D755D",
-    "other": "#BAB0AC",
-}
-assert set(KIND_COLOURS) == set(LAYER_KINDS), "KIND_COLOURS must cover engine.categories.LAYER_KINDS"
-SUMMARY_COLOUR = "#D3D8E0"  # collapsed groups: neutral, distinct from every kind colour
+from .diagram_items import (GLYPH, GroupFrameItem, GroupSummaryItem, GroupToggleItem, ItemStyle, LayerBlockItem,
+                            _DiagramBlock, kind_glyph)
+from .diagram_layout import (BLOCK_H_COMPACT, BLOCK_H_MAX, COLLAPSE_ABOVE, COLLAPSED_MARK, EXPANDED_MARK, DiagramLayout, DiagramModel,
+                             TextMetrics, group_layers, layout_diagram, prepare_diagram)
+from .style import DEFAULT_DISPLAY, TEXT_PX, Display
 
-COLLAPSE_ABOVE = 150  # networks with more layers than this open with every group collapsed
+__all__ = ["NetworkDiagramWidget", "prepare", "group_layers", "COLLAPSE_ABOVE"]
 
-# Scene geometry, in scene pixels.
-BLOCK_W = 90.0
-BLOCK_GAP = 8.0  # between blocks of one group
-GROUP_GAP = 22.0  # between groups
-GROUP_PAD = 7.0  # frame padding around its blocks
-BLOCK_H_MIN = 14.0
-BLOCK_H_MAX = 110.0
-ROW_WIDTH = 1500.0  # wrap into a new row past this width (wider for very long networks)
-ROW_WIDTH_MAX = 1800.0  # ...but never wider, so fitting the width keeps labels readable
-TARGET_ASPECT = 1.6  # long networks wrap into rows of about this width:height overall
-GROUP_LABEL_H = 18.0
-LABEL_LINE_H = 14.0
-LABEL_LINES = 4
-ROW_GAP = 26.0
-LEGEND_H = 34.0
-CAPTION_LINE_H = 18.0
-STACK_OFFSET = 3.0  # summary blocks are drawn as a small stack of cards
-
-_PEN_NORMAL = QPen(QColor("#3A3F47"), 1.0)
-_PEN_HOVER = QPen(QColor("#1F2329"), 2.0)
-_PEN_SELECTED = QPen(QColor("#111111"), 3.5)
-_TEXT_COLOUR = QColor("#22262C")
-_MUTED_TEXT = QColor("#5A616B")
-_TOGGLE_TEXT = QColor("#2B5C9E")
-_FRAME_PEN = QPen(QColor("#C9CED6"), 1.0)
-_FRAME_BRUSH = QBrush(QColor("#F2F4F7"))
-_COLLAPSED_FRAME_PEN = QPen(QColor("#AEB6C2"), 1.0, Qt.PenStyle.DashLine)
-_SELECTED_BG = QColor(255, 221, 87, 110)
-
-EXPANDED_MARK = "▾"
-COLLAPSED_MARK = "▸"
-HINTS = ("wheel: zoom · drag: pan · F: fit (or double-click the background) · "
-         f"{EXPANDED_MARK}/{COLLAPSED_MARK} or double-click a frame: collapse/expand a group")
+HINTS = ("wheel: zoom", "drag: pan", "F: fit", f"{EXPANDED_MARK}/{COLLAPSED_MARK} or double-click a frame: collapse/expand")
+MARGIN = 16.0  # scene room around the layout
+RELAYOUT_STEP = 24.0  # re-flow rows only when the viewport width changed by more than this
+COMPACT_BELOW = 300  # viewport heights under this get BLOCK_H_COMPACT blocks: a row stays in view
 
 
-@dataclass(frozen=True, eq=False)
-class LayerGroup:
-    """A run of consecutive layers sharing a parent module.
-
-    `name` is the parent's dotted path, with '#2', '#3'… on later runs of the same parent (the
-    engine's convention for repeated calls), so it is unique within one analysis. Top-level layers
-    form groups named '' that are never framed and never collapse.
-    """
-
-    name: str
-    layers: tuple
-
-    @property
-    def params(self) -> int:
-        """Sum of the layers' own `params` fields."""
-        return sum(layer.params for layer in self.layers)
-
-    @property
-    def max_output_bytes(self) -> int:
-        """The largest of the layers' `output_bytes`."""
-        return max(layer.output_bytes for layer in self.layers)
-
-
-def _short_name(name: str) -> str:
-    """Last dotted component: 'layer1.0.conv1' -> 'conv1'."""
-    return name.rsplit(".", 1)[-1]
-
-
-def _shape_text(shape: tuple[int, ...]) -> str:
-    """Output shape without the batch dimension: (2, 64, 112, 112) -> '64×112×112'."""
-    dims = shape[1:] if len(shape) > 1 else shape
-    return "×".join(str(d) for d in dims) if dims else "scalar"
-
-
-MAX_GROUPS = 60  # more frames than this stop being an overview
-
-
-def _group_key(layer, depth: int | None = None) -> str:
-    """The parent module a block is framed under ('' for top-level layers), cut to `depth`
-    dotted components when given."""
-    parent = layer.parent.split("#", 1)[0]
-    return ".".join(parent.split(".")[:depth]) if depth and parent else parent
-
-
-def _runs(layers, depth: int | None) -> list[tuple[str, list]]:
-    runs: list[tuple[str, list]] = []
-    for layer in layers:
-        key = _group_key(layer, depth)
-        if runs and runs[-1][0] == key:
-            runs[-1][1].append(layer)
-        else:
-            runs.append((key, [layer]))
-    return runs
-
-
-def _absorb_small_branches(runs: list[tuple[str, list]]) -> list[tuple[str, list]]:
-    """A → (children of A) → A, where the children are fewer layers than A's first run, becomes
-    one run of A: a ResNet block stays whole although its downsample branch is a child module,
-    while DenseNet's stem and final norm do not swallow the dense blocks between them."""
-    runs = list(runs)
-    out: list[tuple[str, list]] = []
-    i = 0
-    while i < len(runs):
-        key, members = runs[i]
-        j = i + 1
-        while key and j < len(runs) and runs[j][0].startswith(key + "."):
-            j += 1
-        nested = sum(len(m) for _, m in runs[i + 1:j])
-        if j > i + 1 and j < len(runs) and runs[j][0] == key and nested < len(members):
-            runs[j] = (key, members + [layer for _, m in runs[i + 1:j] for layer in m] + runs[j][1])
-            i = j
-            continue
-        out.append((key, members))
-        i += 1
-    return out
-
-
-def _grouped_runs(layers) -> list[tuple[str, list]]:
-    """Runs at the deepest module level that still gives an overview (at most MAX_GROUPS
-    frames): VGG features/classifier, ResNet blocks, DenseNet dense blocks, ViT encoder layers."""
-    deepest = max((layer.parent.count(".") + 1 for layer in layers if layer.parent), default=0)
-    runs = _runs(layers, None)
-    for depth in range(deepest, 0, -1):
-        runs = _absorb_small_branches(_runs(layers, depth))
-        if sum(1 for key, _ in runs if key) <= MAX_GROUPS:
-            break
-    return runs
-
-
-def group_layers(layers) -> list[LayerGroup]:
-    """Split `layers` (execution order) into runs of consecutive layers under one module, at the
-    level `_grouped_runs` picks."""
-    runs = _grouped_runs(layers)
-    seen: Counter[str] = Counter()
-    groups = []
-    for key, members in runs:
-        seen[key] += 1
-        name = f"{key}#{seen[key]}" if key and seen[key] > 1 else key
-        groups.append(LayerGroup(name, tuple(members)))
-    return groups
-
-
-def _tooltip(layer) -> str:
-    """Every number the table has for this layer, formatted with engine.units."""
-    return "\n".join((
-        layer.name,
-        f"type: {layer.type} ({layer.kind})",
-        f"output shape: {'×'.join(str(d) for d in layer.output_shape) or 'scalar'}",
-        f"params: {format_count(layer.params)}",
-        f"param bytes: {format_bytes(layer.param_bytes)}",
-        f"output bytes: {format_bytes(layer.output_bytes)}",
-        f"saved for backward: {format_bytes(layer.saved_bytes)}",
-        f"textbook bytes: {format_bytes(layer.textbook_bytes)}",
-    ))
-
-
-class _DiagramBlock(QGraphicsRectItem):
-    """A block (its `rect()`) with label lines painted underneath, a hover and a selection outline."""
-
-    def __init__(self, rect: QRectF, colour: str, lines: list[tuple[str, bool]], tooltip: str,
-                 label_font: QFont, name_font: QFont):
-        super().__init__(rect)
-        self._hovered = False
-        self._selected = False
-        self._name_font = name_font
-        self._label_font = label_font
-        self._label_rect = QRectF(rect.left() - BLOCK_GAP / 2 + 1, rect.bottom() + 3,
-                                  BLOCK_W + BLOCK_GAP - 2, LABEL_LINE_H * LABEL_LINES)
-        self._lines = self._elide(lines)
-        self._bounds = rect.united(self._label_rect).adjusted(-3, -3 - STACK_OFFSET * 2, 3 + STACK_OFFSET * 2, 3)
-        self.setBrush(QBrush(QColor(colour)))
-        self.setPen(_PEN_NORMAL)
-        self.setToolTip(tooltip)
-        self.setAcceptHoverEvents(True)
-        self.setCursor(Qt.CursorShape.PointingHandCursor)
-
-    def _elide(self, lines: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
-        """(text, is_name) for each label line, elided to the label width."""
-        width = self._label_rect.width() - 2
-        name_fm, label_fm = QFontMetricsF(self._name_font), QFontMetricsF(self._label_font)
-        return [((name_fm if is_name else label_fm).elidedText(text, Qt.TextElideMode.ElideMiddle, width), is_name)
-                for text, is_name in lines]
-
-    def label_lines(self) -> list[str]:
-        """The label text under the block, line by line, as painted."""
-        return [text for text, _ in self._lines]
-
-    # --- state -----------------------------------------------------------------------------
-    def is_highlighted(self) -> bool:
-        """True while this block shows the selected layer."""
-        return self._selected
-
-    def set_highlighted(self, on: bool) -> None:
-        """Show or clear the selection outline."""
-        self._selected = on
-        self.setZValue(2 if on else 0)
-        self._update_pen()
-
-    def _update_pen(self) -> None:
-        self.setPen(_PEN_SELECTED if self._selected else _PEN_HOVER if self._hovered else _PEN_NORMAL)
-
-    # --- QGraphicsItem ---------------------------------------------------------------------
-    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt name)
-        return self._bounds
-
-    def shape(self) -> QPainterPath:
-        path = QPainterPath()
-        path.addRect(self.rect().united(self._label_rect))
-        return path
-
-    def hoverEnterEvent(self, event) -> None:  # noqa: N802
-        self._hovered = True
-        self._update_pen()
-        super().hoverEnterEvent(event)
-
-    def hoverLeaveEvent(self, event) -> None:  # noqa: N802
-        self._hovered = False
-        self._update_pen()
-        super().hoverLeaveEvent(event)
-
-    def _paint_block(self, painter: QPainter) -> None:
-        painter.drawRoundedRect(self.rect(), 3, 3)
-
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
-        if self._selected:
-            painter.fillRect(self.rect().united(self._label_rect).adjusted(-2, -2, 2, 2), _SELECTED_BG)
-        painter.setPen(self.pen())
-        painter.setBrush(self.brush())
-        self._paint_block(painter)
-        lod = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
-        if lod < 0.35:  # too small to read: skip the text so zoomed-out views stay fast
-            return
-        y = self._label_rect.top()
-        for text, is_name in self._lines:
-            painter.setFont(self._name_font if is_name else self._label_font)
-            painter.setPen(_TEXT_COLOUR if is_name else _MUTED_TEXT)
-            painter.drawText(QRectF(self._label_rect.left(), y, self._label_rect.width(), LABEL_LINE_H),
-                             Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter, text)
-            y += LABEL_LINE_H
-
-
-class LayerBlockItem(_DiagramBlock):
-    """One layer: coloured by kind, labelled with its name, shape, params and output bytes."""
-
-    def __init__(self, layer, rect: QRectF, label_font: QFont, name_font: QFont):
-        lines = [
-            (_short_name(layer.name), True),
-            (_shape_text(layer.output_shape), False),
-            (f"{format_count(layer.params)} params" if layer.params else "no params", False),
-            (format_bytes(layer.output_bytes), False),
-        ]
-        super().__init__(rect, KIND_COLOURS.get(layer.kind, KIND_COLOURS["other"]), lines, _tooltip(layer),
-                         label_font, name_font)
-        self.layer = layer
-        self.layer_name = layer.name
-
-
-class GroupSummaryItem(_DiagramBlock):
-    """A collapsed group: one neutral block labelled with the group's name, size, params, largest output."""
-
-    def __init__(self, group: LayerGroup, rect: QRectF, label_font: QFont, name_font: QFont):
-        n = len(group.layers)
-        name_fm = QFontMetricsF(name_font)
-        fits = name_fm.horizontalAdvance(group.name) <= BLOCK_W + BLOCK_GAP - 4
-        lines = [
-            (group.name if fits else _short_name(group.name), True),  # the frame label above has the path
-            (f"{n} layer{'s' if n != 1 else ''}", False),
-            (f"{format_count(group.params)} params" if group.params else "no params", False),
-            (f"max {format_bytes(group.max_output_bytes)}", False),
-        ]
-        tooltip = "\n".join((
-            f"{group.name} (collapsed)",
-            f"layers: {n}",
-            f"params: {format_count(group.params)}",
-            f"largest output: {format_bytes(group.max_output_bytes)}",
-            f"click {COLLAPSED_MARK} or double-click to expand",
-        ))
-        super().__init__(rect, SUMMARY_COLOUR, lines, tooltip, label_font, name_font)
-        self.group = group
-        self.group_name = group.name
-
-    def _paint_block(self, painter: QPainter) -> None:
-        for i in (2, 1):  # two cards peeking out behind the front one
-            painter.drawRoundedRect(self.rect().translated(STACK_OFFSET * i, -STACK_OFFSET * i), 3, 3)
-        super()._paint_block(painter)
-
-
-class GroupFrameItem(QGraphicsPathItem):
-    """The rounded frame behind one row's worth of a group's blocks."""
-
-    def __init__(self, group_name: str, rect: QRectF, collapsed: bool):
-        path = QPainterPath()
-        path.addRoundedRect(rect, 8, 8)
-        super().__init__(path)
-        self.group_name = group_name
-        self.setPen(_COLLAPSED_FRAME_PEN if collapsed else _FRAME_PEN)
-        self.setBrush(_FRAME_BRUSH)
-        self.setZValue(-1)
-        self.setToolTip(f"{group_name} — double-click to {'expand' if collapsed else 'collapse'}")
-
-
-class GroupToggleItem(QGraphicsSimpleTextItem):
-    """The group's label above its frame, '▾ name' or '▸ name'; clicking it collapses or expands."""
-
-    def __init__(self, group_name: str, text: str, font: QFont):
-        super().__init__(text)
-        self.group_name = group_name
-        self.setFont(font)
-        self.setBrush(QBrush(_TOGGLE_TEXT))
-        self.setCursor(Qt.CursorShape.PointingHandCursor)
+def prepare(analysis) -> DiagramModel:
+    """Qt-free: the grouping, labels and scales of `analysis` (safe in the worker thread)."""
+    return prepare_diagram(analysis)
 
 
 class NetworkDiagramWidget(QGraphicsView):
-    """Layer-by-layer diagram of one analysis; click a block to select its layer.
-
-    Groups collapse into summary blocks (`collapse_group` / `expand_group`, or the ▾/▸ toggles);
-    every change re-lays out the whole diagram, so collapsed groups leave no gap.
-    """
+    """Layer-by-layer diagram of one analysis; click a block to select its layer."""
 
     sig_layer_selected = Signal(str)
-    """Emitted with the layer name when the user clicks a block."""
+    """The user clicked a layer's block (its name)."""
     sig_layer_hovered = Signal(str)
     """The layer under the mouse changed (empty string: none)."""
 
@@ -365,51 +48,82 @@ class NetworkDiagramWidget(QGraphicsView):
         self._scene = QGraphicsScene(self)
         self.setScene(self._scene)
         self._analysis = None
-        self._groups: list[LayerGroup] = []
-        self._group_of: dict[str, LayerGroup] = {}  # layer name -> its group
+        self._model: DiagramModel | None = None
+        self._layout: DiagramLayout | None = None
         self._collapsed: set[str] = set()
-        self._auto_collapsed = False
-        self._height_range = (0.0, 1.0)  # log10 output bytes mapped to BLOCK_H_MIN..BLOCK_H_MAX
         self._blocks: dict[str, LayerBlockItem] = {}
         self._summaries: dict[str, GroupSummaryItem] = {}
         self._selected: str | None = None
+        self._previewed: str | None = None
+        self._selection = None
         self._press_pos = None
         self._toggle_click_ms: int | None = None  # when a click last hit a ▾/▸ toggle (event timestamp)
-        self._hovered: str = ""
+        self._hovered = ""
         self._fit_mode: str | None = "width"  # re-applied on resize until the user zooms
-        self._name_font = QFont(self.font())
-        self._name_font.setPointSizeF(max(9.0, self._name_font.pointSizeF()))
-        self._name_font.setBold(True)
-        self._label_font = QFont(self.font())
-        self._label_font.setPointSizeF(max(8.5, self._label_font.pointSizeF() - 0.5))
+        self._row_width = 0.0
+        self._block_h_max = BLOCK_H_MAX
+        self._relayout = QTimer(self, singleShot=True, interval=120)
+        self._relayout.timeout.connect(self._on_relayout)
         self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.BoundingRectViewportUpdate)
-        self.setCacheMode(QGraphicsView.CacheModeFlag.CacheBackground)
         self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontSavePainterState, True)
-        self.setBackgroundBrush(QBrush(QColor("#FFFFFF")))
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMinimumSize(200, 150)
+        self.apply_display(DEFAULT_DISPLAY)
 
-    # --- public API --------------------------------------------------------------------------
-    def set_analysis(self, analysis) -> None:
-        """Redraw the diagram from scratch for `analysis`: all groups expanded, except that
-        networks with more than COLLAPSE_ABOVE layers start with every group collapsed."""
+    # ---- Public API
+    def bind_selection(self, selection) -> None:
+        """Follow `selection`; clicks select through it, hovers preview through it."""
+        self._selection = selection
+        selection.sig_selected.connect(self.select_layer)
+        selection.sig_previewed.connect(self.preview_layer)
+        self.sig_layer_selected.connect(selection.select)
+        self.sig_layer_hovered.connect(selection.preview)
+
+    def set_analysis(self, analysis, prepared: DiagramModel | None = None) -> None:
+        """Redraw from scratch for `analysis`: groups expanded, or all collapsed above
+        COLLAPSE_ABOVE layers. The bound selection is marked without opening any group."""
         self._analysis = analysis
-        layers = list(analysis.layers) if analysis is not None else []
-        self._groups = group_layers(layers)
-        self._group_of = {layer.name: group for group in self._groups for layer in group.layers}
-        self._auto_collapsed = len(layers) > COLLAPSE_ABOVE
-        self._collapsed = set(self.group_names()) if self._auto_collapsed else set()
-        if layers:
-            logs = [math.log10(max(layer.output_bytes, 1)) for layer in layers]
-            hi = max(logs)
-            self._height_range = (min(min(logs), hi - 1.0), hi)
-        self._selected = None
+        self._model = prepared if prepared is not None else prepare(analysis)
+        self._collapsed = set(self._model.starts_collapsed)
+        self._selected = self._previewed = None
         self._fit_mode = "width"
+        self._row_width, self._block_h_max = self._wanted_geometry()
         self._rebuild()
+        if self._selection is not None:
+            self._mark(self._selection.selected, "selected")
+            self._mark(self._selection.previewed, "previewed")
+
+    def apply_display(self, display: Display) -> None:
+        """Re-style (theme colours, font sizes, GB or GiB) and re-lay out."""
+        self._display = display
+        base = QFont(self.font())
+        self._name_font = QFont(base)
+        self._name_font.setPixelSize(display.px(TEXT_PX["normal"]))
+        self._name_font.setBold(True)
+        self._label_font = QFont(base)
+        self._label_font.setPixelSize(display.px(TEXT_PX["small"]))
+        name_fm, label_fm = QFontMetricsF(self._name_font), QFontMetricsF(self._label_font)
+        self._metrics = TextMetrics(
+            lambda text, bold: (name_fm if bold else label_fm).horizontalAdvance(text),
+            max(name_fm.height(), label_fm.height()) + 1)
+        self._style = ItemStyle(display.colours, self._name_font, self._label_font, self._metrics.line_h,
+                                display.decimal_units)
+        self.setBackgroundBrush(QBrush(QColor(display.colours.background)))
+        if self._model is not None:
+            self._rebuild()
+
+    def font_pixel_sizes(self) -> list[float]:
+        """Pixel sizes of the text as it appears on screen now (font size × zoom), smallest first."""
+        scale = self.transform().m11()
+        return sorted({self._name_font.pixelSize() * scale, self._label_font.pixelSize() * scale})
+
+    def layout(self) -> DiagramLayout | None:  # noqa: A003 (a QGraphicsView has no layout())
+        """The rectangles currently drawn."""
+        return self._layout
 
     def blocks(self) -> list[LayerBlockItem]:
         """The visible layer blocks (layers of collapsed groups have none), in execution order."""
@@ -425,7 +139,12 @@ class NetworkDiagramWidget(QGraphicsView):
 
     def group_names(self) -> list[str]:
         """Names of the collapsible groups, in execution order (top-level layers form none)."""
-        return [group.name for group in self._groups if group.name]
+        return self._model.group_names() if self._model else []
+
+    def group_of(self, layer_name: str) -> str | None:
+        """The group a layer belongs to ('' for top-level layers), None for unknown layers."""
+        group = self._model.group_of.get(layer_name) if self._model else None
+        return None if group is None else group.name
 
     def collapsed_groups(self) -> set[str]:
         """Names of the groups currently shown as one summary block."""
@@ -440,15 +159,12 @@ class NetworkDiagramWidget(QGraphicsView):
         self._set_collapsed({name}, collapse=False, focus=name)
 
     def collapse_all(self) -> None:
-        """Collapse every group: one summary block per group, top-level layers stay as they are."""
         self._set_collapsed(set(self.group_names()), collapse=True)
 
     def expand_all(self) -> None:
-        """Show every layer."""
         self._set_collapsed(set(self._collapsed), collapse=False)
 
     def toggle_group(self, name: str) -> None:
-        """Collapse group `name` if it is expanded, expand it if it is collapsed."""
         if name in self._collapsed:
             self.expand_group(name)
         else:
@@ -459,26 +175,29 @@ class NetworkDiagramWidget(QGraphicsView):
         return self._selected
 
     def select_layer(self, name: str) -> None:
-        """Highlight `name` (no signal) and scroll it into view, expanding its group if collapsed;
-        unknown names clear the highlight."""
-        group = self._group_of.get(name)
-        if group is not None and group.name in self._collapsed:
-            self._collapsed.discard(group.name)
+        """Mark `name` as selected and scroll it into view, opening its group if collapsed (a
+        deliberate choice); '' or unknown names clear the mark. Emits nothing."""
+        group = self.group_of(name) if name else None
+        if group and group in self._collapsed:
+            self._collapsed.discard(group)
             self._rebuild()
-        self._highlight(name)
+        self._mark(name, "selected")
         block = self._blocks.get(name)
         if block is not None:
             self.ensureVisible(block.sceneBoundingRect(), 40, 40)
+
+    def preview_layer(self, name: str) -> None:
+        """Lightly mark `name`'s block, or its collapsed group's summary: nothing opens, nothing
+        scrolls, the scene is not rebuilt."""
+        self._mark(name, "previewed")
 
     def fit_to_window(self) -> None:
         """Zoom so the whole diagram fits the viewport."""
         self._fit_mode = "all"
         self._apply_fit()
 
-    # --- collapsing --------------------------------------------------------------------------
+    # ---- Private API: collapsing and building
     def _set_collapsed(self, names: set[str], collapse: bool, focus: str | None = None) -> None:
-        """Add `names` to (or remove them from) the collapsed set, re-lay out if anything changed,
-        and keep the `focus` group in view."""
         before = set(self._collapsed)
         if collapse:
             self._collapsed |= names
@@ -498,130 +217,135 @@ class NetworkDiagramWidget(QGraphicsView):
         if not rect.isEmpty():
             self.ensureVisible(rect, 40, 40)
 
+    def _wanted_geometry(self) -> tuple[float, float]:
+        """Rows as wide as the viewport at 1:1 (text readable without zooming), 480 px at least;
+        shorter blocks in a short panel."""
+        height = BLOCK_H_COMPACT if self.viewport().height() < COMPACT_BELOW else BLOCK_H_MAX
+        return max(480.0, self.viewport().width() - 2 * MARGIN - 8), height
+
+    def _needs_relayout(self) -> bool:
+        width, height = self._wanted_geometry()
+        return abs(width - self._row_width) > RELAYOUT_STEP or height != self._block_h_max
+
     def _rebuild(self) -> None:
-        """Lay the scene out again from the groups and the collapsed set; keep the selection."""
+        """Lay the scene out again from the model and the collapsed set; keep the marks."""
         self._scene.clear()
-        self._blocks = {}
-        self._summaries = {}
-        if not self._groups:
+        self._blocks, self._summaries = {}, {}
+        self._layout = None
+        if self._model is None or not self._model.groups:
             self._scene.addSimpleText("No layers to show").setFont(self._name_font)
         else:
-            self._add_legend(self._analysis)
-            self._layout()
-        self._scene.setSceneRect(self._scene.itemsBoundingRect().adjusted(-20, -20, 20, 20))
-        self._highlight(self._selected)
+            self._layout = layout_diagram(self._model, self._collapsed, self._metrics, self._row_width,
+                                          self._display.decimal_units, self._block_h_max)
+            legend_bottom = self._add_legend()
+            self._add_items(self._layout, legend_bottom + 10)
+        self._scene.setSceneRect(self._scene.itemsBoundingRect().adjusted(-MARGIN, -MARGIN, MARGIN, MARGIN))
+        for name, how in ((self._selected, "selected"), (self._previewed, "previewed")):
+            self._mark(name or "", how)
         self._apply_fit()
+        if self._selected in self._blocks:  # a re-flow must not scroll the selection away
+            self.ensureVisible(self._blocks[self._selected].sceneBoundingRect(), 40, 40)
 
-    # --- layout ------------------------------------------------------------------------------
-    def _block_height(self, nbytes: int) -> float:
-        lo, hi = self._height_range
-        value = math.log10(max(nbytes, 1))
-        if hi - lo < 1e-9:
-            return BLOCK_H_MAX
-        frac = min(max((value - lo) / (hi - lo), 0.0), 1.0)
-        return BLOCK_H_MIN + frac * (BLOCK_H_MAX - BLOCK_H_MIN)
+    def _add_items(self, layout: DiagramLayout, top: float) -> None:
+        for frame in layout.frames:
+            for item in (GroupFrameItem(frame, self._display.colours), GroupToggleItem(frame, self._style)):
+                item.moveBy(0, top)
+                self._scene.addItem(item)
+        for box in layout.blocks:
+            if box.group is not None:
+                item = GroupSummaryItem(box, self._style)
+                self._summaries[box.name] = item
+            else:
+                item = LayerBlockItem(box, self._style)
+                self._blocks[box.name] = item
+            item.moveBy(0, top)
+            self._scene.addItem(item)
 
-    def _add_text(self, text: str, font: QFont, colour: QColor, x: float, y: float) -> QGraphicsSimpleTextItem:
+    def _add_text(self, text: str, font: QFont, colour: str, x: float, y: float):
         item = self._scene.addSimpleText(text)
         item.setFont(font)
-        item.setBrush(QBrush(colour))
+        item.setBrush(QBrush(QColor(colour)))
         item.setPos(x, y)
         return item
 
-    def _add_legend(self, analysis) -> None:
-        """A caption, a line of usage hints and a row of kind swatches above the diagram."""
-        caption = (f"{analysis.model_name} — {len(analysis.layers)} layers in {len(self.group_names())} groups"
-                   " · block height ∝ log10(output bytes)")
-        if self._auto_collapsed:
-            caption += f" · over {COLLAPSE_ABOVE} layers: groups start collapsed ({COLLAPSED_MARK} expands one)"
-        self._add_text(caption, self._name_font, _TEXT_COLOUR, 0, -LEGEND_H - 2 * CAPTION_LINE_H - 2)
-        self._add_text(HINTS, self._label_font, _MUTED_TEXT, 0, -LEGEND_H - CAPTION_LINE_H)
-        present = {layer.kind for layer in analysis.layers}
-        kinds = [kind for kind in LAYER_KINDS if kind in present]
-        swatches = [(KIND_COLOURS[kind], kind) for kind in kinds]
-        if self._collapsed:
-            swatches.append((SUMMARY_COLOUR, "collapsed group"))
-        x = 0.0
-        for colour, text in swatches:
-            swatch = self._scene.addRect(QRectF(x, -LEGEND_H + 4, 14, 14), _PEN_NORMAL, QBrush(QColor(colour)))
-            swatch.setToolTip(text)
-            label = self._add_text(text, self._label_font, _TEXT_COLOUR, x + 19, 0)
-            label.setY(-LEGEND_H + 11 - label.boundingRect().height() / 2)
-            x += 19 + label.boundingRect().width() + 16
+    def _add_legend(self) -> float:
+        """Caption, hints, kind glyphs and the memory ramp above the layout, flowed to the row
+        width; returns the legend's bottom."""
+        model, theme = self._model, self._display.colours
+        line_h = self._metrics.line_h
+        caption = [f"{model.model_name} — {model.layer_count} layers in {len(model.group_names())} groups"]
+        if model.starts_collapsed:
+            caption.append(f"over {COLLAPSE_ABOVE} layers, groups start collapsed")
+        # One flow, wrapped at the row width: the panel is short at 1280×720, so no line is wasted.
+        x, y = 0.0, 0.0
+        for font, colour, pieces in ((self._name_font, theme.text, caption),
+                                     (self._label_font, theme.muted_text, HINTS)):
+            fm = QFontMetricsF(font)
+            for piece in pieces:
+                text = piece + " ·"
+                w = fm.horizontalAdvance(text)
+                if x > 0 and x + w > self._row_width:
+                    x, y = 0.0, y + line_h
+                self._add_text(text, font, colour, x, y)
+                x += w + fm.horizontalAdvance(" ")
+        x, y = 0.0, y + line_h + 2
+        x, y = self._legend_glyphs(y)
+        return self._legend_ramp(x + 12, y) + line_h
 
-    def _layout(self) -> None:
-        """Flow the groups left to right, wrapping rows at the row width; a collapsed group takes
-        one block's room."""
-        units = [[group] if group.name in self._collapsed else list(group.layers) for group in self._groups]
-        row_h = GROUP_LABEL_H + GROUP_PAD + BLOCK_H_MAX + 3 + LABEL_LINE_H * LABEL_LINES + GROUP_PAD + ROW_GAP
-        step = BLOCK_W + BLOCK_GAP
-        length = sum(len(members) for members in units) * step + len(units) * (GROUP_GAP + 2 * GROUP_PAD)
-        row_width = min(max(ROW_WIDTH, math.sqrt(length * row_h * TARGET_ASPECT)), ROW_WIDTH_MAX)
-        per_row = max(1, int((row_width + BLOCK_GAP) // step))
-        row, x = 0, 0.0
-        for group, members in zip(self._groups, units):
-            pad = GROUP_PAD if group.name else 0.0
-            start = 0
-            while start < len(members):
-                room = int((row_width - x - 2 * pad + BLOCK_GAP) // step)
-                if room < min(len(members) - start, per_row) and x > 0:
-                    row, x = row + 1, 0.0  # the run would not fit: start it on a new row
-                    continue
-                chunk = members[start:start + max(room, 1)]
-                top = row * row_h
-                baseline = top + GROUP_LABEL_H + GROUP_PAD + BLOCK_H_MAX
-                for i, member in enumerate(chunk):
-                    self._add_block(member, x + pad + i * step, baseline)
-                width = len(chunk) * step - BLOCK_GAP + 2 * pad
-                if group.name:
-                    self._add_group_frame(group.name, QRectF(x, top + GROUP_LABEL_H, width,
-                                                             row_h - GROUP_LABEL_H - ROW_GAP), continued=start > 0)
-                x += width + GROUP_GAP
-                start += len(chunk)
-                if x >= row_width:
-                    row, x = row + 1, 0.0
-
-    def _add_block(self, member, left: float, baseline: float) -> None:
-        """Place a layer's block, or a collapsed group's summary block, standing on `baseline`."""
-        if isinstance(member, LayerGroup):
-            h = self._block_height(member.max_output_bytes)
-            item = GroupSummaryItem(member, QRectF(left, baseline - h, BLOCK_W, h), self._label_font, self._name_font)
-            self._summaries[member.name] = item
-        else:
-            h = self._block_height(member.output_bytes)
-            item = LayerBlockItem(member, QRectF(left, baseline - h, BLOCK_W, h), self._label_font, self._name_font)
-            self._blocks[member.name] = item
-        self._scene.addItem(item)
-
-    def _add_group_frame(self, name: str, rect: QRectF, continued: bool) -> None:
-        """Light rounded frame behind a run of blocks, with its ▾/▸ toggle and name above it."""
-        collapsed = name in self._collapsed
-        self._scene.addItem(GroupFrameItem(name, rect, collapsed))
-        mark = f"{COLLAPSED_MARK if collapsed else EXPANDED_MARK} "
-        suffix = " (cont.)" if continued else ""
+    def _legend_glyphs(self, y: float) -> tuple[float, float]:
+        """One glyph and name per layer kind present; returns where the row ends (x, y)."""
+        theme = self._display.colours
         fm = QFontMetricsF(self._label_font)
-        room = rect.width() + GROUP_GAP - 6 - fm.horizontalAdvance(mark + suffix)  # may reach into the gap
-        # ElideLeft keeps the distinctive tail of nested names: '…denseblock1.denselayer12'.
-        text = mark + fm.elidedText(name, Qt.TextElideMode.ElideLeft, room) + suffix
-        toggle = GroupToggleItem(name, text, self._label_font)
-        toggle.setToolTip(f"{name} — click to {'expand' if collapsed else 'collapse'}")
-        toggle.setPos(rect.left() + 4, rect.top() - GROUP_LABEL_H + 1)
-        self._scene.addItem(toggle)
+        present = {layer.kind for group in self._model.groups for layer in group.layers}
+        x = 0.0
+        for kind in (k for k in LAYER_KINDS if k in present):
+            w = GLYPH + 4 + fm.horizontalAdvance(kind) + 12
+            if x > 0 and x + w > self._row_width:
+                x, y = 0.0, y + self._metrics.line_h
+            glyph = self._scene.addPath(kind_glyph(kind, QRectF(x, y + 2, GLYPH, GLYPH)),
+                                        QPen(QColor(theme.text), 1.0), QBrush(QColor(theme.background)))
+            glyph.setToolTip(f"layer kind: {kind}")
+            self._add_text(kind, self._label_font, theme.text, x + GLYPH + 4, y)
+            x += w
+        return x, y
 
-    # --- selection ---------------------------------------------------------------------------
-    def _highlight(self, name: str | None) -> None:
-        """Outline `name`'s block, or its group's summary block while the group is collapsed."""
+    def _legend_ramp(self, x: float, y: float) -> float:
+        """'output bytes: ▮▮▮▮▮▮ smallest … largest' in the theme's memory ramp."""
+        theme = self._display.colours
+        fm = QFontMetricsF(self._label_font)
+        lo, hi = (int(round(10 ** v)) for v in self._model.log_range)
+        low, high = (format_size(v, self._display.decimal_units) for v in (lo, hi))
+        ramp = theme.memory_ramp
+        w = fm.horizontalAdvance(f"block height and shade = output bytes: {low}  {high}") + 14 * len(ramp) + 12
+        if x > 0 and x + w > self._row_width:
+            x, y = 0.0, y + self._metrics.line_h
+        x += self._add_text("block height and shade = output bytes:", self._label_font, theme.text, x, y).boundingRect().width() + 6
+        x += self._add_text(low, self._label_font, theme.muted_text, x, y).boundingRect().width() + 4
+        for colour in ramp:
+            self._scene.addRect(QRectF(x, y + 2, 14, 10), QPen(QColor(theme.axis), 0.5), QBrush(QColor(colour)))
+            x += 14
+        self._add_text(high, self._label_font, theme.muted_text, x + 4, y)
+        return y
+
+    # ---- Private API: marks
+    def _mark(self, name: str | None, how: str) -> None:
+        """Put the 'selected' or 'previewed' mark on `name`'s block, or on its group's summary
+        while the group is collapsed; clear it elsewhere."""
+        setter = "set_highlighted" if how == "selected" else "set_previewed"
+        getter = "is_highlighted" if how == "selected" else "is_previewed"
         for item in (*self._blocks.values(), *self._summaries.values()):
-            if item.is_highlighted():
-                item.set_highlighted(False)
-        group = self._group_of.get(name) if name else None
-        if group is None:
-            self._selected = None
-            return
-        self._selected = name
-        target = self._blocks.get(name) or self._summaries.get(group.name)
-        if target is not None:
-            target.set_highlighted(True)
+            if getattr(item, getter)():
+                getattr(item, setter)(False)
+        group = self.group_of(name) if name else None
+        value = name if group is not None else None
+        if how == "selected":
+            self._selected = value
+        else:
+            self._previewed = value
+        if value is not None:
+            target = self._blocks.get(value) or self._summaries.get(group)
+            if target is not None:
+                getattr(target, setter)(True)
 
     def _item_at(self, view_pos):
         """The topmost block, summary, toggle or frame under `view_pos` (None over the background)."""
@@ -633,15 +357,7 @@ class NetworkDiagramWidget(QGraphicsView):
                 return item
         return None
 
-    def _block_at(self, view_pos) -> LayerBlockItem | None:
-        item = self._item_at(view_pos)
-        return item if isinstance(item, LayerBlockItem) else None
-
-    def _on_block_clicked(self, block: LayerBlockItem) -> None:
-        self._highlight(block.layer_name)
-        self.sig_layer_selected.emit(block.layer_name)
-
-    # --- zoom, pan, click ----------------------------------------------------------------------
+    # ---- Qt overrides: zoom, pan, click
     def _apply_fit(self) -> None:
         rect = self._scene.sceneRect()
         if rect.isEmpty() or self._fit_mode is None:
@@ -656,9 +372,16 @@ class NetworkDiagramWidget(QGraphicsView):
         self.scale(scale, scale)
         self.centerOn(rect.center().x(), rect.top() + self.viewport().height() / (2 * scale))
 
+    def _on_relayout(self) -> None:
+        if self._model is not None and self._fit_mode == "width" and self._needs_relayout():
+            self._row_width, self._block_h_max = self._wanted_geometry()
+            self._rebuild()
+
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
         self._apply_fit()
+        if self._model is not None and self._needs_relayout():
+            self._relayout.start()
 
     def keyPressEvent(self, event) -> None:  # noqa: N802
         if event.key() == Qt.Key.Key_F and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier:
@@ -693,7 +416,8 @@ class NetworkDiagramWidget(QGraphicsView):
             return
         item = self._item_at(event.position().toPoint())
         if isinstance(item, LayerBlockItem):
-            self._on_block_clicked(item)
+            self._mark(item.layer_name, "selected")
+            self.sig_layer_selected.emit(item.layer_name)
         elif isinstance(item, GroupToggleItem):
             self._toggle_click_ms = event.timestamp()
             self.toggle_group(item.group_name)
@@ -716,8 +440,8 @@ class NetworkDiagramWidget(QGraphicsView):
         event.accept()
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802
-        block = self._block_at(event.position().toPoint())
-        hovered = block.layer_name if block is not None else ""
+        item = self._item_at(event.position().toPoint())
+        hovered = item.layer_name if isinstance(item, LayerBlockItem) else ""
         if hovered != self._hovered:
             self._hovered = hovered
             self.sig_layer_hovered.emit(hovered)
@@ -725,3 +449,9 @@ class NetworkDiagramWidget(QGraphicsView):
             if (QPointF(event.position()) - self._press_pos).manhattanLength() > 4:
                 self._fit_mode = None  # the user panned: stop re-fitting on resize
         super().mouseMoveEvent(event)
+
+    def leaveEvent(self, event) -> None:  # noqa: N802
+        if self._hovered:
+            self._hovered = ""
+            self.sig_layer_hovered.emit("")
+        super().leaveEvent(event)

@@ -4,10 +4,23 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from engine import units
 from engine.categories import CATEGORIES
-from engine.units import format_bytes, format_count
+from engine.units import format_count
 
 from .style import CARD_STYLE, CATEGORY_COLOURS, CATEGORY_LABELS
+
+HEADING_PX, BODY_PX, PEAK_PX, NOTE_PX = 11, 12, 22, 11  # before the Display's font scale
+
+
+def reason_for_difference(mode: str, diff_bytes: int) -> str:
+    """Why the traced peak differs from the textbook figure, in the words that fit the mode."""
+    if mode == "train":
+        return ("autograd also saves layer inputs, temporaries and allocator scratch the formula leaves out"
+                if diff_bytes > 0 else
+                "in-place layers and early frees keep fewer maps alive than the formula assumes")
+    return ("a layer's input, output and its temporaries are alive together, which two feature maps leave out"
+            if diff_bytes > 0 else "in-place layers reuse their input, so fewer maps are alive than the formula assumes")
 
 
 def _card(title: str) -> tuple[QFrame, QVBoxLayout]:
@@ -17,32 +30,36 @@ def _card(title: str) -> tuple[QFrame, QVBoxLayout]:
     layout = QVBoxLayout(frame)
     layout.setContentsMargins(10, 6, 10, 6)
     heading = QLabel(title)
-    heading.setStyleSheet("color:#555; font-size:11px; font-weight:600; text-transform:uppercase;")
+    heading.setObjectName("heading")
     layout.addWidget(heading)
     return frame, layout
 
 
 class SummaryWidget(QWidget):
-    """A row of cards; `set_analysis` fills them."""
+    """A row of cards; `set_analysis` fills them, `apply_display` scales and re-labels them."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        self.analysis = None
+        self._scale, self._decimal = 1.0, False
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         card, lay = _card("Traced peak")
+        card.setToolTip("The most bytes live at any moment of the step, as traced op by op")
         self.peak = QLabel("—")
-        self.peak.setStyleSheet("font-size:22px; font-weight:700;")
+        self.peak.setObjectName("peak")
         self.peak_where = QLabel("")
         self.peak_where.setWordWrap(True)
         self.not_included = QLabel("")
+        self.not_included.setObjectName("note")
         self.not_included.setWordWrap(True)
-        self.not_included.setStyleSheet("color:#8a5a00; font-size:11px;")
         lay.addWidget(self.peak)
         lay.addWidget(self.peak_where)
         lay.addWidget(self.not_included)
         row.addWidget(card, 2)
 
         card, lay = _card("At the peak")
+        card.setToolTip("What the bytes live at the peak are, by category")
         grid = QGridLayout()
         grid.setHorizontalSpacing(8)
         grid.setVerticalSpacing(1)
@@ -61,18 +78,32 @@ class SummaryWidget(QWidget):
         row.addWidget(card, 4)
 
         card, lay = _card("Textbook vs traced")
+        card.setToolTip("The article's arithmetic beside the traced figure, and why they differ")
         self.textbook = QLabel("—")
         self.textbook.setWordWrap(True)
         lay.addWidget(self.textbook)
         row.addWidget(card, 3)
 
         card, lay = _card("Model")
+        card.setToolTip("The model and the step that was traced")
         self.model = QLabel("—")
         self.model.setWordWrap(True)
         lay.addWidget(self.model)
         row.addWidget(card, 2)
+        self._restyle()
 
-    def set_analysis(self, a) -> None:
+    # ---- Public API
+    def apply_display(self, display) -> None:
+        """Font scale and GB/GiB from the window's Display."""
+        self._scale = getattr(display, "font_scale", 1.0)
+        self._decimal = getattr(display, "decimal_units", False)
+        self._restyle()
+        if self.analysis is not None:
+            self.set_analysis(self.analysis)
+
+    def set_analysis(self, a, prepared=None) -> None:
+        self.analysis = a
+        format_bytes = self._format
         p = a.peak
         self.peak.setText(format_bytes(p.total_bytes))
         self.peak_where.setText(f"in the {p.phase}, at {p.module}\n{p.total_bytes:,} bytes")
@@ -83,8 +114,7 @@ class SummaryWidget(QWidget):
         self.not_included.setToolTip("\n".join(f"{n.label}: {n.note}" for n in a.not_modelled))
         t = a.textbook
         diff = p.total_bytes - t.peak_bytes
-        reason = ("autograd also saves layer inputs, temporaries and allocator scratch the formula leaves out"
-                  if diff > 0 else "in-place layers and early frees keep fewer maps alive than the formula assumes")
+        reason = reason_for_difference(a.request.mode, diff)
         self.textbook.setText(
             f"textbook {format_bytes(t.peak_bytes)} · traced {format_bytes(p.total_bytes)}\n"
             f"difference {'+' if diff >= 0 else ''}{format_bytes(diff)}: {reason}.\n"
@@ -95,3 +125,17 @@ class SummaryWidget(QWidget):
             f"{format_bytes(a.parameter_bytes)})<br>input {'×'.join(map(str, a.input_shape))} {r.dtype}"
             f"{' AMP' if r.amp else ''}<br>{r.mode}{' · ' + r.optimizer if r.mode == 'train' else ''} · "
             f"target {r.device} · analysed in {a.analysis_seconds:.2f} s")
+
+    # ---- Private API
+    def _format(self, nbytes) -> str:
+        format_size = getattr(units, "format_size", None)  # GB/GiB choice, where the engine offers it
+        return format_size(nbytes, self._decimal) if format_size else units.format_bytes(nbytes)
+
+    def _restyle(self) -> None:
+        """One style sheet for every label on the cards: all of them follow the font scale."""
+        px = lambda base: max(1, round(base * self._scale))  # noqa: E731
+        self.setStyleSheet(
+            f"QLabel {{ font-size:{px(BODY_PX)}px; }}"
+            f"QLabel#heading {{ color:#444; font-size:{px(HEADING_PX)}px; font-weight:600; text-transform:uppercase; }}"
+            f"QLabel#peak {{ font-size:{px(PEAK_PX)}px; font-weight:700; }}"
+            f"QLabel#note {{ color:#7a4f00; font-size:{px(NOTE_PX)}px; }}")

@@ -5,7 +5,15 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyMod
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QPushButton, QTableView, QVBoxLayout, QWidget
 
-from engine.units import format_bytes, format_count
+from engine.units import format_count, format_size
+
+from .style import DEFAULT_DISPLAY, TEXT_PX, Display
+
+def prepare(analysis) -> None:
+    """Nothing heavy to prepare: the model formats a cell only when Qt asks for it. Here so the
+    controller treats every view module alike."""
+    return None
+
 
 COLUMNS = ("Layer", "Type", "Output shape", "Params", "Param bytes", "Output bytes", "Saved bytes", "Share of peak")
 
@@ -17,6 +25,7 @@ class LayerTableModel(QAbstractTableModel):
         super().__init__(parent)
         self.layers = ()
         self.peak_bytes = 1
+        self.decimal_units = False
 
     def set_analysis(self, analysis) -> None:
         self.beginResetModel()
@@ -47,7 +56,7 @@ class LayerTableModel(QAbstractTableModel):
         if col == 3:
             return format_count(value)
         if col in (4, 5, 6):
-            return format_bytes(value)
+            return format_size(value, self.decimal_units)
         if col == 7:
             return f"{100 * value:.1f}%"
         return str(value)
@@ -99,19 +108,50 @@ class LayerTableWidget(QWidget):
         layout.addWidget(self.view)
         layout.addWidget(copy)
         self._syncing = False
+        self._selection = None
+        self.apply_display(DEFAULT_DISPLAY)
 
-    def set_analysis(self, analysis) -> None:
+    # ---- Public API
+    def bind_selection(self, selection) -> None:
+        """Show the selected layer's row; choosing a row selects that layer through `selection`.
+        Previews leave the table alone (scrolling it on every hover would be noise)."""
+        self._selection = selection
+        selection.sig_selected.connect(self.select_layer)
+        self.sig_layer_selected.connect(selection.select)
+
+    def set_analysis(self, analysis, prepared=None) -> None:
+        """Rows for `analysis` (`prepared` is unused: the model reads the layers directly)."""
         self.model.set_analysis(analysis)
+        if self._selection is not None:
+            self.select_layer(self._selection.selected)
+
+    def apply_display(self, display: Display) -> None:
+        """Font size and GB/GiB from `display`."""
+        font = self.view.font()
+        font.setPixelSize(display.px(TEXT_PX["normal"]))
+        self.view.setFont(font)
+        self.view.horizontalHeader().setFont(font)
+        self.view.verticalHeader().setDefaultSectionSize(int(font.pixelSize() * 1.7))
+        self.model.beginResetModel()
+        self.model.decimal_units = display.decimal_units
+        self.model.endResetModel()
+
+    def font_pixel_sizes(self) -> list[float]:
+        return [float(self.view.font().pixelSize())]
 
     def select_layer(self, name: str) -> None:
-        for row, layer in enumerate(self.model.layers):
-            if layer.name == name:
-                index = self.proxy.mapFromSource(self.model.index(row, 0))
-                self._syncing = True
-                self.view.selectRow(index.row())
-                self.view.scrollTo(index)
-                self._syncing = False
-                return
+        """Select and show `name`'s row (no signal); '' or an unknown name clears the selection."""
+        self._syncing = True
+        try:
+            for row, layer in enumerate(self.model.layers):
+                if layer.name == name:
+                    index = self.proxy.mapFromSource(self.model.index(row, 0))
+                    self.view.selectRow(index.row())
+                    self.view.scrollTo(index)
+                    return
+            self.view.clearSelection()
+        finally:
+            self._syncing = False
 
     def selected_layer(self) -> str | None:
         rows = self.view.selectionModel().selectedRows()

@@ -1,144 +1,244 @@
 """The main window: model source and step settings on the left; summary, network diagram,
 memory timeline, activation lifetimes and the layer table on the right, all fed by one Analysis.
-Selecting a layer anywhere selects it everywhere."""
+
+The window draws and forwards; what runs when is the controller's (gui/controller.py), and which
+layer is chosen is the selection model's (gui/selection.py), which every view subscribes to.
+What the panel names is always what the views show: after a cancel or an error the panel returns
+to the request on screen.
+"""
 from __future__ import annotations
 
 import os
+import sys
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMainWindow, QProgressBar, QPushButton, QSplitter, QTabWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import QByteArray, QEvent, QPoint, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
+                               QPushButton, QScrollArea, QSizePolicy, QSplitter, QTabWidget, QTextBrowser,
+                               QVBoxLayout, QWidget, QDialog)  # noqa: I001
 
+from engine.choices import SPEC_SUFFIXES
+from engine.errors import MemLensError
+from engine.version import __version__
+
+from . import analysis_cache, style
 from .compare import ModeComparisonWidget
 from .config_panel import ConfigPanel
+from .controller import Controller
 from .diagram import NetworkDiagramWidget
-from .style import ERROR_STYLE
+from .menus import build_menus, shortcut_lines
+from .plan import SUFFIX as PLAN_SUFFIX, load_plan, request_to_json, save_plan
+from .selection import SelectionModel
 from .summary import SummaryWidget
 from .table import LayerTableWidget
-from .worker import AnalysisWorker, EngineLoader
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPLITTER_SIZES = {"main": [300, 980], "views": [190, 330, 150]}  # plots get the height, not the table
+COMPARE_TAB = 2
 
 
 class MainWindow(QMainWindow):
-    """Owns the worker; views only ever receive `set_analysis(analysis)` and layer selections."""
+    """Owns the controller and the selection; views only receive analyses and a Display."""
 
     sig_analysis_shown = Signal(object)
     """An analysis was put on screen (tests and --screenshot wait for it)."""
     sig_error_shown = Signal(str)
     """An error message was put on screen."""
+    sig_first_frame = Signal()
+    """The first frame is on screen (the start-up benchmark times it)."""
+    sig_numbers_shown = Signal(object)
+    """The summary cards show this analysis's numbers (the start-up benchmark times it)."""
 
     def __init__(self, initial_request, parent=None):
         super().__init__(parent)
         self.setWindowTitle("MemLens — where does the memory go?")
-        self.resize(1600, 1000)
+        screen = QApplication.primaryScreen().availableGeometry()
+        self.resize(min(1600, screen.width()), min(1000, screen.height()))  # a first launch fits the screen
         self.setAcceptDrops(True)
         self.analysis = None
         self.engine = None
+        self.display = self._make_display(False, False)
+        self._base_font = QApplication.font()
+        self._initial = initial_request
+        self._started = False
+        self._shown_once = False
 
         self.config = ConfigPanel(initial_request)
         self.config.sig_request_changed.connect(self._on_request)
         self.config.sig_invalid.connect(self.show_error)
+        left = QScrollArea()  # the panel scrolls rather than push the window past a 720-px screen
+        left.setWidget(self.config)
+        left.setWidgetResizable(True)
+        left.setFrameShape(QScrollArea.NoFrame)
+        left.setMinimumWidth(250)
 
         self.status = QLabel("Loading the engine (torch)…")
+        self.status.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # long text never widens the window
+        self.status.setToolTip("What MemLens is doing; hover for what the analysis does not model")
         self.progress = QProgressBar(maximum=1000, textVisible=False)
-        self.progress.setFixedWidth(220)
+        self.progress.setFixedWidth(160)
+        self.progress.setToolTip("Progress of the running analysis")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
+        self.cancel_button.setToolTip("Stop the running analysis (Esc); the analysis on screen stays")
+        bar = self.statusBar()
+        bar.addWidget(self.status, 1)
+        bar.addPermanentWidget(self.progress)
+        bar.addPermanentWidget(self.cancel_button)
         self.error = QLabel()
-        self.error.setStyleSheet(ERROR_STYLE)
+        self.error.setStyleSheet(style.ERROR_STYLE)
         self.error.setWordWrap(True)
         self.error.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.error.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.error.hide()
 
+        self.selection = SelectionModel(self)
         self.summary = SummaryWidget()
         self.diagram = NetworkDiagramWidget()
+        self.diagram.setToolTip("The network, layer by layer: click a block to select it everywhere")
         # The pyqtgraph views are built right after the window is shown: importing pyqtgraph
-        # costs ~0.6 s, which would otherwise delay the first paint past the 1.5 s target.
+        # costs ~0.6 s, which would otherwise delay the first paint.
         self.timeline = None
         self.lifetimes = None
         self._timeline_slot = QLabel("preparing plots…", alignment=Qt.AlignCenter)
         self._lifetimes_slot = QLabel("preparing plots…", alignment=Qt.AlignCenter)
         self.table = LayerTableWidget()
         self.compare = ModeComparisonWidget()
-        self._companion = None  # the other mode's request, analysed after the main one
-        self._running = None  # the request the worker is running
+        self.lower_tabs = QTabWidget()
+        self.lower_tabs.addTab(self._lifetimes_slot, "Activation lifetimes")
+        self.lower_tabs.addTab(self.table, "Layer table")
+        self.lower_tabs.addTab(self.compare, "Training vs inference")
+        self.lower_tabs.setTabToolTip(0, "When each saved activation is born and freed")
+        self.lower_tabs.setTabToolTip(1, "Every layer: shapes, parameters, output and saved bytes (sortable)")
+        self.lower_tabs.setTabToolTip(COMPARE_TAB, "The same model and batch in the other mode "
+                                      "(analysed while this tab is open)")
+        self.splitter = QSplitter(Qt.Vertical)
+        for widget in (self.diagram, self._timeline_slot, self.lower_tabs):
+            widget.setMinimumHeight(60)
+            self.splitter.addWidget(widget)
+        self.splitter.setChildrenCollapsible(False)
 
-        lower = QTabWidget()
-        lower.addTab(self._lifetimes_slot, "Activation lifetimes")
-        lower.addTab(self.table, "Layer table")
-        lower.addTab(self.compare, "Training vs inference")
-        self.lower_tabs = lower
-        splitter = QSplitter(Qt.Vertical)
-        splitter.addWidget(self.diagram)
-        splitter.addWidget(self._timeline_slot)
-        splitter.addWidget(lower)
-        splitter.setSizes([250, 380, 260])
-        self.splitter = splitter
+        right = QWidget()
+        col = QVBoxLayout(right)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.addWidget(self.error)
+        col.addWidget(self.summary)
+        col.addWidget(self.splitter, 1)
+        self.main_splitter = QSplitter(Qt.Horizontal)
+        self.main_splitter.addWidget(left)
+        self.main_splitter.addWidget(right)
+        self.main_splitter.setStretchFactor(1, 1)
+        self.main_splitter.setChildrenCollapsible(False)
+        self.setCentralWidget(self.main_splitter)
+        self.reset_layout()
 
-        bar = QHBoxLayout()
-        bar.addWidget(self.status, 1)
-        bar.addWidget(self.progress)
-        bar.addWidget(self.cancel_button)
-        right = QVBoxLayout()
-        right.addLayout(bar)
-        right.addWidget(self.error)
-        right.addWidget(self.summary)
-        right.addWidget(splitter, 1)
-        central = QWidget()
-        row = QHBoxLayout(central)
-        row.addWidget(self.config)
-        row.addLayout(right, 1)
-        self.setCentralWidget(central)
-
-        self.worker = AnalysisWorker(self)
-        self.worker.sig_started.connect(self._on_started)
-        self.worker.sig_progress.connect(self._on_progress)
-        self.worker.sig_finished.connect(self._on_finished)
-        self.worker.sig_failed.connect(self._on_failed)
-        self.worker.sig_cancelled.connect(self._on_cancelled)
-        self.cancel_button.clicked.connect(self.worker.cancel)
-        for view in (self.diagram, self.table):
-            view.sig_layer_selected.connect(self.select_layer)
-        self.diagram.sig_layer_hovered.connect(self._on_layer_hovered)
-        self.loader = EngineLoader(self)
-        self.loader.sig_ready.connect(self._on_engine_ready)
-        self.loader.sig_failed.connect(self.show_error)
-        self._initial = initial_request
+        self.controller = Controller(self, remember=analysis_cache.save)
+        c = self.controller
+        c.sig_engine_ready.connect(self._on_engine_ready)
+        c.sig_analysis_started.connect(self._on_started)
+        c.sig_progress.connect(self._on_progress)
+        c.sig_analysis_ready.connect(self.set_analysis)
+        c.sig_analysis_failed.connect(self._on_failed)
+        c.sig_analysis_cancelled.connect(self._on_cancelled)
+        c.sig_companion_ready.connect(self.compare.set_analysis)
+        c.sig_companion_failed.connect(self._on_companion_failed)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.lower_tabs.currentChanged.connect(self._on_tab)
+        self.config.sig_optimizer_chosen.connect(c.set_companion_optimizer)
+        c.set_companion_optimizer(self.config.optimizer_choice())
+        self._bind(self.diagram)
+        self._bind(self.table)
+        self.actions = build_menus(self)
+        self._restore_settings()
 
     # ---- Public API
     def start(self) -> None:
-        """Load the engine in the background, then analyse the initial request."""
-        self.worker.submit(self._initial)
-        self.loader.start()
-        QTimer.singleShot(0, self.build_plots)
+        """Once the first frame is on screen: build the plots, show the cached last analysis if it
+        matches (else queue the analysis), then load the engine. Each of these holds the
+        interpreter for a while (pyqtgraph ~0.6 s, torch seconds), so none may run before the
+        window has painted: a window that sits black looks like a hang."""
+        if self._started:
+            return
+        self._started = True
+        self._when_painted(self._start_now)
+
+    def _when_painted(self, then, tries: int = 100) -> None:
+        handle = self.windowHandle()
+        if self.isVisible() and handle is not None and handle.isExposed():
+            self.repaint()  # synchronous: the frame is drawn and flushed before `then` runs
+            self.sig_first_frame.emit()
+            QTimer.singleShot(30, then)
+        elif tries > 0:
+            QTimer.singleShot(20, lambda: self._when_painted(then, tries - 1))
+        else:
+            self.sig_first_frame.emit()
+            then()  # never exposed (minimised): do not wait for it
+
+    def _start_now(self) -> None:
+        cached = analysis_cache.load(self._initial)
+        if cached is None:
+            self.build_plots()
+            self.controller.preparers = self._preparers()
+            self.controller.analyse(self._initial)
+        else:
+            # The numbers first (cards, diagram, table: ~0.05 s), painted; the plots after them,
+            # since importing pyqtgraph alone takes ~0.7 s.
+            self.summary.set_analysis(cached)
+            self.sig_numbers_shown.emit(cached)
+            self.status.setText(f"{cached.model_name}: reopened from the last session; loading torch…")
+            QApplication.sendPostedEvents(None, QEvent.LayoutRequest)  # the cards take their new sizes first
+            self.repaint()
+            self.set_analysis(cached)
+            self.controller.show(cached)
+            self.status.setText(self.status.text() + " · reopened from the last session; loading torch…")
+        QTimer.singleShot(30, self.controller.start_engine)
 
     def build_plots(self) -> None:
         """Create the pyqtgraph views in place of their placeholders (once)."""
         if self.timeline is not None:
             return
+        from . import timeline as timeline_module
         from .lifetimes import LifetimesWidget
-        from .timeline import MemoryTimelineWidget
 
-        self.timeline = MemoryTimelineWidget()
+        self.timeline = timeline_module.MemoryTimelineWidget()
         self.lifetimes = LifetimesWidget()
-        self.lifetimes.setXLink(self.timeline)
+        timeline_module.share_x_range(self.timeline, self.lifetimes)
+        sizes = self.splitter.sizes()
         self.splitter.replaceWidget(1, self.timeline)
+        self.timeline.setMinimumHeight(60)
         self._timeline_slot.deleteLater()
         current = self.lower_tabs.currentIndex()
         self.lower_tabs.removeTab(0)
         self.lower_tabs.insertTab(0, self.lifetimes, "Activation lifetimes")
+        self.lower_tabs.setTabToolTip(0, "When each saved activation is born and freed")
         self.lower_tabs.setCurrentIndex(current)
         self._lifetimes_slot.deleteLater()
-        self.lifetimes.sig_layer_selected.connect(self.select_layer)
-        self.timeline.sig_layer_at_cursor.connect(self._on_layer_at_cursor)
+        self.splitter.setSizes(sizes)
+        self._bind(self.timeline)
+        self._bind(self.lifetimes)
+        self._apply_display()
 
-    def set_analysis(self, analysis) -> None:
+    def views(self) -> dict[str, QWidget]:
+        """The views every main analysis goes to, by name."""
+        return {"summary": self.summary, "diagram": self.diagram, "timeline": self.timeline,
+                "lifetimes": self.lifetimes, "table": self.table, "compare": self.compare}
+
+    def set_analysis(self, analysis, prepared: dict | None = None) -> None:
+        """Put `analysis` on every view (with the data the worker prepared for each, if any)."""
         self.analysis = analysis
         self.build_plots()
         self.error.hide()
         self.progress.setValue(1000)
         self.cancel_button.setEnabled(False)
-        for view in (self.summary, self.diagram, self.timeline, self.lifetimes, self.table, self.compare):
-            view.set_analysis(analysis)
+        self.selection.set_layers([layer.name for layer in analysis.layers])
+        for name, view in self.views().items():
+            data = (prepared or {}).get(name)
+            view.set_analysis(analysis) if data is None else view.set_analysis(analysis, data)
+        self.sig_numbers_shown.emit(analysis)
+        if not self.config.is_pending():  # an edit made meanwhile stays, and runs next
+            self.config.set_request(analysis.request)
+        self.config.remember(analysis.request.model)
+        self._settings().setValue("last_request", request_to_json(analysis.request))
         warn = f" — {len(analysis.warnings)} warning(s): " + "; ".join(analysis.warnings) if analysis.warnings else ""
         self.status.setText(f"{analysis.model_name}: {len(analysis.layers)} layers, {len(analysis.events):,} events, "
                             f"analysed in {analysis.analysis_seconds:.2f} s{warn}")
@@ -150,34 +250,166 @@ class MainWindow(QMainWindow):
         self.error.setText(f"<b>Could not analyse:</b> {message}")
         self.error.show()
         self.cancel_button.setEnabled(False)
+        self.progress.setValue(0)
         self.status.setText("error — the previous analysis is still shown" if self.analysis else "error")
         self.sig_error_shown.emit(message)
 
     def select_layer(self, name: str) -> None:
-        if self.analysis is None:
-            return
-        layer = self.analysis.layer_named(name)
-        if layer is None:
-            return
-        self.diagram.select_layer(name)
-        self.table.select_layer(name)
-        self.lifetimes.select_layer(name)
-        self.timeline.highlight_span(*layer.forward_span)
+        self.selection.select(name)
 
     def open_model(self, model: str) -> None:
         self.config.set_model(model)
 
-    def open_dropped(self, paths: list[str]) -> None:
-        """Open the first layer spec among dropped files; anything else gets a message."""
-        spec = next((p for p in paths if p.lower().endswith((".yaml", ".yml", ".json"))), None)
-        if spec is None:
-            self.show_error("drop a layer spec (.yaml, .yml or .json)")
+    def open_path(self, path: str) -> None:
+        """Open a spec, or a saved plan; anything else gets a message."""
+        if path.lower().endswith(PLAN_SUFFIX):
+            try:
+                request, optimizer = load_plan(path)
+            except MemLensError as e:
+                self.show_error(str(e))
+                return
+            self.config.set_request(request)
+            if request.mode != "train":
+                self.config.optimizer.setCurrentText(optimizer)
+            self.config.schedule()
+        elif path.lower().endswith(SPEC_SUFFIXES):
+            self.open_model(path)
         else:
-            self.open_model(spec)
+            self.show_error(f"{os.path.basename(path)}: open a layer spec ({', '.join(SPEC_SUFFIXES)}) "
+                            f"or a plan ({PLAN_SUFFIX})")
+
+    def open_dropped(self, paths: list[str]) -> None:
+        """Open the first spec or plan among dropped files; anything else gets a message."""
+        usable = [p for p in paths if p.lower().endswith((*SPEC_SUFFIXES, PLAN_SUFFIX))]
+        self.open_path(usable[0] if usable else (paths[0] if paths else ""))
+
+    def cancel(self) -> None:
+        self.controller.cancel()
+
+    # -- menu actions
+    def open_file_dialog(self) -> None:
+        patterns = " ".join(f"*{s}" for s in SPEC_SUFFIXES)
+        path, _ = QFileDialog.getOpenFileName(self, "Open", "", f"Specs, Python files and plans ({patterns} *.py "
+                                              f"*{PLAN_SUFFIX});;All files (*)")
+        if path.endswith(".py"):
+            self.config.open_python_file(path)
+        elif path:
+            self.open_path(path)
+
+    def save_plan_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save plan", f"plan{PLAN_SUFFIX}", f"MemLens plans (*{PLAN_SUFFIX})")
+        if path:
+            self.save_plan(path if path.endswith(PLAN_SUFFIX) else path + PLAN_SUFFIX)
+
+    def save_plan(self, path: str) -> None:
+        """Write the request on screen (or, before any, the panel's) as a plan file."""
+        request = self.analysis.request if self.analysis is not None else self.config.request()
+        try:
+            save_plan(path, request, self.config.optimizer_choice())
+        except OSError as e:
+            self.show_error(f"{path}: cannot save the plan ({e.strerror})")
+            return
+        self.status.setText(f"plan saved to {path}")
+
+    def export_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export picture", "memlens.png", "PNG (*.png);;SVG (*.svg)")
+        if path:
+            self.export_picture(path)
+
+    def export_picture(self, path: str) -> None:
+        """Save the window as it looks: PNG pixels, or SVG vectors."""
+        if path.lower().endswith(".svg"):
+            from PySide6.QtGui import QPainter
+            from PySide6.QtSvg import QSvgGenerator
+
+            generator = QSvgGenerator()
+            generator.setFileName(path)
+            generator.setSize(self.size())
+            generator.setViewBox(self.rect())
+            generator.setTitle(self.windowTitle())
+            painter = QPainter(generator)
+            self.render(painter, QPoint())
+            ok = painter.end()
+        else:
+            ok = self.grab().save(path)
+        if not ok:
+            self.show_error(f"{path}: could not write the picture")
+        else:
+            self.status.setText(f"exported {path}")
+
+    def fit_views(self) -> None:
+        for view in (self.diagram, self.timeline, self.lifetimes):
+            fit = getattr(view, "fit_to_window", None) or getattr(view, "autoRange", None)
+            if fit is not None:
+                fit()
+
+    def reset_layout(self) -> None:
+        self.main_splitter.setSizes(SPLITTER_SIZES["main"])
+        self.splitter.setSizes(SPLITTER_SIZES["views"])
+
+    def set_presentation(self, on: bool) -> None:
+        """Large text and the high-contrast theme throughout (for a projector)."""
+        self.display = self._current_display()
+        scale = getattr(self.display, "font_scale", 1.0)
+        font = QFont(self._base_font)
+        font.setPointSizeF(self._base_font.pointSizeF() * scale)
+        QApplication.setFont(font)
+        self._apply_display()
+        left, right = self.main_splitter.sizes()
+        width = round(SPLITTER_SIZES["main"][0] * scale)  # the panel's labels and buttons grow with the text
+        self.main_splitter.setSizes([width, left + right - width])
+        if self.isVisible() and on and not self.isFullScreen():
+            self.showMaximized()
+
+    def set_decimal_units(self, on: bool) -> None:
+        self.display = self._current_display()
+        self._apply_display()
+
+    def set_high_contrast(self, on: bool) -> None:
+        self.display = self._current_display()
+        self._apply_display()
+
+    def set_full_screen(self, on: bool) -> None:
+        self.showFullScreen() if on else self.showNormal()
+
+    def show_shortcuts(self) -> None:
+        QMessageBox.information(self, "Keyboard shortcuts", "\n".join(shortcut_lines(self.actions)))
+
+    def show_spec_schema(self) -> None:
+        dialog = QDialog(self)
+        dialog.setWindowTitle("Layer spec schema")
+        dialog.resize(760, 600)
+        text = QTextBrowser(dialog)
+        path = os.path.join(ROOT, "resources", "specs", "README.md")
+        try:
+            with open(path) as f:
+                text.setMarkdown(f.read())
+        except OSError:  # an installed copy without the source tree's resources/
+            text.setPlainText(f"The spec schema is documented in resources/specs/README.md of the MemLens "
+                              f"source ({path} is not here).")
+        QVBoxLayout(dialog).addWidget(text)
+        self.schema_dialog = dialog
+        dialog.show()
+
+    def about_text(self) -> str:
+        torch_version = self.engine.torch_version if self.engine is not None else analysis_cache._torch_version()
+        return (f"<b>MemLens {__version__}</b><br>torch {torch_version} · Python {sys.version.split()[0]}<br><br>"
+                "How much device memory will this network need, where does it go, and when? "
+                "Traced on meta tensors: nothing real is allocated.")
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About MemLens", self.about_text())
 
     # ---- Qt overrides
+    def showEvent(self, event):  # noqa: N802
+        super().showEvent(event)
+        if not self._shown_once:
+            self._shown_once = True
+            self._restore_splitters()
+
     def closeEvent(self, event):  # noqa: N802
-        self.worker.shutdown()
+        self._save_settings()
+        self.controller.shutdown(0)  # no wait: the process ends now (gui/app.py); tests join it themselves
         super().closeEvent(event)
 
     def dragEnterEvent(self, event):  # noqa: N802
@@ -188,71 +420,129 @@ class MainWindow(QMainWindow):
         self.open_dropped([url.toLocalFile() for url in event.mimeData().urls()])
 
     # ---- Private API
+    @staticmethod
+    def _restore(state, restore) -> None:
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            restore(state)
+
+    def _restore_splitters(self) -> None:
+        """Once the window has its final size: restored into a smaller window they would squeeze."""
+        s = self._settings()
+        self._restore(s.value("splitter/main"), self.main_splitter.restoreState)
+        self._restore(s.value("splitter/views"), self.splitter.restoreState)
+
+    def _bind(self, view) -> None:
+        if hasattr(view, "bind_selection"):
+            view.bind_selection(self.selection)
+            return
+        # Views still on their own signals (until they take the SelectionModel): adapt them here.
+        for signal in ("sig_layer_selected",):
+            if hasattr(view, signal):
+                getattr(view, signal).connect(self.selection.select)
+        if hasattr(view, "sig_layer_hovered"):
+            view.sig_layer_hovered.connect(self.selection.preview)
+        if hasattr(view, "sig_layer_at_cursor"):
+            view.sig_layer_at_cursor.connect(self.selection.select)
+        if hasattr(view, "select_layer"):
+            self.selection.sig_selected.connect(view.select_layer)
+        if hasattr(view, "highlight_span"):
+            def span(name, view=view):
+                layer = self.analysis.layer_named(name or self.selection.selected) if self.analysis else None
+                if layer is not None:
+                    view.highlight_span(*layer.forward_span)
+            self.selection.sig_selected.connect(span)
+            self.selection.sig_previewed.connect(span)
+
+    def _current_display(self):
+        a = self.actions
+        return self._make_display(a["presentation"].isChecked(), a["decimal_units"].isChecked(),
+                                  a["high_contrast"].isChecked())
+
+    @staticmethod
+    def _make_display(presentation: bool, decimal: bool, high_contrast: bool = False):
+        make = getattr(style, "make_display", None)
+        if make is None:  # until gui/style.py has Display: the two fields the shell's own widgets read
+            from types import SimpleNamespace
+
+            return SimpleNamespace(font_scale=1.45 if presentation else 1.0, decimal_units=decimal)
+        plain = make("high-contrast" if high_contrast else "light", decimal_units=decimal)
+        return style.presentation(plain) if presentation else plain
+
+    def _apply_display(self) -> None:
+        for view in self.views().values():
+            if view is not None and hasattr(view, "apply_display"):
+                view.apply_display(self.display)
+
+    def _preparers(self) -> dict:
+        """Each view module's Qt-free `prepare(analysis)`, run by the worker after the analysis."""
+        found = {}
+        for name, view in self.views().items():
+            prepare = getattr(sys.modules.get(type(view).__module__), "prepare", None) if view is not None else None
+            if prepare is not None:
+                found[name] = prepare
+        return found
+
+    def _settings(self) -> QSettings:
+        return QSettings("MemLens", "MemLens")
+
+    def _save_settings(self) -> None:
+        s = self._settings()
+        s.setValue("geometry", self.saveGeometry())
+        s.setValue("splitter/main", self.main_splitter.saveState())
+        s.setValue("splitter/views", self.splitter.saveState())
+        s.setValue("view/decimal_units", self.actions["decimal_units"].isChecked())
+        s.setValue("view/high_contrast", self.actions["high_contrast"].isChecked())
+        if self.analysis is not None:
+            s.setValue("last_request", request_to_json(self.analysis.request))
+        s.sync()
+
+    def _restore_settings(self) -> None:
+        s = self._settings()
+        self._restore(s.value("geometry"), self.restoreGeometry)
+        self.actions["decimal_units"].setChecked(s.value("view/decimal_units", False, type=bool))
+        self.actions["high_contrast"].setChecked(s.value("view/high_contrast", False, type=bool))
+
     def _on_engine_ready(self, engine) -> None:
         self.engine = engine
-        self.config.set_catalog(engine.sources.catalog())
-        self.worker.set_engine(engine)
+        self.config.set_catalog(engine.catalog)
+        if self.controller.running is None and self.analysis is not None:
+            self.status.setText(self.status.text().replace("; loading torch…", ""))
 
     def _on_request(self, request) -> None:
-        self._companion = None
-        self.worker.submit(request)
+        if self.analysis is not None and request == self.analysis.request and self.controller.running is None:
+            return  # nothing changed (e.g. the comparison's optimizer picked in inference mode)
+        self.controller.preparers = self._preparers()
+        self.controller.analyse(request)
 
-    def _on_finished(self, analysis) -> None:
-        """Main analyses go to every view; then the other mode is analysed for the comparison."""
-        if self._companion is not None and analysis.request == self._companion:
-            self._companion = None
-            self.compare.set_analysis(analysis)
-            self.status.setText(self.status.text().split(" · comparing")[0])
-            return
-        self.set_analysis(analysis)
-        r = analysis.request
-        other = r.replace(mode="inference", optimizer="none", first_step=False) if r.mode == "train" else \
-            r.replace(mode="train", optimizer="adam")
-        self._companion = other
-        self.worker.submit(other)
-
-    def _on_layer_hovered(self, name: str) -> None:
-        """Hovering a block previews its span on the timeline; leaving restores the selection."""
-        if self.analysis is None:
-            return
-        layer = self.analysis.layer_named(name) or self.analysis.layer_named(self.diagram.selected_layer() or "")
-        if layer is not None:
-            self.timeline.highlight_span(*layer.forward_span)
-
-    def _on_layer_at_cursor(self, name: str) -> None:
-        """Scrubbing the timeline selects the layer running at the cursor in the other views."""
-        if self.analysis is None or self.analysis.layer_named(name) is None:
-            return
-        self.diagram.select_layer(name)
-        self.table.select_layer(name)
-        self.lifetimes.select_layer(name)
-
-    def _on_failed(self, message: str) -> None:
-        if self._running is not None and self._running == self._companion:
-            self._companion = None  # the comparison could not run: say so there, not as an error
-            self.compare.setToolTip(f"{self._running.mode} could not be analysed: {message}")
-            return
-        self.show_error(message)
+    def _on_tab(self, index: int) -> None:
+        self.controller.set_companion_wanted(index == COMPARE_TAB)
 
     def _on_started(self, request) -> None:
-        self._running = request
-        if self._companion is not None and request == self._companion:
-            self.status.setText(self.status.text() + f" · comparing with {request.mode}…")
-            return
+        self.error.hide()
         self.progress.setValue(0)
         self.cancel_button.setEnabled(True)
         self.status.setText(f"analysing {os.path.basename(request.model)} (batch {request.batch}, {request.mode})…")
 
-    def _on_progress(self, fraction: float, message: str) -> None:
-        if self._companion is not None:
+    def _on_progress(self, kind: str, fraction: float, message: str) -> None:
+        if kind != "analysis":
             return  # the comparison runs quietly in the background
         self.progress.setValue(int(1000 * fraction))
-        if self.worker.is_running():
-            self.status.setText(f"analysing… {message}")
+        self.status.setText(f"analysing… {message}")
 
-    def _on_cancelled(self) -> None:
-        if self._running is not None and self._running == self._companion:
-            return
+    def _agree_with_screen(self) -> None:
+        """The panel returns to the request on screen, so the next edit starts from what is seen."""
+        if self.analysis is not None and not self.config.is_pending():
+            self.config.set_request(self.analysis.request)
+
+    def _on_failed(self, request, message: str) -> None:
+        self._agree_with_screen()
+        self.show_error(message)
+
+    def _on_cancelled(self, request) -> None:
+        self._agree_with_screen()
         self.cancel_button.setEnabled(False)
         self.progress.setValue(0)
         self.status.setText("cancelled — the previous analysis is still shown" if self.analysis else "cancelled")
+
+    def _on_companion_failed(self, request, message: str) -> None:
+        self.compare.setToolTip(f"{request.mode} could not be analysed: {message}")

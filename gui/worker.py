@@ -1,151 +1,201 @@
-"""The one place where threads meet Qt: engine calls run here, results come back as signals.
+"""The one place where threads meet Qt: one background thread runs jobs, results come back as signals.
 
-One analysis runs at a time (the tracer installs process-wide hooks). A request that arrives
-while one runs cancels it and is run next (newest wins). Every exception becomes `sig_failed`,
-progress is throttled to ~20 updates a second, and the engine itself is imported in the
-background so the window appears before torch has loaded.
+A job is `fn(progress, cancelled, emit_partial) -> result`. Jobs run one at a time, in order, on
+one thread (the tracer installs process-wide hooks), and every signal carries the job's id so the
+receiver applies only the job it still wants (glue's compute worker). Two rules make the id
+enough:
+
+- every submitted job ends with exactly one of `sig_finished`, `sig_failed`, `sig_cancelled`;
+- a superseding job starts only after the superseded job's last signal is out (both are emitted
+  by the same thread, so queued delivery keeps that order).
+
+Every exception, `BaseException` included (a model file calling `sys.exit()`, a stray
+KeyboardInterrupt), becomes `sig_failed`: the thread never dies and the queue never wedges.
+A job whose cancel flag is set when it ends is reported cancelled, whatever it returned.
 """
 from __future__ import annotations
 
+import collections
+import itertools
 import threading
 import time
 import traceback
+from dataclasses import dataclass, field
+from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
 
-
-class _Engine:
-    """The engine entry points the GUI uses, handed over once imported."""
-
-    def __init__(self, analyze, errors, sources):
-        self.analyze, self.errors, self.sources = analyze, errors, sources
+from engine.errors import CancelledError, MemLensError
 
 
-class EngineLoader(QObject):
-    """Imports the engine (torch, torchvision) off the GUI thread."""
-
-    sig_ready = Signal(object)
-    """The loaded engine (`.analyze`, `.errors`, `.sources`)."""
-    sig_failed = Signal(str)
-    """Why the engine could not be imported."""
-
-    def start(self) -> None:
-        threading.Thread(target=self._run, name="memlens-import", daemon=True).start()
-
-    def _run(self) -> None:
-        try:
-            from engine import errors, pipeline, sources
-
-            sources.catalog()
-            self.sig_ready.emit(_Engine(pipeline.analyze, errors, sources))
-        except Exception as e:  # pragma: no cover - a broken install
-            self.sig_failed.emit(f"could not load the engine: {type(e).__name__}: {e}")
+@dataclass
+class Job:
+    id: int
+    kind: str
+    fn: Callable
+    cancel: threading.Event = field(default_factory=threading.Event)
 
 
-class AnalysisWorker(QObject):
-    """Runs `engine.analyze` in a background thread."""
+def failure_message(e: BaseException) -> str:
+    """One line a user can read: engine errors as they are; anything else named by its type."""
+    if isinstance(e, MemLensError):
+        return str(e)
+    if isinstance(e, SystemExit):
+        return f"the code called sys.exit({e.code!r}) (SystemExit): nothing was analysed"
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted (KeyboardInterrupt)"
+    return f"internal error ({type(e).__name__}): {e}"
 
-    sig_started = Signal(object)
-    """The request that started running."""
-    sig_progress = Signal(float, str)
-    """Fraction done (0..1) and what is happening."""
-    sig_finished = Signal(object)
-    """The finished `Analysis`."""
-    sig_failed = Signal(str)
-    """A readable message (engine errors as they are; anything else with its type)."""
-    sig_cancelled = Signal()
-    """The running analysis stopped on request."""
+
+class JobWorker(QObject):
+    """Runs submitted jobs on one daemon thread; see the module docstring for the guarantees."""
+
+    sig_started = Signal(int, str)
+    """A job (id, kind) started running."""
+    sig_progress = Signal(int, float, str)
+    """Job id, fraction done (0..1), what is happening; throttled."""
+    sig_partial = Signal(int, object)
+    """Job id and a partial result (a sweep point ...)."""
+    sig_finished = Signal(int, object)
+    """Job id and its result."""
+    sig_failed = Signal(int, str)
+    """Job id and a one-line message."""
+    sig_cancelled = Signal(int)
+    """Job id: it was cancelled or superseded (possibly before it started)."""
 
     PROGRESS_INTERVAL_S = 0.05
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self._engine = None
-        self._lock = threading.Lock()
-        self._running = False
-        self._cancel = threading.Event()
-        self._pending = None
-        self._thread: threading.Thread | None = None
+        self._ids = itertools.count(1)
+        self._cond = threading.Condition()
+        self._queue: collections.deque[Job] = collections.deque()
+        self._current: Job | None = None
         self._closed = False
+        self._thread: threading.Thread | None = None
+        self._before: Callable[[], None] | None = None
 
     # ---- Public API
-    def set_engine(self, engine_module) -> None:
-        self._engine = engine_module
-        with self._lock:
-            pending, self._pending = self._pending, None
-        if pending is not None:
-            self.submit(pending)
-
-    def submit(self, request) -> None:
-        """Run `request`; supersedes (cancels) one that is running."""
-        if self._closed:
+    def start(self, before: Callable[[], None] | None = None) -> None:
+        """Start the thread; `before()` runs on it first (importing the engine). Jobs submitted
+        earlier wait in the queue."""
+        if self._thread is not None:
             return
-        with self._lock:
-            if self._engine is None or self._running:
-                self._pending = request
-                if self._running:
-                    self._cancel.set()
-                return
-            self._running = True
-            self._cancel = threading.Event()
-            cancel = self._cancel
-        self.sig_started.emit(request)
-        self._thread = threading.Thread(target=self._run, args=(request, cancel), name="memlens-analysis", daemon=True)
+        self._before = before
+        self._thread = threading.Thread(target=self._loop, name="memlens-worker", daemon=True)
         self._thread.start()
 
-    def cancel(self) -> None:
-        with self._lock:
-            self._pending = None
-            self._cancel.set()
+    def submit(self, kind: str, fn: Callable, *, supersede: bool = True) -> int:
+        """Queue `fn`; with `supersede`, cancel the running job and every queued one first.
+        Returns the job id (0 once the worker is shut down: nothing will run)."""
+        with self._cond:
+            if self._closed:
+                return 0
+            job = Job(next(self._ids), kind, fn)
+            if supersede:
+                self._cancel_locked(None)
+            self._queue.append(job)
+            self._cond.notify()
+        return job.id
 
-    def is_running(self) -> bool:
-        return self._running
+    def cancel(self, job_id: int | None = None) -> None:
+        """Cancel one job (running or queued), or every job when `job_id` is None."""
+        with self._cond:
+            self._cancel_locked(job_id)
 
-    def shutdown(self, timeout_s: float = 10.0) -> None:
-        """Stop for good (the window is closing): cancel, wait briefly, emit nothing more."""
-        self._closed = True
-        self.cancel()
+    def is_busy(self) -> bool:
+        with self._cond:
+            return self._current is not None or bool(self._queue)
+
+    def running_kind(self) -> str | None:
+        with self._cond:
+            return self._current.kind if self._current is not None else None
+
+    def shutdown(self, timeout_s: float = 0.5) -> bool:
+        """Stop for good: cancel everything, emit nothing more, wait up to `timeout_s` for the
+        running job. Returns True when the thread has ended."""
+        with self._cond:
+            self._closed = True
+            self._cancel_locked(None)
+            self._cond.notify_all()
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout_s)
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout_s)
+        return not thread.is_alive()
 
     # ---- Private API
-    def _run(self, request, cancel: threading.Event) -> None:
+    def _cancel_locked(self, job_id: int | None) -> None:
+        for job in [self._current, *self._queue]:
+            if job is not None and (job_id is None or job.id == job_id):
+                job.cancel.set()
+
+    def _loop(self) -> None:
+        before_error = None
+        if self._before is not None:
+            try:
+                self._before()
+            except BaseException as e:  # noqa: BLE001 - a broken install must still answer every job
+                traceback.print_exc()
+                before_error = f"could not load the engine: {type(e).__name__}: {e}"
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    self._current = None
+                    return
+                job = self._current = self._queue.popleft()
+            if job.cancel.is_set():
+                self._finish(job, self.sig_cancelled, job.id)
+            elif before_error is not None:
+                self._finish(job, self.sig_failed, job.id, before_error)
+            else:
+                self._run(job)
+
+    def _run(self, job: Job) -> None:
+        self._emit(self.sig_started, job.id, job.kind)
         last = [0.0]
 
         def progress(fraction: float, message: str) -> None:
             now = time.monotonic()
             if now - last[0] >= self.PROGRESS_INTERVAL_S or fraction >= 1.0:
                 last[0] = now
-                self._emit(self.sig_progress, fraction, message)
+                self._emit(self.sig_progress, job.id, float(fraction), message)
 
-        errors = self._engine.errors
+        def emit_partial(value) -> None:
+            if not job.cancel.is_set():
+                self._emit(self.sig_partial, job.id, value)
+
         try:
-            analysis = self._engine.analyze(request, progress=progress, cancelled=cancel.is_set)
-        except errors.CancelledError:
-            self._done()
-            self._emit(self.sig_cancelled)
-        except errors.MemLensError as e:
-            self._done()
-            self._emit(self.sig_failed, str(e))
-        except Exception as e:  # a bug: say so, keep the app alive
-            traceback.print_exc()
-            self._done()
-            self._emit(self.sig_failed, f"internal error ({type(e).__name__}): {e}")
+            result = job.fn(progress, job.cancel.is_set, emit_partial)
+        except CancelledError:
+            self._finish(job, self.sig_cancelled, job.id)
+        except BaseException as e:  # noqa: BLE001 - SystemExit from a user file must not kill the thread
+            if job.cancel.is_set():
+                self._finish(job, self.sig_cancelled, job.id)
+                return
+            if not isinstance(e, MemLensError):
+                traceback.print_exc()
+            self._finish(job, self.sig_failed, job.id, failure_message(e))
         else:
-            self._done()
-            if not cancel.is_set():
-                self._emit(self.sig_finished, analysis)
+            if job.cancel.is_set():
+                self._finish(job, self.sig_cancelled, job.id)
             else:
-                self._emit(self.sig_cancelled)
+                self._finish(job, self.sig_finished, job.id, result)
+
+    def _finish(self, job: Job, signal, *args) -> None:
+        """The job's last signal. The next job is popped only after it is out (same thread), so
+        clearing `_current` first cannot reorder anything, and a receiver sees the worker idle."""
+        with self._cond:
+            if self._current is job:
+                self._current = None
+        self._emit(signal, *args)
 
     def _emit(self, signal, *args) -> None:
-        if not self._closed:
+        if self._closed:
+            return
+        try:
             signal.emit(*args)
-
-    def _done(self) -> None:
-        with self._lock:
-            self._running = False
-            pending, self._pending = self._pending, None
-        if pending is not None and not self._closed:
-            self.submit(pending)
+        except RuntimeError:  # the QObject was deleted while the thread ran (window closed)
+            self._closed = True

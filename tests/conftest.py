@@ -13,3 +13,5 @@ import tempfile  # noqa: E402
 
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="memlens-test-config-")
 
+# ... and so does the last-analysis cache the window reopens on (gui/analysis_cache.py).
+os.environ["MEMLENS_CACHE_DIR"] = tempfile.mkdtemp(prefix="memlens-test-cache-")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 
 from torch import nn
+from torch.nn.parameter import UninitializedBuffer, UninitializedParameter, is_lazy
 
 
 @contextlib.contextmanager
@@ -26,7 +27,9 @@ def empty_weights():
 
     def _register_parameter(module, name, param):
         register_parameter(module, name, param)
-        if param is not None and param.device.type != "meta":
+        if param is not None and is_lazy(param):  # sized by the first forward (`materialize_lazy`)
+            module._parameters[name] = UninitializedParameter(param.requires_grad, "meta", param.dtype)
+        elif param is not None and param.device.type != "meta":
             cls = type(module._parameters[name])
             kwargs = module._parameters[name].__dict__
             module._parameters[name] = cls(module._parameters[name].to("meta"), **kwargs)
@@ -34,7 +37,9 @@ def empty_weights():
 
     def _register_buffer(module, name, buffer, persistent=True):
         register_buffer(module, name, buffer, persistent)
-        if buffer is not None:
+        if buffer is not None and is_lazy(buffer):
+            module._buffers[name] = UninitializedBuffer(buffer.requires_grad, "meta", buffer.dtype)
+        elif buffer is not None:
             module._buffers[name] = module._buffers[name].to("meta")
 
     nn.Module.register_parameter = _register_parameter
@@ -44,6 +49,22 @@ def empty_weights():
     finally:
         nn.Module.register_parameter = register_parameter
         nn.Module.register_buffer = register_buffer
+
+
+def has_lazy(model: nn.Module) -> bool:
+    return any(is_lazy(t) for t in (*model.parameters(), *model.buffers()))
+
+
+def materialize_lazy(model: nn.Module, example) -> None:
+    """Size lazy layers (nn.LazyLinear ...) as torch does: one forward of the example input."""
+    import torch
+
+    training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(example.to("meta"))
+    finally:
+        model.train(training)
 
 
 def to_fake(model: nn.Module, fake_mode, dtype=None) -> nn.Module:

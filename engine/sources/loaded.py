@@ -18,7 +18,8 @@ class LoadedModel:
     module: nn.Module
     name: str
     source: str  # 'torchvision', 'spec', 'python'
-    input_shape: tuple[int, ...]  # without the batch dimension
+    input_shape: tuple[int, ...] | None  # without the batch dimension; () for one number per
+    # sample; None when unknown (a python model without an example input)
     input_dtype: torch.dtype | None = None  # None: the request's dtype (float inputs)
     task: str = "auto"
     input_high: int = 2  # exclusive upper bound for integer inputs (token ids)

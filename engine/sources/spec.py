@@ -20,57 +20,17 @@ Every error names the file, the line and the offending key.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
-import yaml
 from torch import nn
 
-from ..errors import ShapeError, SpecError
+from ..errors import CancelledError, ShapeError, SpecError
 from .loaded import LoadedModel
-
-
-# ---- YAML with line numbers
-class _LineDict(dict):
-    line: int = 0
-    key_lines: dict
-
-
-class _LineList(list):
-    line: int = 0
-    item_lines: list
-
-
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that remembers where every mapping, key and list item was written."""
-
-
-def _construct_mapping(loader, node, deep=False):
-    mapping = _LineDict()
-    mapping.line = node.start_mark.line + 1
-    mapping.key_lines = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, (str, int, float, bool)) and key is not None:
-            raise SpecError("mapping keys must be plain names", line=key_node.start_mark.line + 1)
-        if key in mapping:
-            raise SpecError(f"duplicate key '{key}'", line=key_node.start_mark.line + 1, key=str(key))
-        mapping[key] = loader.construct_object(value_node, deep=True)
-        mapping.key_lines[key] = key_node.start_mark.line + 1
-    return mapping
-
-
-def _construct_sequence(loader, node, deep=False):
-    seq = _LineList(loader.construct_object(child, deep=True) for child in node.value)
-    seq.line = node.start_mark.line + 1
-    seq.item_lines = [child.start_mark.line + 1 for child in node.value]
-    return seq
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+from .spec_document import MAX_SIZE, STRUCTURAL, parse_document, read_spec_text, short_repr
 
 
 # ---- Modules the spec can build that torch.nn lacks
@@ -116,6 +76,15 @@ def _conv2d(shape, a):
                      padding=_pair(a["padding"]), dilation=_pair(a["dilation"]), groups=a["groups"], bias=a["bias"])
 
 
+def _dim(dim: int, shape) -> int:
+    """A dimension of the batched input (batch first); negative ones count from the end."""
+    rank = len(shape) + 1
+    if not -rank <= dim < rank:
+        raise ValueError(f"dim {dim} is out of range for an input of {rank} dimensions (batch first): "
+                         f"use {-rank}..{rank - 1}")
+    return dim
+
+
 def _batchnorm(shape, a):
     return nn.BatchNorm2d(shape[0]) if len(shape) == 3 else nn.BatchNorm1d(shape[0])
 
@@ -140,7 +109,7 @@ _KINDS: dict[str, _Kind] = {
     "tanh": _Kind(lambda s, a: nn.Tanh()),
     "sigmoid": _Kind(lambda s, a: nn.Sigmoid()),
     "hardswish": _Kind(lambda s, a: nn.Hardswish()),
-    "softmax": _Kind(lambda s, a: nn.Softmax(dim=a["dim"]), (), {"dim": -1}),
+    "softmax": _Kind(lambda s, a: nn.Softmax(dim=_dim(a["dim"], s)), (), {"dim": -1}),
     "dropout": _Kind(lambda s, a: nn.Dropout(a["p"]), (), {"p": 0.5}),
     "flatten": _Kind(lambda s, a: nn.Flatten()),
     "embedding": _Kind(lambda s, a: nn.Embedding(a["vocab"], a["dim"]), ("vocab", "dim"), None, "tokens"),
@@ -154,13 +123,21 @@ _KINDS: dict[str, _Kind] = {
 _ALIASES = {"conv": "conv2d", "fc": "linear", "dense": "linear", "maxpool2d": "maxpool", "avgpool2d": "avgpool",
             "batchnorm2d": "batchnorm", "bn": "batchnorm", "ln": "layernorm", "transformer_block": "transformer",
             "multihead_attention": "attention", "adaptive_avgpool": "adaptiveavgpool"}
-_STRUCTURAL = ("repeat", "residual")
+_STRUCTURAL = STRUCTURAL
+# One sample's output of any layer: 2^36 elements (256 GiB in float32) is far beyond real networks
+# and keeps every byte count of a batch well inside 64 bits.
+MAX_SAMPLE_ELEMENTS = 2**36
 _INT_ARGS = {"out", "groups", "heads", "vocab", "dim", "mlp"}
+# Sizes of a window: an integer or a list of integers (one per spatial dimension).
+_WINDOW_ARGS = {"kernel": 1, "stride": 1, "dilation": 1, "size": 1, "padding": 0}  # the smallest allowed
+_FLOAT_ARGS = {"eps", "slope"}
+_BOOL_ARGS = {"bias", "inplace", "norm_first"}
 
 
 class _Builder:
-    def __init__(self, path: str):
+    def __init__(self, path: str, cancelled: Callable[[], bool] | None = None):
         self.path = path
+        self.cancelled = cancelled
         self.counts: dict[str, int] = {}
         self.token_input = False
 
@@ -173,32 +150,47 @@ class _Builder:
             raise self.err("'layers' must be a non-empty list of layers", where, "layers")
         seq = nn.Sequential()
         lines = getattr(entries, "item_lines", [where] * len(entries))
+        # Names are unique within one list: an explicit name may not repeat, and automatic names
+        # skip the explicit ones (a repeated name would silently replace a layer).
+        explicit = {e["name"] for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)}
+        taken: dict[str, int] = {}
         for entry, line in zip(entries, lines):
-            module, name, shape = self.build_entry(entry, shape, line)
+            module, name, shape = self.build_entry(entry, shape, line, explicit)
+            if name in taken:
+                raise self.err(f"layer name '{name}' is used twice, at lines {taken[name]} and {line}: "
+                               "each layer of a list needs its own name", line, "name")
+            taken[name] = line
             seq.add_module(name, module)
         return seq, shape
 
-    def build_entry(self, entry, shape, line):
+    def build_entry(self, entry, shape, line, explicit=frozenset()):
+        if self.cancelled is not None and self.cancelled():
+            raise CancelledError("analysis cancelled")
         kind, args, arg_lines, name = self.parse_entry(entry, line)
         if kind == "repeat":
-            return self.build_repeat(entry, shape, line, name)
+            return self.build_repeat(entry, shape, line, name or self.auto_name("repeat", explicit))
         if kind == "residual":
-            return self.build_residual(entry, args, shape, line, name)
+            return self.build_residual(entry, args, shape, line, name or self.auto_name("residual", explicit))
         spec = _KINDS[kind]
         values = self.check_args(kind, spec, args, arg_lines, line)
-        name = name or self.auto_name(kind)
+        name = name or self.auto_name(kind, explicit)
         self.check_input(kind, spec.needs, shape, line, name)
         with torch.device("meta"):
             try:
                 module = spec.build(shape, values)
-            except (ValueError, TypeError, AssertionError, RuntimeError) as e:
-                raise self.err(f"layer '{name}' ({kind}): {e}", line, kind) from None
+            except (ValueError, TypeError, AssertionError, RuntimeError, OverflowError) as e:
+                raise self.err(f"layer '{name}' ({kind}): {_first_line(e)}", line, kind) from None
         return module, name, self.infer(module, shape, line, name, kind)
 
     def parse_entry(self, entry, line):
         """-> (kind, args, arg lines, explicit name) for the three ways to write a layer."""
         if isinstance(entry, str):
-            return self.kind_name(entry, line, entry), {}, {}, None
+            kind = self.kind_name(entry, line, entry)
+            if kind in _STRUCTURAL:
+                raise self.err(f"'{entry}' needs its layers: write "
+                               + ("'- repeat: 2' with 'layers: [...]' under it" if kind == "repeat"
+                                  else "'- residual: [...]'"), line, kind)
+            return kind, {}, {}, None
         if not isinstance(entry, dict) or not entry:
             raise self.err(f"a layer must be a name or a mapping, got {entry!r}", line)
         line = getattr(entry, "line", line)
@@ -244,10 +236,25 @@ class _Builder:
             if key not in spec.required and key not in optional:
                 allowed = ", ".join([*spec.required, *optional]) or "none"
                 raise self.err(f"{kind} has no argument '{key}' (arguments: {allowed})", key_line, str(key))
-            if key in _INT_ARGS and value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-                raise self.err(f"{kind}: '{key}' must be a positive integer, got {value!r}", key_line, str(key))
+            if kind == "softmax" and key == "dim":  # any dimension torch accepts, negative ones too
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise self.err(f"softmax: 'dim' must be an integer, got {short_repr(value)}", key_line, key)
+            elif key in _INT_ARGS and value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                raise self.err(f"{kind}: '{key}' must be a positive integer, got {short_repr(value)}", key_line, str(key))
+            elif key in _INT_ARGS and value is not None and value > MAX_SIZE:
+                raise self.err(f"{kind}: '{key}' is {value}, larger than the supported {MAX_SIZE}", key_line, str(key))
+            if key in _WINDOW_ARGS and value is not None and not _is_window(value, _WINDOW_ARGS[key]):
+                least = "positive" if _WINDOW_ARGS[key] else "non-negative"
+                raise self.err(f"{kind}: '{key}' must be a {least} integer or a list of them, got {short_repr(value)}",
+                               key_line, str(key))
+            if key in _FLOAT_ARGS and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise self.err(f"{kind}: '{key}' must be a number, got {short_repr(value)}", key_line, str(key))
+            if key in _BOOL_ARGS and not isinstance(value, bool):
+                raise self.err(f"{kind}: '{key}' must be true or false, got {short_repr(value)}", key_line, str(key))
+            if key == "activation" and value not in ("relu", "gelu"):
+                raise self.err(f"{kind}: 'activation' must be relu or gelu, got {short_repr(value)}", key_line, key)
             if key == "p" and (not isinstance(value, (int, float)) or not 0 <= value < 1):
-                raise self.err(f"{kind}: 'p' must be a probability in [0, 1), got {value!r}", key_line, key)
+                raise self.err(f"{kind}: 'p' must be a probability in [0, 1), got {short_repr(value)}", key_line, key)
             values[key] = value
         for key in spec.required:
             if key not in args:
@@ -268,33 +275,38 @@ class _Builder:
     def infer(self, module, shape, line, name, kind):
         """Run the layer on a meta tensor to learn its output shape (and catch misfits)."""
         dtype = torch.long if self.token_input else torch.float32
-        x = torch.zeros((2, *shape), dtype=dtype, device="meta")
         module.eval()
         try:
+            x = torch.zeros((2, *shape), dtype=dtype, device="meta")
             with torch.no_grad():
                 y = module(x)
         except Exception as e:  # torch's own words name the mismatch
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ShapeError(f"{self.path}:{line}: layer '{name}' ({kind}) does not fit its input "
-                             f"{_fmt(shape)}: {msg}") from None
+                             f"{_fmt(shape)}: {_first_line(e)}") from None
         finally:
             module.train()
         self.token_input = self.token_input and not y.is_floating_point()
         out = tuple(y.shape[1:])
+        if any(d > MAX_SIZE for d in out) or math.prod(out) > MAX_SAMPLE_ELEMENTS:
+            raise ShapeError(f"{self.path}:{line}: layer '{name}' ({kind}) turns input {_fmt(shape)} into "
+                             f"{_fmt(out)}, larger than MemLens can trace")
         if any(d <= 0 for d in out):
             raise ShapeError(f"{self.path}:{line}: layer '{name}' ({kind}) turns input {_fmt(shape)} into an "
                              f"empty output {_fmt(out)}")
         return out
 
-    def auto_name(self, kind):
-        self.counts[kind] = self.counts.get(kind, 0) + 1
-        return f"{kind}{self.counts[kind]}"
+    def auto_name(self, kind, explicit=frozenset()):
+        while True:
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+            name = f"{kind}{self.counts[kind]}"
+            if name not in explicit:
+                return name
 
     def build_repeat(self, entry, shape, line, name):
         key_lines = getattr(entry, "key_lines", {})
         times = entry["repeat"]
         if isinstance(times, bool) or not isinstance(times, int) or times <= 0:
-            raise self.err(f"'repeat' must be a positive integer, got {times!r}", key_lines.get("repeat", line), "repeat")
+            raise self.err(f"'repeat' must be a positive integer, got {short_repr(times)}", key_lines.get("repeat", line), "repeat")
         extra = set(entry) - {"repeat", "layers", "name"}
         if extra:
             key = sorted(map(str, extra))[0]
@@ -305,7 +317,7 @@ class _Builder:
         for i in range(times):
             block, shape = self.build_layers(entry["layers"], shape, key_lines.get("layers", line))
             seq.add_module(str(i), block)
-        return seq, name or self.auto_name("repeat"), shape
+        return seq, name, shape
 
     def build_residual(self, entry, args, shape, line, name):
         key_lines = getattr(entry, "key_lines", {})
@@ -323,7 +335,6 @@ class _Builder:
         shortcut, short_out = None, shape
         if shortcut_entries is not None:
             shortcut, short_out = self.build_layers(shortcut_entries, shape, key_lines.get("shortcut", line))
-        name = name or self.auto_name("residual")
         if out != short_out:
             raise ShapeError(f"{self.path}:{line}: residual '{name}': its layers turn {_fmt(shape)} into "
                              f"{_fmt(out)}, which cannot be added to the {'shortcut output ' if shortcut else 'input '}"
@@ -331,42 +342,29 @@ class _Builder:
         return Residual(body, shortcut), name, out
 
 
+def _is_window(value, least: int) -> bool:
+    items = value if isinstance(value, list) and 1 <= len(value) <= 3 else [value]
+    return all(isinstance(v, int) and not isinstance(v, bool) and least <= v <= MAX_SIZE for v in items)
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
 def _fmt(shape) -> str:
     return "(" + " x ".join(str(d) for d in shape) + ")" if shape else "(scalar)"
 
 
-def parse_spec_text(text: str, path: str) -> LoadedModel:
-    try:
-        doc = yaml.load(text, Loader=_LineLoader)  # a SafeLoader: no python objects
-    except SpecError as e:
-        raise SpecError(str(e), path=path, line=e.line, key=e.key) from None
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        raise SpecError(f"not valid YAML/JSON: {e.problem or e.context}", path=path,
-                        line=mark.line + 1 if mark else None) from None
-    except yaml.YAMLError as e:
-        raise SpecError(f"not valid YAML/JSON: {e}", path=path) from None
-    if not isinstance(doc, dict):
-        raise SpecError("a spec must be a mapping with 'input' and 'layers'", path=path, line=1)
+def parse_spec_text(text: str, path: str, cancelled: Callable[[], bool] | None = None) -> LoadedModel:
+    doc = parse_document(text, path)  # YAML, top-level keys, input and the expanded size
     lines = doc.key_lines
-    allowed = {"name", "input", "input_dtype", "vocab", "layers", "description"}
-    for key in doc:
-        if key not in allowed:
-            raise SpecError(f"unknown top-level key '{key}' (known: {', '.join(sorted(allowed))})",
-                            path=path, line=lines.get(key), key=str(key))
-    for key in ("input", "layers"):
-        if key not in doc:
-            raise SpecError(f"missing '{key}'", path=path, line=1, key=key)
     shape = doc["input"]
-    if (not isinstance(shape, list) or not shape
-            or any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in shape)):
-        raise SpecError(f"'input' must be a list of positive integers (one sample, no batch), got {shape!r}",
-                        path=path, line=lines.get("input"), key="input")
     input_dtype = doc.get("input_dtype", "float")
     if input_dtype not in ("float", "long"):
-        raise SpecError(f"'input_dtype' must be float or long, got {input_dtype!r}", path=path,
+        raise SpecError(f"'input_dtype' must be float or long, got {short_repr(input_dtype)}", path=path,
                         line=lines.get("input_dtype"), key="input_dtype")
-    builder = _Builder(path)
+    builder = _Builder(path, cancelled)
     builder.token_input = input_dtype == "long"
     model, _ = builder.build_layers(doc["layers"], tuple(shape), lines.get("layers"))
     name = doc.get("name") or os.path.splitext(os.path.basename(path))[0]
@@ -380,10 +378,6 @@ def parse_spec_text(text: str, path: str) -> LoadedModel:
     )
 
 
-def load_spec(path: str) -> LoadedModel:
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise SpecError(f"cannot read spec: {e.strerror}", path=path) from None
-    return parse_spec_text(text, path)
+def load_spec(path: str, cancelled: Callable[[], bool] | None = None) -> LoadedModel:
+    """Build a spec; `cancelled()` is asked before each layer (a 10,000-layer spec takes a while)."""
+    return parse_spec_text(read_spec_text(path), path, cancelled)

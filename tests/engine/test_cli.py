@@ -62,3 +62,16 @@ def test_python_files_are_announced_as_executed():
     out = cli("--model", "resources/examples/mlp.py:build", "--batch", "4")
     assert out.returncode == 0
     assert "executing python file resources/examples/mlp.py" in out.stderr
+
+
+def test_an_optimizer_asked_for_in_inference_mode_is_warned_about():
+    out = cli("--model", "resources/examples/mlp.py:build", "--mode", "inference", "--optimizer", "adam", "--json", "-")
+    assert out.returncode == 0, out.stderr
+    assert "memlens: warning: optimizer 'adam' ignored: inference runs no optimizer step" in out.stderr
+    assert any("optimizer 'adam' ignored" in w for w in json.loads(out.stdout)["warnings"])
+
+
+def test_help_documents_the_timeout():
+    out = cli("--help")
+    assert out.returncode == 0
+    assert "--timeout SECONDS" in out.stdout and "default 600" in out.stdout

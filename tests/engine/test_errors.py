@@ -9,6 +9,7 @@ from engine.errors import MemLensError, RequestError, UnsupportedError
 from engine.request import parse_shape
 
 TINY = os.path.join(DATA, "tiny_mlp.py")
+TRUTH_MODELS = os.path.join(DATA, "truth_models.py")
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -69,3 +70,61 @@ def test_huge_models_are_analysed_without_their_memory():
         os.unlink(f.name)
     assert a.parameter_bytes > 128 * 2**30
     assert a.peak.total_bytes > 4 * a.parameter_bytes
+
+
+def test_an_optimizer_in_inference_mode_is_reported_not_silently_dropped():
+    assert AnalysisRequest(mode="inference").optimizer == "none"
+    assert AnalysisRequest(mode="train").optimizer == "adam"
+    a = analyze(AnalysisRequest(model=f"{TINY}:build", batch=2, mode="inference", optimizer="adam"))
+    assert any("optimizer 'adam' ignored: inference runs no optimizer step" in w for w in a.warnings)
+    assert a.timeline.live_at(0)["optimizer_state"] == 0
+
+
+def test_lazy_layers_are_sized_from_the_example_input_as_torch_does():
+    a = analyze(AnalysisRequest(model=f"{TRUTH_MODELS}:lazy", batch=4, optimizer="sgd"))
+    assert a.parameters == (12 * 32 + 32) + (32 * 4 + 4)
+    assert [layer.type for layer in a.layers] == ["Linear", "ReLU", "Linear"]
+
+
+def test_an_example_input_of_shape_batch_only_means_one_number_per_sample():
+    a = analyze(AnalysisRequest(model=f"{TRUTH_MODELS}:scalar_samples", batch=4, optimizer="sgd"))
+    assert a.input_shape == (4,)
+    assert a.layers[0].output_shape == (4, 8)
+
+
+def test_no_optimizer_state_for_a_parameter_without_gradient():
+    # Adam keeps two float32 copies of the 10x256 layer that is used, none of the unused 4096x4096 one.
+    a = analyze(AnalysisRequest(model=f"{TRUTH_MODELS}:unused_branch", batch=2, optimizer="adam"))
+    used = 256 * 10 + 10
+    assert a.timeline.live_at(0)["optimizer_state"] == 2 * 4 * used + 2 * 4  # exp_avg, exp_avg_sq, 2 steps
+
+
+def test_every_error_is_one_line_and_survives_a_process_boundary():
+    import pickle
+
+    from engine.errors import SpecError
+
+    err = SpecError("first line\n  C++ frame 1\n  C++ frame 2", path="net.yaml", line=3, key="out")
+    assert str(err) == "net.yaml:3: first line"
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is SpecError and str(back) == str(err) and (back.path, back.line, back.key) == ("net.yaml", 3, "out")
+
+
+def test_an_isolated_analysis_can_be_cancelled_or_timed_out_while_user_code_hangs(tmp_path):
+    import time
+
+    from engine.errors import AnalysisTimeout, CancelledError
+    from engine.isolated import analyze_isolated
+
+    path = tmp_path / "hang.py"
+    path.write_text("import time\ndef build():\n    while True:\n        time.sleep(0.05)\n")
+    request = AnalysisRequest(model=f"{path}:build")
+    with pytest.raises(AnalysisTimeout, match=r"hang.py:build: stopped after 1 s"):
+        analyze_isolated(request, timeout=1)
+    started = [time.monotonic()]
+    with pytest.raises(CancelledError):
+        analyze_isolated(request, cancelled=lambda: time.monotonic() - started[0] > 1)
+    # ... and a good model still analyses the same way, with its progress reported.
+    steps = []
+    a = analyze_isolated(AnalysisRequest(model=f"{TINY}:build", batch=2), progress=lambda f, m: steps.append(f))
+    assert a.parameters == 8 * 16 + 16 + 16 * 4 + 4 and steps[-1] == 1.0

@@ -117,3 +117,71 @@ def test_kernel_larger_than_the_input_is_a_shape_error(tmp_path):
     path = write(tmp_path, "input: [3, 4, 4]\nlayers:\n  - maxpool: {kernel: 8}\n")
     with pytest.raises(ShapeError, match=rf"{path}:3: layer 'maxpool1' \(maxpool\) does not fit its input \(3 x 4 x 4\)"):
         load_spec(path)
+
+
+def test_two_layers_with_the_same_name_are_an_error_naming_both_lines(tmp_path):
+    path = write(tmp_path, """
+        input: [16]
+        layers:
+          - {linear: {out: 16}, name: fc}
+          - relu
+          - {linear: {out: 16}, name: fc}
+    """)
+    with pytest.raises(SpecError, match=rf"{path}:5: layer name 'fc' is used twice, at lines 3 and 5"):
+        load_spec(path)
+
+
+def test_automatic_names_step_around_explicit_ones(tmp_path):
+    # `repeat1` and `linear1` are taken explicitly, so the unnamed layers get the next numbers:
+    # no layer replaces another and every parameter is counted.
+    path = write(tmp_path, """
+        input: [16]
+        layers:
+          - repeat: 2
+            layers: [{linear: {out: 16}}]
+          - {linear: {out: 16}, name: linear1}
+          - {repeat: 3, layers: [relu], name: repeat1}
+          - linear: {out: 4}
+    """)
+    model = load_spec(path).module
+    assert list(model._modules) == ["repeat2", "linear1", "repeat1", "linear3"]
+    assert sum(p.numel() for p in model.parameters()) == 3 * (16 * 16 + 16) + 16 * 4 + 4
+
+
+def test_building_a_spec_can_be_cancelled(tmp_path):
+    from engine.errors import CancelledError
+
+    path = write(tmp_path, "input: [8]\nlayers:\n  - repeat: 5000\n    layers: [{linear: {out: 8}}, relu]\n")
+    asked = []
+    with pytest.raises(CancelledError):
+        load_spec(path, cancelled=lambda: asked.append(1) or len(asked) > 20)
+    assert len(asked) == 21  # asked before each layer, stopped at the first yes
+
+
+@pytest.mark.parametrize("body, message", [
+    ("input: [8]\nlayers:\n  - repeat: 1000000000\n    layers: [relu]\n", "expands to 1,000,000,000 layers"),
+    ("input: [8]\nlayers:\n  - repeat\n", "'repeat' needs its layers"),
+    ("input: [8]\nlayers:\n  - conv2d: {out: 4, kernel: three}\n", "'kernel' must be a positive integer"),
+    ("input: [8]\nlayers:\n  - linear: {out: !!timestamp 2001-12-14}\n", "YAML tag !!timestamp is not allowed"),
+])
+def test_hostile_specs_are_refused_quickly_with_one_line(tmp_path, body, message):
+    import time
+
+    path = write(tmp_path, body)
+    started = time.perf_counter()
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert time.perf_counter() - started < 1.0  # coarse: these used to take minutes or crash
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_softmax_accepts_negative_dims_as_torch_does(tmp_path):
+    a = analyze(AnalysisRequest(model=write(tmp_path, "input: [4, 8]\nlayers:\n  - softmax: {dim: -2}\n"), batch=2,
+                                mode="inference"))
+    assert a.layers[0].output_shape == (2, 4, 8)
+
+
+def test_a_utf16_spec_with_a_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "net.yaml"
+    path.write_bytes("input: [16]\nlayers: [{linear: {out: 4}}]\n".encode("utf-16"))
+    assert sum(p.numel() for p in load_spec(str(path)).module.parameters()) == 16 * 4 + 4

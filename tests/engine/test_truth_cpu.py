@@ -7,12 +7,15 @@ import os
 
 import pytest
 
-from conftest import SPECS
+from conftest import DATA, SPECS
 from engine import AnalysisRequest, analyze
 from engine.truth import measure_cpu_step
 
 TOLERANCE = 0.02
 TINY_TRANSFORMER = os.path.join(SPECS, "tiny_transformer.yaml")
+TRUTH_MODELS = os.path.join(DATA, "truth_models.py")
+UNUSED_BRANCH = f"{TRUTH_MODELS}:unused_branch"  # a 4096x4096 layer the forward never calls
+TIED_EMBEDDING = f"{TRUTH_MODELS}:tied_embedding"  # the output head shares the embedding's weight
 
 AMP = "amp"  # marks a case run under autocast (bfloat16 on the CPU)
 
@@ -34,6 +37,9 @@ CASES = [
     case("vit_b_16", 1, "train", "adamw"),  # attention: nn.MultiheadAttention
     case("vit_b_16", 1, "inference", "none"),
     case(TINY_TRANSFORMER, 4, "train", "adam"),  # attention: nn.TransformerEncoderLayer
+    case(UNUSED_BRANCH, 4, "train", "adam"),  # no optimizer state for a parameter without gradient
+    case(UNUSED_BRANCH, 4, "train", "momentum"),
+    case(TIED_EMBEDDING, 4, "train", "adam"),  # one weight, one gradient, one state; the harness keeps the tie
     case("resnet18", 2, "train", "adam", AMP),
     case("resnet18", 2, "inference", "none", AMP),
     case("mobilenet_v3_small", 2, "train", "sgd", AMP),
@@ -63,3 +69,11 @@ def test_first_step_matches_a_measured_first_step():
     measured = measure_cpu_step(request)
     assert traced.timeline.total[0] == measured.start_bytes
     assert abs(traced.peak.total_bytes - measured.peak_bytes) / measured.peak_bytes < TOLERANCE
+
+
+def test_the_harness_keeps_tied_weights_tied():
+    from engine.sources import load_model
+    from engine.truth import materialize
+
+    model = materialize(load_model(TIED_EMBEDDING).module)
+    assert model.head.weight is model.embed.weight and model.head.weight.device.type == "cpu"

@@ -9,18 +9,10 @@ from PySide6.QtWidgets import QApplication, QGraphicsSimpleTextItem
 
 from engine import AnalysisRequest, analyze
 from engine.units import format_bytes, format_count
-from gui.diagram import (
-    GROUP_GAP,
-    GROUP_PAD,
-    KIND_COLOURS,
-    SUMMARY_COLOUR,
-    GroupFrameItem,
-    GroupSummaryItem,
-    GroupToggleItem,
-    LayerBlockItem,
-    NetworkDiagramWidget,
-    group_layers,
-)
+from gui.diagram import NetworkDiagramWidget
+from gui.diagram_items import GroupFrameItem, GroupSummaryItem, GroupToggleItem, LayerBlockItem
+from gui.diagram_layout import GROUP_GAP, GROUP_PAD, group_layers
+from gui.style import DEFAULT_DISPLAY, ramp_colour
 from gui.lifetimes import LifetimesWidget
 
 
@@ -72,10 +64,14 @@ def test_one_block_per_layer(diagram, train):
     assert [b.layer_name for b in diagram.blocks()] == [layer.name for layer in train.layers]
 
 
-def test_blocks_use_kind_colours(diagram, train):
-    for kind in ("conv", "linear"):
-        block = diagram.block(_first(train, kind).name)
-        assert block.brush().color() == QColor(KIND_COLOURS[kind])
+def test_blocks_are_shaded_by_memory_not_by_a_category_colour(diagram, train):
+    theme = DEFAULT_DISPLAY.colours
+    conv1, fc = diagram.block("conv1"), diagram.block("fc")
+    assert conv1.brush().color() == QColor(theme.memory_ramp[-1])  # the largest output: darkest
+    assert fc.brush().color() == QColor(ramp_colour(theme, fc.box.fraction))
+    assert QColor(theme.memory_ramp[-1]).lightness() < QColor(theme.memory_ramp[0]).lightness()
+    fills = {block.brush().color().name() for block in diagram.blocks()}
+    assert not fills & {c.lower() for c in theme.categories.values()}
 
 
 def test_bigger_output_is_taller(diagram, train):
@@ -288,8 +284,7 @@ def test_collapse_group_replaces_its_blocks_with_one_summary(diagram, train):
     biggest = max(layer.output_bytes for layer in group.layers)
     assert summary.label_lines() == ["layer1.0", "6 layers", f"{format_count(params)} params",
                                      f"max {format_bytes(biggest)}"]
-    assert summary.brush().color() == QColor(SUMMARY_COLOUR)
-    assert summary.brush().color().name() not in {c.lower() for c in KIND_COLOURS.values()}
+    assert summary.brush().color() == QColor(ramp_colour(DEFAULT_DISPLAY.colours, summary.box.fraction))
     # no gap: the next group's frame starts one group gap after the summary's frame
     assert diagram.block("layer1.1.conv1").rect().left() == pytest.approx(
         summary.rect().right() + 2 * GROUP_PAD + GROUP_GAP)
@@ -376,9 +371,9 @@ def test_big_network_starts_collapsed(qtbot, diagram, densenet, train):
     visible = len(diagram.blocks()) + len(_summary_items(diagram))
     assert visible == len(names) + sum(1 for layer in densenet.layers if not layer.parent)
     assert visible < len(densenet.layers) / 4
-    texts = [item.text() for item in diagram.scene().items() if isinstance(item, QGraphicsSimpleTextItem)]
-    assert any("groups start collapsed" in text and "606 layers" in text for text in texts)
-    assert any("F: fit" in text for text in texts)
+    texts = " ".join(item.text() for item in diagram.scene().items() if isinstance(item, QGraphicsSimpleTextItem))
+    assert "groups start collapsed" in texts and "606 layers" in texts
+    assert "F: fit" in texts
     diagram.expand_all()
     assert len(diagram.blocks()) == len(densenet.layers)
     diagram.set_analysis(train)  # a small network opens expanded again
@@ -414,3 +409,78 @@ def test_collapsed_pngs(qtbot, diagram, densenet, tmp_path):
     _save(diagram, tmp_path, "collapsed_resnet18")
     diagram.set_analysis(densenet)
     _save(diagram, tmp_path, "collapsed_densenet201")
+
+
+# --- labels with the real fonts, lifetimes tooltips and row labels ------------------------------------
+def test_labels_fit_their_blocks_with_the_real_fonts(qtbot, diagram, densenet):
+    from PySide6.QtGui import QFontMetricsF
+
+    for analysis in (densenet, None):
+        if analysis is not None:
+            diagram.set_analysis(analysis)
+        else:
+            diagram.expand_all()
+        style = diagram.blocks()[0]._style if diagram.blocks() else _summary_items(diagram)[0]._style
+        name_fm, label_fm = QFontMetricsF(style.name_font), QFontMetricsF(style.label_font)
+        for item in [*diagram.blocks(), *_summary_items(diagram)]:
+            for i, line in enumerate(item.label_lines()):
+                assert (name_fm if i == 0 else label_fm).horizontalAdvance(line) <= item.label_rect().width(), line
+        frames = {item.group_name: item for item in diagram.scene().items() if isinstance(item, GroupFrameItem)}
+        for toggle in (item for item in diagram.scene().items() if isinstance(item, GroupToggleItem)):
+            assert toggle.group_name in toggle.text()  # 'features.denseblock1', not '…ures.denseblock1'
+            assert toggle.sceneBoundingRect().right() <= frames[toggle.group_name].sceneBoundingRect().right() + 1
+
+
+def test_lifetime_bars_have_tooltips(lifetimes, train):
+    name = "layer1.0.conv1"
+    life = next(lt for lt in train.lifetimes if lt.category == "activations" and lt.module == name)
+    row = lifetimes.row_names().index(name)
+    bar = lifetimes.bar_at((life.alloc_point + life.free_point) / 2, row)
+    tip = lifetimes.bar_tooltip(bar)
+    assert tip.startswith(f"{name}: {format_bytes(life.nbytes)}")
+    assert f"allocated: event {life.alloc_point} (forward)" in tip and "freed: event" in tip
+    vb = lifetimes.getPlotItem().getViewBox()
+    lifetimes.scene().sigMouseMoved.emit(vb.mapViewToScene(QPointF((life.alloc_point + life.free_point) / 2, row)))
+    assert lifetimes.toolTip() == tip
+    lifetimes.scene().sigMouseMoved.emit(vb.mapViewToScene(QPointF(life.free_point + 40, row)))
+    assert lifetimes.toolTip() == ""
+
+
+def test_row_labels_thin_out_so_they_never_overlap(qtbot, densenet):
+    plot = LifetimesWidget()
+    qtbot.addWidget(plot)
+    plot.resize(900, 400)
+    plot.show()
+    plot.set_analysis(densenet)
+    QApplication.processEvents()
+    axis = plot.getPlotItem().getAxis("left")
+    rows = len(plot.row_names())
+    assert rows > 300
+    (lo, hi), = [sorted(axis.range)]
+    (step, values), = axis.tickValues(lo, hi, axis.size().height())
+    px_per_row = axis.size().height() / (hi - lo)
+    from PySide6.QtGui import QFontMetricsF
+    line = QFontMetricsF(axis.style["tickFont"]).height()
+    assert step > 1 and step * px_per_row >= line  # one line of text per label at least
+    assert values == list(range(values[0], values[-1] + 1, int(step)))
+    assert all(text for text in axis.tickStrings(values, 1.0, step))
+
+
+def test_lifetimes_prepare_is_plain_data_and_clipped_to_the_step(train):
+    from gui.lifetimes import prepare
+
+    rows = prepare(train)
+    assert rows.x0.min() >= 0 and rows.x1.max() <= len(train.timeline) - 1  # within the timeline's x-range
+    assert (rows.x1 >= rows.x0).all()
+    assert len(rows.x0) == sum(1 for lt in train.lifetimes if lt.category == "activations")
+    assert rows.row_names[: 2] == ("conv1", "bn1")
+
+
+def test_a_short_panel_gets_short_blocks_and_rows_follow_the_width(qtbot, diagram, train):
+    from gui.diagram_layout import BLOCK_H_COMPACT
+
+    diagram.resize(900, 220)  # what a 1280×720 window leaves the diagram
+    qtbot.waitUntil(lambda: max(b.rect().height() for b in diagram.blocks()) <= BLOCK_H_COMPACT, timeout=3000)
+    assert diagram.layout().width <= diagram.viewport().width()
+    assert diagram.transform().m11() == pytest.approx(1.0)  # text at 1:1, not shrunk to fit
+    assert len(diagram.blocks()) == len(train.layers)

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+from PySide6.QtCore import Qt
 
 from conftest import ROOT, SPECS
 from engine import AnalysisRequest, analyze
@@ -11,10 +12,11 @@ from engine import AnalysisRequest, analyze
 pytest.importorskip("PySide6")
 
 from gui.window import MainWindow  # noqa: E402
+from isolation import private_settings  # noqa: E402,F401 - a fixture
 
 
 @pytest.fixture
-def window(qtbot):
+def window(qtbot, private_settings):
     w = MainWindow(AnalysisRequest(model="resnet18", batch=2))
     qtbot.addWidget(w)
     w.show()
@@ -24,7 +26,7 @@ def window(qtbot):
     # No analysis thread may outlive its window (a daemon thread inside torch at interpreter
     # exit crashes it); closing the window does this too.
     w.close()
-    assert not w.worker.is_running()
+    assert w.controller.shutdown(60.0)
 
 
 def test_first_analysis_fills_every_view(window):
@@ -71,12 +73,12 @@ def test_changing_a_setting_reanalyses(window, qtbot):
 
 def test_cancel_stops_a_long_analysis_and_keeps_the_window_alive(window, qtbot):
     before = window.analysis
-    with qtbot.waitSignal(window.worker.sig_started, timeout=10_000):
-        window.worker.submit(AnalysisRequest(model="densenet201", batch=8))
-    with qtbot.waitSignal(window.worker.sig_cancelled, timeout=60_000):
-        window.worker.cancel()
+    with qtbot.waitSignal(window.controller.sig_analysis_started, timeout=10_000):
+        window.open_model("densenet201")
+    with qtbot.waitSignal(window.controller.sig_analysis_cancelled, timeout=60_000):
+        qtbot.keyClick(window, Qt.Key_Escape)  # Esc cancels, as the Cancel button does
     assert window.analysis is before
-    assert not window.worker.is_running()
+    assert not window.controller.is_analysing() and not window.cancel_button.isEnabled()
 
 
 def test_screenshot_command_renders_the_window(tmp_path):
@@ -127,7 +129,10 @@ def test_the_window_appears_before_torch_is_imported():
 
 
 def test_training_and_inference_side_by_side(window, qtbot):
-    """After the main analysis the other mode is analysed for the comparison tab."""
+    """Opening the comparison tab analyses the other mode (and only then: it costs a full trace)."""
+    qtbot.wait(300)
+    assert window.compare.analyses["inference"] is None and not window.controller.worker.is_busy()
+    window.lower_tabs.setCurrentIndex(2)
     qtbot.waitUntil(lambda: window.compare.analyses["inference"] is not None, timeout=120_000)
     train, infer = window.compare.analyses["train"], window.compare.analyses["inference"]
     assert train is window.analysis
@@ -139,16 +144,18 @@ def test_training_and_inference_side_by_side(window, qtbot):
     assert window.analysis is train  # the comparison never replaces what is on screen
 
 
-def test_hovering_a_block_previews_its_span_and_the_cursor_selects_the_running_layer(window):
+def test_hovering_a_block_previews_its_span_and_the_cursor_previews_the_running_layer(window):
     layer = window.analysis.layers[3]
     window.diagram.sig_layer_hovered.emit(layer.name)
-    assert window.timeline.span.getRegion() == (layer.forward_span[0], max(layer.forward_span[1], layer.forward_span[0] + 1))
-    # Put the cursor inside another layer's forward span: that layer becomes selected.
+    assert window.timeline.preview_span.getRegion() == (layer.forward_span[0],
+                                                        max(layer.forward_span[1], layer.forward_span[0] + 1))
+    # Put the cursor inside another layer's forward span: that layer is previewed, not selected.
     other = window.analysis.layers[10]
     window.timeline.set_cursor(other.forward_span[1])
     assert window.timeline.layer_at(other.forward_span[1]) == other.name
-    assert window.diagram.selected_layer() == other.name
-    assert window.table.selected_layer() == other.name
+    assert window.selection.previewed == other.name
+    assert window.diagram.block(other.name).is_previewed()
+    assert window.diagram.selected_layer() is None and window.table.selected_layer() is None
 
 
 def test_device_capacity_line_survives_a_new_analysis(window, qtbot):
@@ -172,13 +179,12 @@ def test_dropping_a_spec_file_opens_it(window, qtbot):
         window.open_dropped(["/tmp/picture.png"])
 
 
-def test_opened_files_are_remembered_as_recent(window, tmp_path):
-    from PySide6.QtCore import QSettings
-
-    QSettings("MemLens", "MemLens").setValue("recent", [])
+def test_files_that_analysed_are_remembered_as_recent(window):
     spec = os.path.join(SPECS, "vgg16.yaml")
-    window.config._remember(spec)
-    window.config._remember("resources/examples/mlp.py:build")
-    window.config._remember("resnet18")  # torchvision names are not files
+    window.config.remember(spec)
+    mlp = os.path.join(ROOT, "resources", "examples", "mlp.py") + ":build"
+    window.config.remember(mlp)
+    window.config.remember("resnet18")  # torchvision names are not files
+    window.config.remember("/nowhere/gone.yaml")  # remembered, but a file moved away is not offered
     paths = [window.config.recent.itemData(i) for i in range(window.config.recent.count())]
-    assert paths == ["resources/examples/mlp.py:build", spec]
+    assert paths == [mlp, spec]
