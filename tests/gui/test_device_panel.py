@@ -14,6 +14,7 @@ pytest.importorskip("PySide6")
 from PySide6.QtGui import QColor  # noqa: E402
 
 from gui.device_panel import LINE_COLOURS, STATE_COLOURS, DevicePanel  # noqa: E402
+from isolation import private_settings  # noqa: E402,F401 - a fixture
 
 CNN = os.path.join(SPECS, "small_cnn.yaml")
 GIB = 2**30
@@ -168,3 +169,55 @@ def test_configurations_are_compared_as_bars(qtbot):
     heights = plot.bars.opts["height"]
     assert len(heights) == 6 and heights[-1] < heights[0]  # inference below Adam training
     assert plot.capacity_line.value() == pytest.approx(1.0)
+
+
+# ---- In the window: the panel drives the timeline's capacity line, the gauge and the largest batch
+def test_choosing_a_catalog_gpu_changes_gauge_capacity_line_and_largest_batch(qtbot, private_settings):
+    from gui.window import MainWindow
+
+    w = MainWindow(AnalysisRequest(model=CNN, batch=8))
+    qtbot.addWidget(w)
+    w.show()
+    with qtbot.waitSignal(w.sig_analysis_shown, timeout=120_000):
+        w.start()
+    assert w.analysis.request.device == "cpu"
+
+    def settled(device):  # the largest batch for this device and the analysis on screen
+        found = w.devices.largest_result()
+        return (found is not None and found.fit.device is device
+                and found.analysis.request == w.analysis.request.replace(batch=found.value))
+
+    try:
+        qtbot.waitUntil(lambda: w.devices.detection is not None, timeout=60_000)  # detection ran as a job
+        assert "no NVIDIA driver" in w.devices.status.text()
+        assert not w.devices.measure_button.isEnabled()
+        # A GPU is planned with CUDA's rules: the step is traced again for it.
+        with qtbot.waitSignal(w.sig_analysis_shown, timeout=120_000):
+            assert w.devices.select_device("NVIDIA GeForce RTX 3060")
+        assert w.analysis.request.device == "cuda"
+        answers = {}
+        for name in ("NVIDIA GeForce RTX 3060", "NVIDIA T4"):
+            device = find_gpu(name)
+            if name != "NVIDIA GeForce RTX 3060":
+                assert w.devices.select_device(name)
+            qtbot.waitUntil(lambda: settled(device), timeout=120_000)
+            assert w.timeline.capacity_line.value() == pytest.approx(device.capacity_bytes / 2**20)  # MiB axis
+            fit = w.devices.gauge.fit
+            assert fit.device is device and fit.total_bytes == fit_check(w.analysis, device).total_bytes
+            answers[name] = w.devices.largest_result().value
+            assert w.devices.largest.text() == f"Largest batch: {answers[name]}"
+        assert answers["NVIDIA T4"] > answers["NVIDIA GeForce RTX 3060"]  # 15 GiB holds more than 12 GiB
+        # Apply: the window analyses the largest batch, which fits.
+        with qtbot.waitSignal(w.sig_analysis_shown, timeout=120_000):
+            w.devices.apply_button.click()
+        assert w.analysis.request.batch == answers["NVIDIA T4"]
+        assert w.devices.gauge.fit.state in ("fits", "tight")
+        # A measurement (as measure_on_gpu returns it on a GPU machine) is drawn over the timeline.
+        from engine.measure import Measurement
+
+        w.planning.overlay(Measurement("NVIDIA T4", 0, 5 * 2**20, 6 * 2**20, (0, 5 * 2**20, 2 * 2**20), ("",)))
+        xs, ys = w.planning.measured_curve.getData()
+        assert list(ys) == [0.0, 5.0, 2.0] and xs[-1] == len(w.analysis.events)  # MiB over the predicted step
+    finally:
+        w.close()
+        assert w.controller.shutdown(60.0)
