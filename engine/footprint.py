@@ -22,7 +22,6 @@ from .units import format_bytes
 
 TIGHT_HEADROOM_PCT = 10  # less than 10% of the capacity left: 'tight' (integers: exact at the boundary)
 FITS, TIGHT, DOES_NOT_FIT = "fits", "tight", "does not fit"
-STATES = (FITS, TIGHT, DOES_NOT_FIT)
 EDITABLE = ("cublas", "workspace", "reserve", "context", "others")
 RESERVE_FRACTION = 0.05
 

@@ -222,22 +222,38 @@ class _Planner:
     """Traces one model at several values of one parameter, keeping the model and kernel memo."""
 
     def __init__(self, parameter, request: AnalysisRequest, device: DeviceInfo, overrides, cancelled):
-        from .pipeline import _check_cancel
-        from .sources import load_model
-
         self.parameter, self.device, self.overrides, self.cancelled = parameter, device, overrides, cancelled
         if device.kind != "host" and request.device != "cuda":
             request = request.replace(device="cuda")  # a GPU plan uses CUDA's rules (see TargetDevice)
         self.request = request
-        self.loaded = load_model(request.model)
-        _check_cancel(cancelled)
-        self.base_shape = tuple(request.input_shape or self.loaded.input_shape)
+        # A python file runs the user's code: each trace then runs in a child process that can be
+        # stopped (engine/isolated.py), as the CLI and the window run it; other models are built once.
+        self.isolated = request.source_kind == "python"
+        if self.isolated:
+            from .isolated import analyze_isolated
+
+            first = analyze_isolated(request, cancelled=cancelled)
+            # Token ids are not visible in an Analysis; an embedding layer says the input is tokens.
+            name, shape = first.model_name, first.input_shape[1:]
+            integer_input = any(layer.kind == "embedding" for layer in first.layers)
+            self.loaded = None
+        else:
+            from .sources import load_model
+
+            self.loaded = load_model(request.model)
+            name, shape = self.loaded.name, request.input_shape or self.loaded.input_shape
+            integer_input = self.loaded.input_dtype is not None and not self.loaded.input_dtype.is_floating_point
+        self.name = name
+        if cancelled is not None and cancelled():
+            raise CancelledError("planning cancelled")
+        if shape is None:
+            raise RequestError(f"{name}: cannot tell the input shape; pass --input (e.g. 3x224x224)")
+        self.base_shape = tuple(shape)
         if parameter == "resolution" and len(self.base_shape) != 3:
-            raise RequestError(f"{self.loaded.name}: resolution applies to image inputs (channels x H x W); "
+            raise RequestError(f"{name}: resolution applies to image inputs (channels x H x W); "
                                f"this model takes {'x'.join(map(str, self.base_shape))}")
-        if parameter == "seq" and (len(self.base_shape) != 1 or self.loaded.input_dtype is None
-                                   or self.loaded.input_dtype.is_floating_point):
-            raise RequestError(f"{self.loaded.name}: sequence length applies to models taking token ids "
+        if parameter == "seq" and (len(self.base_shape) != 1 or not integer_input):
+            raise RequestError(f"{name}: sequence length applies to models taking token ids "
                                f"(input shape [seq]); this model takes {'x'.join(map(str, self.base_shape))}")
         self.fits: dict[int, Fit] = {}
         self.analyses: dict[int, Analysis] = {}
@@ -261,11 +277,17 @@ class _Planner:
         if self.cancelled is not None and self.cancelled():
             raise CancelledError("planning cancelled")
         started = time.perf_counter()
-        try:
-            analysis = analyze_loaded(self.loaded, self.request_for(value), lambda f, m: None, self.cancelled, started)
-        finally:
-            for p in self.loaded.module.parameters():  # the next trace starts with grads at None
-                p.grad = None
+        if self.isolated:
+            from .isolated import analyze_isolated
+
+            analysis = analyze_isolated(self.request_for(value), cancelled=self.cancelled)
+        else:
+            try:
+                analysis = analyze_loaded(self.loaded, self.request_for(value), lambda f, m: None, self.cancelled,
+                                          started)
+            finally:
+                for p in self.loaded.module.parameters():  # the next trace starts with grads at None
+                    p.grad = None
         fit = fit_check(analysis, self.device, self.overrides)
         self.fits[value] = fit
         self.analyses[value] = analysis
@@ -304,7 +326,7 @@ def _largest(parameter, request, device, overrides, progress, cancelled) -> Larg
                 lo = smallest
         if lo is None:
             raise DoesNotFitError(
-                f"{planner.loaded.name} does not fit even at {word} {smallest}: needs {format_bytes(peaks[smallest])} "
+                f"{planner.name} does not fit even at {word} {smallest}: needs {format_bytes(peaks[smallest])} "
                 f"({peaks[smallest]:,} bytes); {device.name} has {format_bytes(cap)}")
         search = _Bracket(planner, peaks, cap)
         while hi is None or hi > lo + 1:

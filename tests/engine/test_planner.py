@@ -140,3 +140,13 @@ def test_variants_show_the_effect_of_dtype_optimizer_and_mode():
     assert by["float32, inference"] < by["float32, SGD"] < by["float32, SGD momentum"] < by["float32, Adam"]
     assert by["bfloat16 weights, Adam"] < by["float32, Adam"]
     assert points[1].request.amp and points[0].request.device == "cuda"
+
+
+def test_python_file_models_are_planned_in_child_processes():
+    from conftest import DATA
+
+    request = AnalysisRequest(model=os.path.join(DATA, "tiny_mlp.py") + ":build", batch=4, device="cuda")
+    device = custom_device(required(request.replace(batch=1), find_gpu("T4")) + 4 * 2**20)  # 4 MiB above batch 1
+    found = max_batch(request, device)
+    assert found.value > 100 and found.peak_bytes <= device.capacity_bytes < found.next_peak_bytes
+    assert required(request.replace(batch=found.value + 1), device) == found.next_peak_bytes
