@@ -11,6 +11,7 @@ from .categories import CATEGORIES
 from .choices import DEFAULTS, DEVICES, DTYPES, MODES, OPTIMIZERS
 from .errors import MemLensError, RequestError
 from .isolated import analyze_isolated
+from .planning_cli import add_planning_arguments, planning_requested, run_planning
 from .request import AnalysisRequest, parse_shape
 from .sources import check_source
 from .units import format_bytes, format_count
@@ -61,6 +62,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                         help=f"stop an analysis that runs longer (default {DEFAULT_TIMEOUT_S:g}; 0: never): "
                         "a python file that never returns is stopped, not waited on")
+    add_planning_arguments(parser)  # engine/planning_cli.py: --gpu, --capacity, --max-batch, --sweep ...
     try:
         args = parser.parse_args(argv)
         return _run(args)
@@ -83,6 +85,8 @@ def _run(args) -> int:
     # Everything that needs no torch comes first: a bad request or file is reported at once.
     request = request_from_args(args)
     check_source(request.model)
+    if planning_requested(args):
+        return run_planning(args, request)
     output = _JsonOutput(args.json) if args.json else None
     try:
         if request.source_kind == "python":

@@ -8,6 +8,9 @@ only if re-creating it gives the same storage size, so byte counts cannot change
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import torch
 
 _MISS = object()
@@ -17,8 +20,12 @@ class MetaKernelCache:
     def __init__(self):
         self._results: dict = {}
         self._functional: dict = {}
+        self._inplace: dict = {}
+        self._checked: set = set()  # in-place calls whose arguments passed the kernel's checks
 
     def call(self, func, args, kwargs):
+        if self._is_inplace(func):
+            return self._call_inplace(func, args, kwargs)
         key = self._key(func, args, kwargs)
         if key is not None:
             hit = self._results.get(key, _MISS)
@@ -28,6 +35,40 @@ class MetaKernelCache:
         if key is not None and key not in self._results:
             self._results[key] = _describe(out)
         return out
+
+    def _call_inplace(self, func, args, kwargs):
+        """An in-place op (`add_`, `_foreach_mul_`) on meta tensors only checks its arguments and
+        returns `self` (or nothing): once it has passed for some metadata, it passes again. Half
+        of a resnet50 trace is Adam's foreach updates, the same at every batch size."""
+        try:
+            key = (func, _freeze(args), _freeze(tuple(sorted(kwargs.items()))) if kwargs else ())
+            hash(key)
+        except (_Unkeyable, TypeError):
+            return func(*args, **kwargs)
+        if key in self._checked:
+            return args[0] if func._schema.returns else None
+        out = func(*args, **kwargs)
+        self._checked.add(key)
+        return out
+
+    def _is_inplace(self, func) -> bool:
+        """In-place ops that change no metadata: named `op_`, returning `self` or nothing, not an
+        out= overload, not an in-place view (`unsqueeze_`, `transpose_`) nor a resize or set."""
+        known = self._inplace.get(func)
+        if known is None:
+            schema = func._schema
+            name = schema.name.split("::")[-1]
+            returns = schema.returns
+            known = (name.endswith("_") and "out" not in schema.overload_name
+                     and torch.Tag.inplace_view not in func.tags
+                     and not any(word in name for word in ("resize", "set_", "as_strided"))
+                     and bool(schema.arguments) and schema.arguments[0].alias_info is not None
+                     and schema.arguments[0].alias_info.is_write
+                     and sum(1 for a in schema.arguments if a.alias_info is not None and a.alias_info.is_write) == 1
+                     and (not returns or (len(returns) == 1 and returns[0].alias_info is not None
+                                          and returns[0].alias_info.before_set == schema.arguments[0].alias_info.before_set)))
+            self._inplace[func] = known
+        return known
 
     def _is_functional(self, func) -> bool:
         known = self._functional.get(func)
@@ -93,3 +134,24 @@ def _rebuild(hit):
     if single:
         return tensors[0]
     return kind(tensors) if kind is list else tuple(tensors)
+
+
+# A memo shared by every trace inside `shared_kernel_cache()`: the planner traces one model at
+# several batch sizes, and the ops that do not depend on the batch (the whole optimizer step,
+# half of a resnet50 trace) then run their meta kernels once. A context variable keeps it to the
+# thread (the worker) that opened it.
+_SHARED: contextvars.ContextVar[MetaKernelCache | None] = contextvars.ContextVar("memlens_kernel_cache", default=None)
+
+
+@contextlib.contextmanager
+def shared_kernel_cache():
+    token = _SHARED.set(MetaKernelCache())
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def kernel_cache() -> MetaKernelCache:
+    """The shared memo when one is open, else a fresh one for this trace."""
+    return _SHARED.get() or MetaKernelCache()

@@ -19,7 +19,7 @@ import torch.fx.experimental.symbolic_shapes  # noqa: F401,E402
 import torchvision.models  # noqa: F401,E402
 from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
 
-from .analysis import Analysis, NotModelled
+from .analysis import Analysis
 from .attention import fast_path_warning, target_attention
 from .errors import CancelledError, MemLensError, RequestError, UnsupportedError
 from .estimate import textbook
@@ -28,6 +28,7 @@ from .request import MAX_INPUT_ELEMENTS, AnalysisRequest
 from .sources import LoadedModel, load_model
 from .sources.empty_init import to_fake
 from .step import build_optimizer, optimizer_state_tensors, prime_optimizer, run_step, torch_dtype
+from .target import target_for
 from .timeline import build_timeline, event_log, find_peak, layer_table, lifetimes
 from .tracer import StepRecorder
 
@@ -101,8 +102,7 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
         recorder.register_existing(b, "buffers")
     # Without `capturable`, torch keeps Adam's step counters on the host, even for CUDA params.
     for key, t in optimizer_state_tensors(optimizer):
-        on_device = not (request.device == "cuda" and key == "step" and t.dim() == 0)
-        recorder.register_existing(t, "optimizer_state", on_device=on_device)
+        recorder.register_existing(t, "optimizer_state", on_device=target_for(request.device).on_device(key, t))
     recorder.register_existing(x, "inputs")
     for t in targets.values():
         recorder.register_existing(t, "inputs")
@@ -164,7 +164,7 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
         peak=find_peak(timeline, events),
         lifetimes=lives,
         textbook=textbook(layers, parameter_bytes, trainable_bytes, request.mode, request.optimizer),
-        not_modelled=not_modelled(request),
+        not_modelled=target_for(request.device).not_modelled(),
         warnings=tuple(warnings),
         analysis_seconds=time.perf_counter() - started,
         engine=f"{'fake CPU' if request.amp else 'meta'} tensors, torch {torch.__version__.split('+')[0]}",
@@ -241,32 +241,6 @@ def _output_shapes(model, x, loaded: LoadedModel, request: AnalysisRequest) -> l
         for h in handles:
             h.remove()
     return [tuple(t.shape) for t in output_tensors(out)]
-
-
-def not_modelled(request: AnalysisRequest) -> tuple[NotModelled, ...]:
-    if request.device == "cpu":
-        return (
-            NotModelled("kernel scratch buffers", None,
-                        "oneDNN convolution forward scratch is modelled (engine/cpu_kernels.py); backward "
-                        "kernels' and other ops' scratch inside one op is not"),
-        )
-    return (
-        NotModelled("CUDA context", None,
-                    "driver, kernels and library handles: typically 300-600 MiB per process, "
-                    "outside PyTorch's allocator (not in max_memory_allocated)"),
-        NotModelled("cuBLAS workspace", CUBLAS_WORKSPACE_BYTES,
-                    "taken from the caching allocator at the first matrix product and kept: 64-79 MiB "
-                    "measured on an H200 (docs/VALIDATION.md)"),
-        NotModelled("cuDNN convolution workspace", None,
-                    "transient scratch chosen per convolution: 4-54 MiB measured on CNN training steps"),
-        NotModelled("allocator fragmentation", None,
-                    "memory reserved by the caching allocator beyond what is allocated "
-                    "(memory_reserved - memory_allocated)"),
-    )
-
-
-# Measured: memory_allocated() after a warm-up step minus the traced live bytes, H200, torch 2.11.
-CUBLAS_WORKSPACE_BYTES = 64 * 2**20
 
 
 def _is_data_dependent(e: BaseException) -> bool:

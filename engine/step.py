@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .loss import compute_loss
+from .target import target_for
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -31,13 +32,13 @@ def autocast_for(amp: bool, device: str, tensors_on: str = "cpu"):
     """
     if not amp:
         return contextlib.nullcontext()
-    return torch.autocast(tensors_on, dtype=torch.float16 if device == "cuda" else torch.bfloat16)
+    return torch.autocast(tensors_on, dtype=target_for(device).amp_dtype)
 
 
 def build_optimizer(params: list[nn.Parameter], name: str, device: str):
     """Optimizers as torch builds them by default for the target device: for-loop on the CPU,
     foreach (with its list temporaries) on CUDA."""
-    foreach = device == "cuda"
+    foreach = target_for(device).foreach_optimizers
     if name == "none":
         return None
     if name == "sgd":

@@ -25,22 +25,12 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from .categories import CATEGORIES, PHASES
 from .cpu_kernels import kernel_script
 from .errors import CancelledError
-from .meta_cache import MetaKernelCache
+from .meta_cache import kernel_cache
+from .target import target_for
 
 _CAT = {c: i for i, c in enumerate(CATEGORIES)}
 _PHASE = {p: i for i, p in enumerate(PHASES)}
 _META_KEY = "memlens_module"
-
-# CUDA's caching allocator hands out blocks in multiples of 512 bytes (kMinBlockSize);
-# zero-byte tensors get no block.
-CUDA_BLOCK_BYTES = 512
-
-
-def block_bytes(nbytes: int, device: str) -> int:
-    if device == "cuda" and nbytes > 0:
-        return -(-nbytes // CUDA_BLOCK_BYTES) * CUDA_BLOCK_BYTES
-    return nbytes
-
 
 @dataclass
 class LayerCall:
@@ -88,6 +78,7 @@ class StepRecorder(TorchDispatchMode):
     ):
         super().__init__()
         self.device = device
+        self.target = target_for(device)
         self.cancelled = cancelled
         self.on_layer = on_layer
         self.names = {id(m): n or type(m).__name__ for n, m in model.named_modules()}
@@ -118,7 +109,7 @@ class StepRecorder(TorchDispatchMode):
         self.op_count = 0
         self.current_op = None
         self.closed = False
-        self.kernels = MetaKernelCache()
+        self.kernels = kernel_cache()
         self._handles = []
 
     # ---- Public API
@@ -205,7 +196,7 @@ class StepRecorder(TorchDispatchMode):
         self.op_count += 1
         if self.cancelled is not None and not (self.op_count & 63) and self.cancelled():
             raise CancelledError("analysis cancelled")
-        script = kernel_script(func, args) if self.device == "cpu" else None
+        script = kernel_script(func, args) if self.target.kernel_scratch else None
         out = self.kernels.call(func, args, kwargs or {})
         if script is not None:
             self._replay(script, out)
@@ -251,7 +242,7 @@ class StepRecorder(TorchDispatchMode):
         if key in self.live:
             return None
         serial = self._new_serial()
-        nbytes = block_bytes(st.nbytes(), self.device) if on_device else 0
+        nbytes = self.target.block_bytes(st.nbytes()) if on_device else 0
         self.live[key] = (serial, nbytes, weakref.ref(st, self._freed_callback(key)))
         return serial, nbytes
 

@@ -53,3 +53,38 @@ def format_size(nbytes: float, decimal: bool = False, digits: int = 1) -> str:
     if abs(nbytes) < 1000:
         return f"{int(nbytes)} B"
     return format_in_unit(nbytes, choose_unit(nbytes, decimal=True), digits)
+
+
+_PARSE_UNITS = {
+    "": 1, "b": 1,
+    "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3, "t": 1000**4, "tb": 1000**4,
+    "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
+}
+
+
+def parse_bytes(text: str | int) -> int:
+    """'24 GiB', '24GiB', '80GB', '512 MiB', '1e9', 123 -> bytes (int). The one parser for the CLI
+    and the GUI. GB/MB/KB are decimal (80GB = 80e9 bytes, as vendors print it), GiB/MiB/KiB binary.
+    Anything else (words after the unit, a sign, zero) is a `RequestError` naming the text.
+    """
+    import re
+
+    from .errors import RequestError
+
+    if isinstance(text, bool):
+        raise RequestError(f"capacity must be a size like '24 GiB' or '80GB', got {text!r}")
+    if isinstance(text, int):
+        value, unit = float(text), ""
+    else:
+        match = re.fullmatch(r"\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z]*)\s*", str(text))
+        if match is None:
+            raise RequestError(f"cannot read {text!r} as a size: write a number and a unit, e.g. '24 GiB', '80GB' "
+                               "or '16000 MiB'")
+        value, unit = float(match.group(1)), match.group(2).lower()
+        if unit not in _PARSE_UNITS:
+            raise RequestError(f"unknown unit {match.group(2)!r} in {text!r}: use B, KB, MB, GB, TB (powers of 1000) "
+                               "or KiB, MiB, GiB, TiB (powers of 1024)")
+    nbytes = int(round(value * _PARSE_UNITS[unit]))
+    if nbytes <= 0:
+        raise RequestError(f"a size must be positive, got {text!r}")
+    return nbytes

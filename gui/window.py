@@ -25,6 +25,7 @@ from . import analysis_cache, style
 from .compare import ModeComparisonWidget
 from .config_panel import ConfigPanel
 from .controller import Controller
+from .device_panel import DevicePanel
 from .diagram import NetworkDiagramWidget
 from .menus import build_menus, shortcut_lines
 from .plan import SUFFIX as PLAN_SUFFIX, load_plan, request_to_json, save_plan
@@ -125,7 +126,10 @@ class MainWindow(QMainWindow):
         col.addWidget(self.summary)
         col.addWidget(self.splitter, 1)
         self.main_splitter = QSplitter(Qt.Horizontal)
-        self.main_splitter.addWidget(left)
+        # The GPU panel (issue 6) is a tab beside the settings; its sweep plot joins the lower tabs.
+        self.devices = DevicePanel()
+        self.sweeps = self.planning = None
+        self.main_splitter.addWidget(self._with_device_tab(left))
         self.main_splitter.addWidget(right)
         self.main_splitter.setStretchFactor(1, 1)
         self.main_splitter.setChildrenCollapsible(False)
@@ -216,6 +220,7 @@ class MainWindow(QMainWindow):
         self.splitter.setSizes(sizes)
         self.timeline.bind_selection(self.selection)
         self.lifetimes.bind_selection(self.selection)
+        self._build_planning()
         self._apply_display()
 
     def views(self) -> dict[str, QWidget]:
@@ -235,6 +240,7 @@ class MainWindow(QMainWindow):
             data = (prepared or {}).get(name)
             view.set_analysis(analysis) if data is None else view.set_analysis(analysis, data)
         self.sig_numbers_shown.emit(analysis)
+        self.planning.set_analysis(analysis)
         if not self.config.is_pending():  # an edit made meanwhile stays, and runs next
             self.config.set_request(analysis.request)
         self.config.remember(analysis.request.model)
@@ -490,6 +496,7 @@ class MainWindow(QMainWindow):
     def _on_engine_ready(self, engine) -> None:
         self.engine = engine
         self.config.set_catalog(engine.catalog)
+        self.planning.detect()
         if self.controller.running is None and self.analysis is not None:
             self.status.setText(self.status.text().replace("; loading torch…", ""))
 
@@ -498,6 +505,36 @@ class MainWindow(QMainWindow):
             return  # nothing changed (e.g. the comparison's optimizer picked in inference mode)
         self.controller.preparers = self._preparers()
         self.controller.analyse(request)
+
+    # ---- The GPU panel and sweeps (issue 6)
+    def _with_device_tab(self, settings):
+        scroll = QScrollArea()
+        scroll.setWidget(self.devices)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.NoFrame)
+        self.left_tabs = QTabWidget()
+        self.left_tabs.addTab(settings, "Model && step")
+        self.left_tabs.addTab(scroll, "GPU: does it fit?")
+        self.left_tabs.setTabToolTip(0, "What to analyse: the model and the training or inference step")
+        self.left_tabs.setTabToolTip(1, "Choose a GPU: the fit gauge, the largest batch, measuring on this GPU")
+        return self.left_tabs
+
+    def _build_planning(self) -> None:
+        from .device_planning import DevicePlanning
+        from .sweeps import SweepPlotWidget
+
+        self.sweeps = SweepPlotWidget()
+        self.lower_tabs.addTab(self.sweeps, "What-if sweeps")
+        self.lower_tabs.setTabToolTip(self.lower_tabs.count() - 1,
+                                      "Footprint vs batch, resolution or sequence length on the chosen GPU")
+        self.planning = DevicePlanning(self.devices, self.sweeps, self.controller, self.timeline, self)
+        self.planning.sig_capacity_changed.connect(self.timeline.set_capacity)
+        self.planning.sig_use_settings.connect(self._on_planning_settings)
+
+    def _on_planning_settings(self, changes: dict) -> None:
+        # The panel's Apply (a batch size), or CUDA's rules for a chosen GPU: analyse with them.
+        self.config.set_request(self.config.request().replace(**changes))
+        self.config.schedule()
 
     def _on_tab(self, index: int) -> None:
         self.controller.set_companion_wanted(index == COMPARE_TAB)

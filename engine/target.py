@@ -1,0 +1,143 @@
+"""`TargetDevice`: every rule that depends on the device a step is traced *for* (not the meta/fake
+device it is traced *on*), in one place: the allocator's rounding, foreach vs for-loop optimizers,
+the AMP dtype, which attention kernel runs, which CPU kernel scratch is replayed, and the memory a
+process needs beyond its tensors (CUDA context, library workspaces), with where each figure comes from.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .analysis import NotModelled
+
+MIB = 2**20
+aten = torch.ops.aten
+# Kernel choices, numbered as torch._fused_sdp_choice returns them.
+MATH, FLASH, EFFICIENT = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Overhead:
+    """Memory a process needs on the device beyond its traced tensors: one labelled fit-check line.
+
+    `source` is one of 'measured table', 'default' (both user-editable in the fit check); `note`
+    says where the figure comes from.
+    """
+
+    key: str
+    label: str
+    bytes: int
+    source: str
+    note: str
+
+
+# Measured on an H200 (torch 2.11, docs/VALIDATION.md): memory_allocated after a warm-up step minus
+# the traced live bytes is the cuBLAS/cuBLASLt workspace, 65.0-76.0 MiB over 13 cases.
+CUBLAS_WORKSPACE_BYTES = 64 * MIB
+# The same runs: max_memory_allocated above the traced peak inside the step (cuDNN convolution
+# workspaces for CNNs; library scratch otherwise), largest measured with / without convolutions.
+CONV_WORKSPACE_BYTES = 54 * MIB  # vgg11 train b16: 53.8 MiB
+OTHER_WORKSPACE_BYTES = 30 * MIB  # vit_b_16 bf16 train b8: 29.9 MiB
+# Not measured here: a CUDA 12/13 context with lazy module loading takes 300-600 MiB per process.
+CUDA_CONTEXT_BYTES = 512 * MIB
+
+
+@dataclass(frozen=True)
+class TargetDevice:
+    """The device a step is planned for. Use `target_for('cpu' | 'cuda')`."""
+
+    name: str
+    block_bytes_multiple: int  # allocator rounding of each block (CUDA: 512 B, kMinBlockSize)
+    foreach_optimizers: bool  # torch's default implementation on this device
+    amp_dtype: torch.dtype  # autocast dtype for AMP
+    kernel_scratch: bool  # replay CPU kernels' internal buffers (engine/cpu_kernels.py)
+    host_step_counters: bool  # Adam's scalar step counters live on the host (no `capturable`)
+
+    # ---- Public API
+    def block_bytes(self, nbytes: int) -> int:
+        """Bytes the allocator hands out for a storage of `nbytes`; zero-byte tensors get no block."""
+        m = self.block_bytes_multiple
+        return -(-nbytes // m) * m if nbytes > 0 else nbytes
+
+    def on_device(self, state_key: str, tensor: torch.Tensor) -> bool:
+        """Whether an optimizer state tensor occupies device memory."""
+        return not (self.host_step_counters and state_key == "step" and tensor.dim() == 0)
+
+    def attention_choice(self, q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa) -> int:
+        """The scaled-dot-product kernel this device would run (see engine/attention.py).
+        - cpu: torch's own CPU choice, computed on empty CPU tensors of the same shapes and flags.
+        - cuda: flash attention for float16/bfloat16 without a mask, memory-efficient attention
+          otherwise (torch's preference order on a recent GPU); math when neither applies."""
+        if self.name == "cpu":
+            def cpu(t):
+                return None if t is None else torch.empty_strided(t.shape, t.stride(), dtype=t.dtype).requires_grad_(t.requires_grad)
+
+            return torch._fused_sdp_choice(cpu(q), cpu(k), cpu(v), cpu(attn_mask), dropout_p, is_causal,
+                                           scale=scale, enable_gqa=enable_gqa)
+        if enable_gqa or q.dim() != 4 or q.shape[-1] > 256 or q.shape[-1] % 8:
+            return MATH
+        if q.dtype in (torch.float16, torch.bfloat16) and attn_mask is None:
+            return FLASH
+        return EFFICIENT
+
+    def attention(self, choice: int, query, key, value, attn_mask, dropout_p, is_causal, scale):
+        """Run the chosen fused kernel on meta tensors; None means the math path (the caller's)."""
+        if choice == FLASH and self.name == "cpu":
+            return aten._scaled_dot_product_flash_attention_for_cpu(
+                query, key, value, dropout_p, is_causal, attn_mask=attn_mask, scale=scale)[0]
+        if choice == FLASH:
+            return aten._scaled_dot_product_flash_attention(query, key, value, dropout_p, is_causal, scale=scale)[0]
+        if choice == EFFICIENT and self.name == "cuda":
+            needs_lse = query.requires_grad or key.requires_grad or value.requires_grad
+            return aten._scaled_dot_product_efficient_attention(
+                query, key, value, attn_mask, needs_lse and torch.is_grad_enabled(), dropout_p, is_causal, scale=scale)[0]
+        return None
+
+    def overheads(self, has_convolutions: bool = True) -> tuple[Overhead, ...]:
+        """What a process needs on this device beyond its tensors, with documented defaults."""
+        if self.name == "cpu":
+            return ()
+        workspace = CONV_WORKSPACE_BYTES if has_convolutions else OTHER_WORKSPACE_BYTES
+        return (
+            Overhead("cublas", "cuBLAS/cuBLASLt workspace", CUBLAS_WORKSPACE_BYTES, "measured table",
+                     "taken from the caching allocator at the first matrix product and kept: 65-76 MiB "
+                     "measured on an H200 (docs/VALIDATION.md)"),
+            Overhead("workspace", "cuDNN and library workspaces in the step", workspace, "measured table",
+                     "transient scratch above the traced peak, largest measured on an H200 "
+                     + ("with convolutions: 53.8 MiB (vgg11 train)" if has_convolutions
+                        else "without convolutions: 29.9 MiB (vit_b_16 bf16 train)") + " (docs/VALIDATION.md)"),
+            Overhead("context", "CUDA context", CUDA_CONTEXT_BYTES, "default",
+                     "driver, kernels and library handles, outside PyTorch's allocator: typically 300-600 MiB "
+                     "per process with lazy module loading; not measured here, edit it for your setup"),
+        )
+
+    def not_modelled(self) -> tuple[NotModelled, ...]:
+        """The analysis's labelled lines for what the trace does not include."""
+        if self.name == "cpu":
+            return (
+                NotModelled("kernel scratch buffers", None,
+                            "oneDNN convolution forward scratch is modelled (engine/cpu_kernels.py); backward "
+                            "kernels' and other ops' scratch inside one op is not"),
+            )
+        by_key = {o.key: o for o in self.overheads()}
+        return (
+            NotModelled("CUDA context", None, by_key["context"].note + " (not in max_memory_allocated)"),
+            NotModelled("cuBLAS workspace", CUBLAS_WORKSPACE_BYTES, by_key["cublas"].note),
+            NotModelled("cuDNN convolution workspace", None,
+                        "transient scratch chosen per convolution: 4-54 MiB measured on CNN training steps"),
+            NotModelled("allocator fragmentation", None,
+                        "memory reserved by the caching allocator beyond what is allocated "
+                        "(memory_reserved - memory_allocated)"),
+        )
+
+
+CPU = TargetDevice("cpu", block_bytes_multiple=1, foreach_optimizers=False, amp_dtype=torch.bfloat16,
+                   kernel_scratch=True, host_step_counters=False)
+CUDA = TargetDevice("cuda", block_bytes_multiple=512, foreach_optimizers=True, amp_dtype=torch.float16,
+                    kernel_scratch=False, host_step_counters=True)
+_TARGETS = {"cpu": CPU, "cuda": CUDA}
+
+
+def target_for(device: str) -> TargetDevice:
+    return _TARGETS[device]
