@@ -7,18 +7,25 @@ import os
 
 import pytest
 
-from conftest import SPECS
+from conftest import DATA, SPECS
 from engine import AnalysisRequest, analyze
 from engine.truth import measure_cpu_step
 
 TOLERANCE = 0.02
 TINY_TRANSFORMER = os.path.join(SPECS, "tiny_transformer.yaml")
 
+
+def user_model(name):
+    """A small network written the way users write them (tests/data/user_models.py)."""
+    return os.path.join(DATA, "user_models.py") + f":build_{name}"
+
+
 AMP = "amp"  # marks a case run under autocast (bfloat16 on the CPU)
 
 def case(model, batch, mode, optimizer, amp=None, **marks):
     return pytest.param(model, batch, mode, optimizer, amp, **marks,
-                        id="-".join([os.path.basename(model), mode, optimizer] + ([amp] if amp else [])))
+                        id="-".join([os.path.basename(model).replace("user_models.py:build_", ""), mode, optimizer]
+                                    + ([amp] if amp else [])))
 
 
 CASES = [
@@ -39,6 +46,22 @@ CASES = [
     case("mobilenet_v3_small", 2, "train", "sgd", AMP),
     case(TINY_TRANSFORMER, 4, "inference", "none", marks=pytest.mark.xfail(
         strict=True, reason="nn.TransformerEncoderLayer's fused inference fast path is not modelled (+12%)")),
+    # Users' own small models, batch 4 (few input channels, transposed convolutions, one
+    # in-place ReLU reused, modules applied recursively, LSTMs with and without packing).
+    case(user_model("mnist"), 4, "train", "adam"),
+    case(user_model("mnist"), 4, "inference", "none"),
+    case(user_model("recursive"), 4, "train", "adam"),
+    case(user_model("recursive"), 4, "inference", "none"),
+    case(user_model("autoencoder"), 4, "train", "adam"),
+    case(user_model("autoencoder"), 4, "inference", "none"),
+    case(user_model("reused_relu"), 4, "train", "adam"),
+    case(user_model("reused_relu"), 4, "inference", "none"),
+    case(user_model("packed_lstm"), 4, "train", "adam"),
+    case(user_model("packed_lstm"), 4, "inference", "none", marks=pytest.mark.xfail(strict=True, reason=(
+        "a packed-sequence LSTM's inference measures 16.5% above the trace (its training step is exact); "
+        "not yet attributed"))),
+    case(user_model("lstm"), 4, "train", "adam"),
+    case(user_model("lstm"), 4, "inference", "none"),
 ]
 
 
