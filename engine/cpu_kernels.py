@@ -34,7 +34,8 @@ direction (meta tensors would take ATen's step-by-step cells instead, with other
 oneDNN's padded leading dimension), sums the biases, takes a scratchpad holding at least the
 gates of every step and, in training, a workspace kept for the backward: oneDNN's page-aligned
 arrays of gates, states and their gradients (exact on 14 measured shapes). The backward copies
-the weights again. The same on every family (measured).
+the weights again. The same on every family (measured). A packed sequence does not go to
+oneDNN; ATen's CPU loop projects every step's input at once first (`packed_lstm`).
 Not modelled (listed as such, lower bounds): the per-thread scratchpads (AMX tiles, the
 transposed kernels' buffers beyond one input image per thread when the kernel size is not the
 stride, the strided input-gradient kernel's, the weight-gradient reductions of small-channel
@@ -379,6 +380,52 @@ def _in_cpu_trace() -> bool:
     return any(isinstance(m, StepRecorder) and m.device == "cpu" for m in _get_current_dispatch_mode_stack())
 
 
+def packed_lstm(data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional):
+    """aten::lstm over a packed sequence as a CPU runs it (native/RNN.cpp PackedLayer, LSTMCell):
+    no oneDNN, but the input projection of every step is computed first, in one matrix
+    product held for the whole layer (meta tensors would project step by step)."""
+    sizes = batch_sizes.tolist()
+    h0, c0 = hx
+    per_layer = 4 if has_biases else 2
+    layer_input, final_h, final_c = data, [], []
+    for layer in range(num_layers):
+        w = params[layer * per_layer:(layer + 1) * per_layer]
+        b_ih, b_hh = (w[2], w[3]) if has_biases else (None, None)
+        outputs, h, c = _packed_layer(layer_input, sizes, h0[layer], c0[layer], w[0], w[1], b_ih, b_hh)
+        final_h.append(h)
+        final_c.append(c)
+        layer_input = outputs
+        if dropout and train and layer < num_layers - 1:
+            layer_input = torch.dropout(layer_input, dropout, True)
+    return layer_input, torch.stack(final_h, 0), torch.stack(final_c, 0)
+
+
+def _packed_layer(data, sizes, h, c, w_ih, w_hh, b_ih, b_hh):
+    projected = torch.nn.functional.linear(data, w_ih, b_ih)
+    outputs, finished, offset, last = [], [], 0, sizes[0]
+    for size in sizes:
+        step = projected.narrow(0, offset, size)
+        offset += size
+        if size < last:  # sequences that ended: their final states are set aside
+            finished.append((h.narrow(0, size, last - size), c.narrow(0, size, last - size)))
+            h, c = h.narrow(0, 0, size), c.narrow(0, 0, size)
+        last = size
+        h, c = _lstm_cell(step, h, c, w_hh, b_hh)
+        outputs.append(h)
+    finished.append((h, c))
+    finished.reverse()
+    return (torch.cat(outputs, 0), torch.cat([f[0] for f in finished], 0),
+            torch.cat([f[1] for f in finished], 0))
+
+
+def _lstm_cell(projected, h, c, w_hh, b_hh):
+    gates = torch.nn.functional.linear(h, w_hh, b_hh).add_(projected)
+    i, f, g, o = gates.unsafe_chunk(4, 1)
+    i, f, g, o = i.sigmoid_(), f.sigmoid_(), g.tanh_(), o.sigmoid_()
+    c = (f * c).add_(i * g)
+    return o * c.tanh(), c
+
+
 def _lstm_on_meta(x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first):
     """aten::lstm for meta tensors: oneDNN's way inside a CPU trace, ATen's composite elsewhere."""
     args = (x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first)
@@ -387,9 +434,18 @@ def _lstm_on_meta(x, hx, params, has_biases, num_layers, dropout, train, bidirec
     return aten.lstm.input.decompose(*args)
 
 
+def _packed_lstm_on_meta(data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional):
+    args = (data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional)
+    unidirectional = not bidirectional and len(params) == num_layers * (4 if has_biases else 2)
+    if _in_cpu_trace() and unidirectional:
+        return packed_lstm(*args)
+    return aten.lstm.data.decompose(*args)
+
+
 # Meta tensors would otherwise always take the composite (CompositeImplicitAutograd) LSTM.
 _LIBRARY = torch.library.Library("aten", "IMPL")
 _LIBRARY.impl("lstm.input", _lstm_on_meta, "AutogradMeta")
+_LIBRARY.impl("lstm.data", _packed_lstm_on_meta, "AutogradMeta")
 
 
 def _uses_onednn(x, weight, stride, dilation, groups) -> bool:

@@ -218,3 +218,35 @@ def test_an_lstm_layer_copies_its_weights_with_onednns_padded_leading_dimension_
 ])
 def test_the_family_is_the_cpus_capped_by_onednn_max_cpu_isa(flags, cap, expected):
     assert family_from(flags, cap) == expected
+
+
+# ---- LSTMs take oneDNN's route in CPU traces only
+def _graph_ops(t):
+    seen, stack = set(), [t.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            stack += [n for n, _ in node.next_functions]
+    return {type(n).__name__ for n in seen}
+
+
+def test_meta_lstms_outside_a_cpu_trace_keep_atens_composite():
+    lstm = torch.nn.LSTM(8, 16, num_layers=2, batch_first=True).to("meta")
+    y, (h, c) = lstm(meta(2, 5, 8).requires_grad_())
+    assert y.shape == (2, 5, 16) and h.shape == c.shape == (2, 2, 16)
+    assert not any("Mkldnn" in name for name in _graph_ops(y))
+
+
+def test_a_cpu_trace_runs_onednns_lstm_and_a_gpu_trace_does_not(monkeypatch):
+    from engine import AnalysisRequest, analyze
+    from conftest import DATA
+
+    calls = []
+    route = cpu_kernels.onednn_lstm
+    monkeypatch.setattr(cpu_kernels, "onednn_lstm", lambda *args: calls.append(1) or route(*args))
+    model = f"{DATA}/user_models.py:build_lstm"
+    analyze(AnalysisRequest(model=model, batch=4, mode="inference", optimizer="none", device="cuda"))
+    assert calls == []
+    analyze(AnalysisRequest(model=model, batch=4, mode="inference", optimizer="none"))
+    assert calls == [1]

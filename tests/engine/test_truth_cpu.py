@@ -57,9 +57,7 @@ CASES = [
     case(user_model("reused_relu"), 4, "train", "adam"),
     case(user_model("reused_relu"), 4, "inference", "none"),
     case(user_model("packed_lstm"), 4, "train", "adam"),
-    case(user_model("packed_lstm"), 4, "inference", "none", marks=pytest.mark.xfail(strict=True, reason=(
-        "a packed-sequence LSTM's inference measures 16.5% above the trace (its training step is exact); "
-        "not yet attributed"))),
+    case(user_model("packed_lstm"), 4, "inference", "none"),
     case(user_model("lstm"), 4, "train", "adam"),
     case(user_model("lstm"), 4, "inference", "none"),
 ]
