@@ -50,7 +50,7 @@ from typing import NamedTuple
 
 import torch
 
-from .cpu_isa import AMX, channel_block, onednn_family
+from .cpu_isa import AMX, AVX512, channel_block, onednn_family
 
 aten = torch.ops.aten
 
@@ -70,6 +70,10 @@ def kernel_script(func, args) -> list[Step] | None:
         return _transposed_forward(args) if args[6] else _conv_forward(args)
     if func is aten.convolution_backward.default:
         return _transposed_backward(args) if args[7] else _conv_backward(args)
+    if func is aten.mm.default:
+        return _bf16_matmul(args[0], args[1])
+    if func is aten.addmm.default:
+        return _bf16_matmul(args[1], args[2])
     if func is aten.mkldnn_rnn_layer.default:
         return _rnn_forward(args)
     if func is aten.mkldnn_rnn_layer_backward.default:
@@ -273,6 +277,21 @@ def _transposed_backward(args) -> list[Step] | None:
                   ("alloc", "grad_b", c.c_out * e if mask[2] else 0), ("free", "input"), ("free", "grad_out"),
                   ("out", 2), ("out", 1), ("free", "grad_w"), ("free", "grad_b")]
     return steps
+
+
+# ---- Matrix products
+def _bf16_matmul(a, b) -> list[Step] | None:
+    """A bfloat16 matrix product on an AVX-512 CPU without native bfloat16: ATen hands it to
+    oneDNN (mkldnn_bf16_gemm: above 16^3 multiply-adds), which accumulates the whole output in
+    float32 (measured: M x N x 4 + 128 bytes, a little more when a row is not a whole number of
+    cache lines). CPUs with native bfloat16 take brgemm's per-thread buffers instead (not
+    modelled); AVX2 takes ATen's own kernel, with none."""
+    if a.dtype != torch.bfloat16 or a.dim() != 2 or b.dim() != 2 or onednn_family() != AVX512:
+        return None
+    m, k, n = a.shape[0], a.shape[1], b.shape[1]
+    if m * n * k <= 16 ** 3 or not _onednn_low_precision():
+        return None
+    return [("out", 0), ("alloc", "accumulate", m * n * 4 + 128), ("free", "accumulate")]
 
 
 # ---- LSTM

@@ -175,6 +175,28 @@ def test_transposed_backward_is_a_convolution_of_the_output_gradient_and_a_weigh
     assert transposed(4, 16, 3, 2, 2, 32, backward=True) == measured
 
 
+# ---- bfloat16 matrix products (AMP's linear layers)
+@pytest.mark.parametrize("m, k, n, scratch", [
+    (1000, 2, 1024, 4096128), (64, 64, 64, 16512), (256, 8, 512, 524416), (1000, 16, 1024, 4096128),
+])
+def test_avx512_without_native_bf16_accumulates_a_bf16_product_in_float32(family, m, k, n, scratch):
+    # Measured with ONEDNN_MAX_CPU_ISA=AVX512_CORE: torch.mm and torch.addmm alike.
+    family(AVX512)
+    a, b = torch.empty(m, k, dtype=torch.bfloat16, device="meta"), torch.empty(k, n, dtype=torch.bfloat16, device="meta")
+    out = m * n * 2
+    assert events(kernel_script(aten.mm.default, (a, b)), (out,)) == [out, scratch, -scratch]
+    assert events(kernel_script(aten.addmm.default, (meta(n), a, b)), (out,)) == [out, scratch, -scratch]
+
+
+def test_small_bf16_products_and_other_families_take_no_accumulator(family):
+    a, b = torch.empty(3, 64, dtype=torch.bfloat16, device="meta"), torch.empty(64, 17, dtype=torch.bfloat16, device="meta")
+    family(AVX512)
+    assert kernel_script(aten.mm.default, (a, b)) is None  # 3 x 64 x 17 <= 16^3: ATen's kernel (measured)
+    a = torch.empty(64, 64, dtype=torch.bfloat16, device="meta")
+    family(AVX2)
+    assert kernel_script(aten.mm.default, (a, a)) is None  # measured: no scratch
+
+
 # ---- LSTM (oneDNN's mkldnn_rnn_layer: the same on every family)
 def rnn_layer(n, t, e, h, train=True):
     x, hx = meta(t, n, e), meta(n, h)
