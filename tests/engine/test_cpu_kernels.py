@@ -12,6 +12,7 @@ import torch
 
 import engine.cpu_isa as cpu_isa
 import engine.cpu_kernels as cpu_kernels
+import engine.cpu_lstm as cpu_lstm
 from engine.cpu_isa import AMX, AVX2, AVX512, AVX512_BF16, family_from
 from engine.cpu_kernels import kernel_script
 
@@ -265,8 +266,8 @@ def test_a_cpu_trace_runs_onednns_lstm_and_a_gpu_trace_does_not(monkeypatch):
     from conftest import DATA
 
     calls = []
-    route = cpu_kernels.onednn_lstm
-    monkeypatch.setattr(cpu_kernels, "onednn_lstm", lambda *args: calls.append(1) or route(*args))
+    route = cpu_lstm.onednn_lstm
+    monkeypatch.setattr(cpu_lstm, "onednn_lstm", lambda *args: calls.append(1) or route(*args))
     model = f"{DATA}/user_models.py:build_lstm"
     analyze(AnalysisRequest(model=model, batch=4, mode="inference", optimizer="none", device="cuda"))
     assert calls == []
