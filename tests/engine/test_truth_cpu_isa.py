@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from test_truth_cpu import AMP, TOLERANCE, user_model
+from test_truth_cpu import AMP, AVX2_SMALL_CHANNELS, TOLERANCE, user_model
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "truth_worker.py")
 
@@ -42,9 +42,7 @@ CASES = [
 ]
 
 XFAIL = {
-    ("avx2", user_model("reused_relu"), "train"): (
-        "AVX2's small-channel weight gradient reduces over threads in a scratchpad whose size "
-        "follows oneDNN's thread split (27 KB here, -3.3%): not modelled"),
+    ("avx2", user_model("reused_relu"), "train"): AVX2_SMALL_CHANNELS,
 }
 
 
