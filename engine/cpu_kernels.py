@@ -19,7 +19,23 @@ dependent) is not modelled: it is listed as such in the analysis.
 Convolutions oneDNN does not take (e.g. a batch of 1 with a small input, or bfloat16 on a CPU
 without native bf16) run the slow path, which unfolds the batch into im2col columns
 (N x C_in x kh x kw x H_out x W_out) before allocating the output.
-Not modelled: grouped convolutions on the slow path and the backward kernels' scratch.
+Transposed convolutions (float32, every family alike) go through oneDNN's backward-data
+kernel: a per-thread scratch, an input copy, the weight with output channels padded to the
+block, the output, then the real output and a second output-sized buffer. Their backward is a
+forward convolution of the output gradient (input gradient) and a weight gradient.
+Convolution backward: the input gradient through blocked copies (channels padded to the block;
+with a stride the kernel also takes a scratch and a second input-sized buffer), the weight
+gradient through copies padded to the block of the kernel oneDNN picks (16 with AVX-512 when the
+input has 16 channels, else AVX2's 8; a "first convolution" with 1-3 input channels reads the
+input as it is).
+A bfloat16 matrix product on AVX-512 without native bfloat16 accumulates its whole output in
+float32. LSTMs: `engine/cpu_lstm.py`.
+Not modelled (listed as such, lower bounds): the per-thread scratchpads (AMX tiles, the
+transposed kernels' buffers beyond one input image per thread when the kernel size is not the
+stride, the strided input-gradient kernel's, the weight-gradient reductions of small-channel
+kernels on several threads), grouped convolutions on the slow path, bfloat16 backward with
+channels below a block, brgemm's per-thread buffers of bfloat16 matrix products on CPUs with
+native bfloat16 (AMX also copies the right-hand matrix).
 """
 from __future__ import annotations
 
@@ -28,7 +44,8 @@ from typing import NamedTuple
 
 import torch
 
-from .cpu_isa import AMX, channel_block, onednn_family
+from .cpu_isa import AMX, AVX512, channel_block, onednn_family
+from .cpu_lstm import rnn_backward, rnn_forward
 
 aten = torch.ops.aten
 
@@ -37,6 +54,7 @@ aten = torch.ops.aten
 #   ("alloc", name, bytes)   an internal buffer is taken
 #   ("free", name)           it is given back
 #   ("out", index)           the op's output `index` is allocated (index 0 for a single tensor)
+#   ("out", index, bytes)    the same, for an output larger than its meta tensor (a workspace)
 Step = tuple
 
 
@@ -44,9 +62,17 @@ def kernel_script(func, args) -> list[Step] | None:
     """The allocations of a modelled CPU kernel around its outputs, or None when `func` is not
     one (the trace then sees the outputs only)."""
     if func is aten.convolution.default:
-        return _conv_forward(args)
+        return _transposed_forward(args) if args[6] else _conv_forward(args)
     if func is aten.convolution_backward.default:
-        return _conv_backward(args)
+        return _transposed_backward(args) if args[7] else _conv_backward(args)
+    if func is aten.mm.default:
+        return _bf16_matmul(args[0], args[1])
+    if func is aten.addmm.default:
+        return _bf16_matmul(args[1], args[2])
+    if func is aten.mkldnn_rnn_layer.default:
+        return rnn_forward(args)
+    if func is aten.mkldnn_rnn_layer_backward.default:
+        return rnn_backward(args)
     return None
 
 
@@ -125,36 +151,142 @@ def _conv_forward(args) -> list[Step] | None:
 
 def _conv_backward(args) -> list[Step] | None:
     """oneDNN's convolution backward: the input gradient, then the weight (and bias) gradient,
-    each computed in blocked layouts from reordered copies. Modelled where every channel count
-    fills a block (small-channel kernels differ); their per-thread scratchpads are not."""
+    each computed in blocked layouts from reordered copies. Their per-thread scratchpads are
+    not modelled; bfloat16 with channels below a block is not either."""
     grad_out, x, weight, _, stride, padding, dilation, transposed, _, groups, mask = args[:11]
     c = _conv(x, weight, stride, padding, dilation, transposed, groups)
     if c is None or c.path == "slow" or groups > 1:
         return None
     block = 16 if c.path == "amx" else _block(c)
-    if c.c_in < block or c.c_out < block:
+    fp32 = c.elem == 4 and c.path == "onednn"
+    if not fp32 and (c.c_in < block or c.c_out < block):
         return None
     e, ci, co = c.elem, _pad(c.c_in, block), _pad(c.c_out, block)
-    go_copy = c.n * co * c.out_pixels * e
-    in_bytes = c.n * ci * c.in_pixels * e
-    w_bytes = co * ci * c.taps * e
+    strided = any(s != 1 for s in stride)
     steps: list[Step] = []
     if mask[0]:
-        steps += [("alloc", "grad_out", go_copy), ("alloc", "weight", w_bytes), ("alloc", "grad_in", in_bytes),
-                  ("free", "weight"), ("free", "grad_out"), ("out", 0)]
+        # A stride sends float32 through a kernel that computes the gradient unpadded when the
+        # input has less than a block of channels, then takes a second input-sized buffer.
+        in_bytes = c.n * (c.c_in if strided and c.c_in < block else ci) * c.in_pixels * e
+        steps += [("alloc", "grad_out", c.n * co * c.out_pixels * e), ("alloc", "weight", co * ci * c.taps * e),
+                  ("alloc", "grad_in", in_bytes), ("free", "weight"), ("free", "grad_out"), ("out", 0)]
         if c.path == "amx":
+            steps += [("alloc", "beside", c.n * c.c_in * c.in_pixels * e), ("free", "grad_in"), ("free", "beside")]
+        elif fp32 and strided:
             steps += [("alloc", "beside", c.n * c.c_in * c.in_pixels * e), ("free", "grad_in"), ("free", "beside")]
         else:
             steps += [("free", "grad_in")]
     if mask[1]:
+        if fp32:
+            go_copy, in_copy, w_bytes = _weight_grad_copies(c, block)
+        else:
+            go_copy, in_copy, w_bytes = c.n * co * c.out_pixels * e, c.n * ci * c.in_pixels * e, co * ci * c.taps * e
         # AMX reduces the weight gradient in float32 (one accumulator at least: a lower bound of
         # its scratchpad, the rest being per-thread tiles).
         accumulate = co * ci * c.taps * 4 if c.path == "amx" else 0
-        steps += [("alloc", "grad_out", go_copy), ("alloc", "input", in_bytes), ("alloc", "grad_w", w_bytes),
-                  ("alloc", "accumulate", accumulate), ("alloc", "grad_b", co * e if mask[2] else 0),
+        steps += [("alloc", "grad_out", go_copy), ("alloc", "input", in_copy), ("alloc", "grad_w", w_bytes),
+                  ("alloc", "accumulate", accumulate), ("alloc", "grad_b", c.c_out * e if mask[2] else 0),
                   ("free", "accumulate"), ("free", "input"), ("free", "grad_out"),
                   ("out", 2), ("out", 1), ("free", "grad_w"), ("free", "grad_b")]
     return steps
+
+
+def _weight_grad_copies(c: _Conv, block: int) -> tuple[int, int, int]:
+    """Output-gradient copy, input copy and blocked weight gradient of a float32 weight
+    gradient. AVX-512 uses its 16-channel kernel only for inputs of 16 channels or more, else
+    AVX2's 8-channel one; a first convolution (AVX-512: 1-3 input channels, AVX2: 3) reads the
+    input as it is and leaves the weight's input channels unpadded."""
+    first = c.c_in in ((1, 2, 3) if block == 16 else (3,))
+    b = block if first or c.c_in >= block else 8
+    go_copy = c.n * _pad(c.c_out, b) * c.out_pixels * c.elem
+    if first:
+        return go_copy, 0, _pad(c.c_out, b) * c.c_in * c.taps * c.elem
+    ci = _pad(c.c_in, b)
+    return go_copy, c.n * ci * c.in_pixels * c.elem, _pad(c.c_out, b) * ci * c.taps * c.elem
+
+
+def _transposed(x, weight, stride, groups) -> _Conv | None:
+    """A float32 transposed convolution that oneDNN runs (the input is `x`, the output is what
+    a convolution with `weight` would take as input)."""
+    if x.dim() != 4 or weight.dim() != 4 or groups != 1 or x.dtype != torch.float32:
+        return None
+    if not _uses_onednn(x, weight, stride, (1,), groups):
+        return None  # slow_conv_transpose2d: not modelled
+    n, c_in, h, w = x.shape
+    _, c_out, kh, kw = weight.shape
+    return _Conv(n, c_in, c_out, c_in, kh * kw, h * w, 0, groups, x.element_size(), "onednn")
+
+
+def _transposed_forward(args) -> list[Step] | None:
+    x, weight, _, stride, padding, dilation, _, output_padding, groups = args[:9]
+    c = _transposed(x, weight, stride, groups)
+    if c is None:
+        return None
+    h_out, w_out = _transposed_out_size(x.shape[2], x.shape[3], weight.shape[2], weight.shape[3],
+                                        stride, padding, dilation, output_padding)
+    out = c.n * c.c_out * h_out * w_out * c.elem
+    return [("alloc", "scratch", _transposed_scratch(c, x.shape[3], weight.shape[2:], stride)),
+            ("alloc", "input", c.n * c.c_in * c.in_pixels * c.elem),
+            ("alloc", "weight", c.c_in * _pad(c.c_out, channel_block()) * c.taps * c.elem),
+            ("alloc", "blocked", out), ("free", "weight"), ("free", "input"), ("free", "scratch"),
+            ("out", 0), ("alloc", "beside", out), ("free", "blocked"), ("free", "beside")]
+
+
+def _transposed_scratch(c: _Conv, width: int, kernel, stride) -> int:
+    """The scratchpad of oneDNN's strided backward-data kernel. Where the kernel size equals the
+    stride (the usual 2x upsampling), measured on every family with 1 and 2 threads (2x2 kernels of
+    stride 2, c_in 16-64, 8-32 pixels wide): 12416 bytes plus, per thread, one input image with rows
+    padded to 16 pixels and 8216 bytes. Elsewhere one input image per thread (one in all
+    without a stride) is the lower bound that every measured shape exceeds."""
+    if any(s != 1 for s in stride):
+        threads = torch.get_num_threads()
+        if tuple(kernel) == tuple(stride if len(stride) == 2 else stride * 2):
+            rows = c.in_pixels // width
+            return 12416 + threads * (8216 + c.c_in * rows * _pad(width, 16) * c.elem)
+        return threads * c.c_in * c.in_pixels * c.elem
+    return c.c_in * c.in_pixels * c.elem
+
+
+def _transposed_backward(args) -> list[Step] | None:
+    """The input gradient is a forward convolution of the output gradient (blocked when it has
+    a block of channels); the weight gradient reads copies of both. The weight gradient's
+    AVX-512 scratchpad is not modelled."""
+    grad_out, x, weight, _, stride, _, _, _, _, groups, mask = args[:11]
+    c = _transposed(x, weight, stride, groups)
+    if c is None:
+        return None
+    block, e = channel_block(), c.elem
+    out_pixels = grad_out.shape[2] * grad_out.shape[3]
+    go_blocked = c.c_out >= block
+    go_copy = c.n * _pad(c.c_out, block) * out_pixels * e if go_blocked else 0
+    steps: list[Step] = []
+    if mask[0]:
+        w_copy = (_pad(c.c_in, block) * _pad(c.c_out, block) if go_blocked else c.c_in * c.c_out) * c.taps * e
+        steps += [("alloc", "grad_out", go_copy), ("alloc", "weight", w_copy),
+                  ("alloc", "grad_in", c.n * _pad(c.c_in, block) * c.in_pixels * e),
+                  ("free", "weight"), ("free", "grad_out"), ("out", 0), ("free", "grad_in")]
+    if mask[1]:
+        in_copy = c.n * _pad(c.c_in, block) * c.in_pixels * e if c.c_in >= block else 0
+        grad_w = (_pad(c.c_in, block) * _pad(c.c_out, block) if go_blocked else c.c_in * c.c_out) * c.taps * e
+        steps += [("alloc", "grad_out", go_copy), ("alloc", "input", in_copy), ("alloc", "grad_w", grad_w),
+                  ("alloc", "grad_b", c.c_out * e if mask[2] else 0), ("free", "input"), ("free", "grad_out"),
+                  ("out", 2), ("out", 1), ("free", "grad_w"), ("free", "grad_b")]
+    return steps
+
+
+# ---- Matrix products
+def _bf16_matmul(a, b) -> list[Step] | None:
+    """A bfloat16 matrix product on an AVX-512 CPU without native bfloat16: ATen hands it to
+    oneDNN (mkldnn_bf16_gemm: above 16^3 multiply-adds), which accumulates the whole output in
+    float32 (measured: M x N x 4 + 128 bytes, a little more when a row is not a whole number of
+    cache lines). CPUs with native bfloat16 take brgemm's per-thread buffers instead (not
+    modelled); AVX2 takes ATen's own kernel, with none."""
+    if a.dtype != torch.bfloat16 or a.dim() != 2 or b.dim() != 2 or onednn_family() != AVX512:
+        return None
+    m, k, n = a.shape[0], a.shape[1], b.shape[1]
+    if m * n * k <= 16 ** 3 or not _onednn_low_precision():
+        return None
+    return [("out", 0), ("alloc", "accumulate", m * n * 4 + 128), ("free", "accumulate")]
 
 
 def _uses_onednn(x, weight, stride, dilation, groups) -> bool:
@@ -187,3 +319,11 @@ def _conv_out_size(h, w, kh, kw, stride, padding, dilation) -> tuple[int, int]:
     ph, pw = (padding * 2)[:2] if len(padding) == 1 else padding
     dh, dw = (dilation * 2)[:2] if len(dilation) == 1 else dilation
     return (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+
+
+def _transposed_out_size(h, w, kh, kw, stride, padding, dilation, output_padding) -> tuple[int, int]:
+    sh, sw = (stride * 2)[:2] if len(stride) == 1 else stride
+    ph, pw = (padding * 2)[:2] if len(padding) == 1 else padding
+    dh, dw = (dilation * 2)[:2] if len(dilation) == 1 else dilation
+    oh, ow = (output_padding * 2)[:2] if len(output_padding) == 1 else output_padding
+    return (h - 1) * sh - 2 * ph + dh * (kh - 1) + oh + 1, (w - 1) * sw - 2 * pw + dw * (kw - 1) + ow + 1

@@ -271,6 +271,8 @@ class StepRecorder(TorchDispatchMode):
                     serial, nbytes = held.pop(step[1])
                     self._event(-nbytes, serial)
             elif isinstance(outputs[step[1]], torch.Tensor):
+                if len(step) > 2:  # a kernel's workspace, larger than its meta tensor
+                    outputs[step[1]].untyped_storage().resize_(step[2])
                 self._on_output(outputs[step[1]])
 
     def _scratch_alloc(self, serial: int, nbytes: int) -> None:

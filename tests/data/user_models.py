@@ -81,6 +81,24 @@ class LSTMTagger(nn.Module):
         return self.out(y)
 
 
+class PackedLSTMClassifier(nn.Module):
+    """Variable-length sequences packed before the LSTM (lengths 20, 19, 18, ... down the batch),
+    classified from the last hidden state."""
+
+    def __init__(self, vocab=1000, embed=64, hidden=128, classes=5):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed)
+        self.lstm = nn.LSTM(embed, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, classes)
+
+    def forward(self, tokens):
+        n, t = tokens.shape
+        lengths = [max(1, t - i) for i in range(n)]
+        packed = nn.utils.rnn.pack_padded_sequence(self.embed(tokens), lengths, batch_first=True)
+        _, (h, _) = self.lstm(packed)
+        return self.out(h[-1])
+
+
 def build_mnist():
     return MnistNet(), torch.zeros(1, 1, 28, 28)
 
@@ -99,3 +117,7 @@ def build_reused_relu():
 
 def build_lstm():
     return LSTMTagger(), torch.zeros(1, 20, dtype=torch.long)
+
+
+def build_packed_lstm():
+    return PackedLSTMClassifier(), torch.zeros(1, 20, dtype=torch.long)

@@ -1,0 +1,200 @@
+"""LSTMs as a CPU runs them, which meta tensors would not show.
+
+On a CPU, ATen runs `nn.LSTM` through oneDNN: one `mkldnn_rnn_layer` per layer and direction
+(meta tensors would take ATen's step-by-step cells instead, with other buffers: inside a CPU
+trace `onednn_lstm` routes them the CPU's way). Each layer copies its weights (in training with
+oneDNN's padded leading dimension), sums the biases, takes a scratchpad holding at least the
+gates of every step and, in training, a workspace kept for the backward: oneDNN's page-aligned
+arrays of gates, states and their gradients (exact on 14 measured shapes). The backward copies
+the weights again. Measured alike on every ISA family (torch.profiler's allocator events,
+torch 2.14, 2026-11-28). A packed sequence does not go to oneDNN; ATen's CPU loop projects every
+step's input at once first (`packed_lstm`).
+Not modelled (lower bounds): the scratchpad beyond the gates (6-25 KiB per layer), the
+backward's transposed recurrent weight at 256 hidden units and more, bidirectional packed
+sequences, bfloat16 LSTMs.
+"""
+from __future__ import annotations
+
+import torch
+
+aten = torch.ops.aten
+Step = tuple
+
+
+def _pad(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+_PAGE = 4096
+
+
+def _good_ld(dim: int, elem: int = 4) -> int:
+    """oneDNN's RNN leading dimension: a whole cache line, and one more when it is a multiple of
+    256 elements (rnn_utils get_good_ld, against 4K aliasing)."""
+    ld = _pad(dim, 64 // elem)
+    return ld + 64 // elem if ld % 256 == 0 else ld
+
+
+def _rnn_workspace(steps: int, batch: int, inputs: int, hidden: int) -> int:
+    """oneDNN's LSTM training workspace (float32, one layer and direction): page-aligned arrays of
+    the gates of every step, three state arrays as wide as the input or the hidden state, two as
+    wide as the hidden state (each over 2 layers and steps + 1), and the hidden states of every
+    step. Measured exact for batch 1-8, 1-40 steps, 16-128 inputs, 32-256 hidden units."""
+    def pages(nbytes):
+        return _pad(nbytes, _PAGE)
+
+    wide = pages(2 * (steps + 1) * batch * _good_ld(max(inputs, hidden)) * 4)
+    narrow = pages(2 * (steps + 1) * batch * hidden * 4)
+    return (pages(steps * batch * _good_ld(4 * hidden) * 4) + 3 * wide + 2 * narrow
+            + pages(steps * batch * _good_ld(hidden) * 4))
+
+
+def _rnn_copies(x, w_ih, w_hh, train: bool) -> list[Step]:
+    gates, e = w_ih.shape[0], w_ih.element_size()
+    ld = _good_ld(gates, e) if train else gates
+    steps_batch = x.numel() // x.shape[-1]
+    # The scratchpad's gates of every step: a lower bound of it (measured 85-90% at 20 steps).
+    return [("alloc", "w_ih", w_ih.shape[1] * ld * e), ("alloc", "w_hh", w_hh.shape[1] * ld * e),
+            ("alloc", "scratch", steps_batch * ld * 4), ("free", "scratch"), ("free", "w_hh"), ("free", "w_ih")]
+
+
+# ---- Public API
+def rnn_forward(args) -> list[Step] | None:
+    """The allocations of `mkldnn_rnn_layer` around its outputs (engine/cpu_kernels.py's format)."""
+    x, w_ih, w_hh, hx = args[0], args[1], args[2], args[5]
+    train = args[15]
+    if x.dtype != torch.float32 or x.dim() != 3:
+        return None
+    steps, batch = x.shape[0], x.shape[1]  # time-major (onednn_lstm transposes first)
+    script: list[Step] = [("out", 0), ("out", 1), ("out", 2), ("alloc", "bias", w_ih.shape[0] * 4)]
+    if train:
+        script.append(("out", 3, _rnn_workspace(steps, batch, x.shape[2], hx.shape[-1])))
+    return script + _rnn_copies(x, w_ih, w_hh, train) + [("free", "bias")]
+
+
+def rnn_backward(args) -> list[Step] | None:
+    """The allocations of `mkldnn_rnn_layer_backward` around its outputs."""
+    x, w_ih, w_hh, hx = args[0], args[1], args[2], args[5]
+    grad_hy, grad_cy = args[11], args[12]
+    if x.dtype != torch.float32 or x.dim() != 3:
+        return None
+    state = hx.numel() * 4
+    return ([("alloc", "zero_hy", state if grad_hy is None else 0),
+             ("alloc", "zero_cy", state if grad_cy is None else 0),
+             ("alloc", "bias", w_ih.shape[0] * 4), ("out", 0), ("out", 5), ("out", 6), ("out", 1), ("out", 2),
+             ("out", 3), ("alloc", "grad_bias", w_ih.shape[0] * 4)]
+            + _rnn_copies(x, w_ih, w_hh, True)
+            + [("free", "grad_bias"), ("out", 4), ("free", "bias"), ("free", "zero_hy"), ("free", "zero_cy")])
+
+
+def onednn_lstm(x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first):
+    """aten::lstm as ATen runs it on a CPU with oneDNN (mkldnn/RNN.cpp, mkldnn_rnn): the input
+    made time-major and contiguous, one `mkldnn_rnn_layer` per layer and direction, the final
+    states stacked. Autograd then records oneDNN's backward, with its own buffers."""
+    h0, c0 = hx
+    directions = 2 if bidirectional else 1
+    per_layer = 4 if has_biases else 2
+    # ATen holds the contiguous input until the end (a local of mkldnn_rnn): so does this frame.
+    time_major = (x.transpose(0, 1) if batch_first else x).contiguous()
+    x = time_major
+    hy, cy = [], []
+    for layer in range(num_layers):
+        outputs = []
+        for direction in range(directions):
+            index = layer * directions + direction
+            w = params[index * per_layer:(index + 1) * per_layer]
+            b_ih, b_hh = (w[2], w[3]) if has_biases else (torch.zeros_like(w[0]), torch.zeros_like(w[1]))
+            out, h, c, _ = aten.mkldnn_rnn_layer(x, w[0], w[1], b_ih, b_hh, h0[index], c0[index], direction > 0,
+                                                 [], 2, h0.shape[2], num_layers, has_biases, bidirectional,
+                                                 batch_first, train)
+            outputs.append(out)
+            hy.append(h)
+            cy.append(c)
+        x = outputs[0] if directions == 1 else torch.cat(outputs, -1)
+        if dropout and train and layer < num_layers - 1:
+            x = torch.dropout(x, dropout, True)
+    return (x.transpose(0, 1) if batch_first else x), torch.stack(hy, 0), torch.stack(cy, 0)
+
+
+def lstm_takes_onednn(x, hx, params, has_biases, num_layers, bidirectional) -> bool:
+    """ATen's use_mkldnn for an LSTM (native/RNN.cpp), for the dtypes a meta trace has."""
+    per_layer = 4 if has_biases else 2
+    return (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+            and x.dtype == torch.float32 and x.numel() > 0
+            and len(params) == num_layers * (2 if bidirectional else 1) * per_layer)
+
+
+def _in_cpu_trace() -> bool:
+    from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+
+    from .tracer import StepRecorder
+
+    return any(isinstance(m, StepRecorder) and m.device == "cpu" for m in _get_current_dispatch_mode_stack())
+
+
+def packed_lstm(data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional):
+    """aten::lstm over a packed sequence as a CPU runs it (native/RNN.cpp PackedLayer, LSTMCell):
+    no oneDNN, but the input projection of every step is computed first, in one matrix
+    product held for the whole layer (meta tensors would project step by step)."""
+    sizes = batch_sizes.tolist()
+    h0, c0 = hx
+    per_layer = 4 if has_biases else 2
+    layer_input, final_h, final_c = data, [], []
+    for layer in range(num_layers):
+        w = params[layer * per_layer:(layer + 1) * per_layer]
+        b_ih, b_hh = (w[2], w[3]) if has_biases else (None, None)
+        outputs, h, c = _packed_layer(layer_input, sizes, h0[layer], c0[layer], w[0], w[1], b_ih, b_hh)
+        final_h.append(h)
+        final_c.append(c)
+        layer_input = outputs
+        if dropout and train and layer < num_layers - 1:
+            layer_input = torch.dropout(layer_input, dropout, True)
+    return layer_input, torch.stack(final_h, 0), torch.stack(final_c, 0)
+
+
+def _packed_layer(data, sizes, h, c, w_ih, w_hh, b_ih, b_hh):
+    projected = torch.nn.functional.linear(data, w_ih, b_ih)
+    outputs, finished, offset, last = [], [], 0, sizes[0]
+    for size in sizes:
+        step = projected.narrow(0, offset, size)
+        offset += size
+        if size < last:  # sequences that ended: their final states are set aside
+            finished.append((h.narrow(0, size, last - size), c.narrow(0, size, last - size)))
+            h, c = h.narrow(0, 0, size), c.narrow(0, 0, size)
+        last = size
+        h, c = _lstm_cell(step, h, c, w_hh, b_hh)
+        outputs.append(h)
+    finished.append((h, c))
+    finished.reverse()
+    return (torch.cat(outputs, 0), torch.cat([f[0] for f in finished], 0),
+            torch.cat([f[1] for f in finished], 0))
+
+
+def _lstm_cell(projected, h, c, w_hh, b_hh):
+    gates = torch.nn.functional.linear(h, w_hh, b_hh).add_(projected)
+    i, f, g, o = gates.unsafe_chunk(4, 1)
+    i, f, g, o = i.sigmoid_(), f.sigmoid_(), g.tanh_(), o.sigmoid_()
+    c = (f * c).add_(i * g)
+    return o * c.tanh(), c
+
+
+def _lstm_on_meta(x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first):
+    """aten::lstm for meta tensors: oneDNN's way inside a CPU trace, ATen's composite elsewhere."""
+    args = (x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first)
+    if _in_cpu_trace() and lstm_takes_onednn(x, hx, params, has_biases, num_layers, bidirectional):
+        return onednn_lstm(*args)
+    return aten.lstm.input.decompose(*args)
+
+
+def _packed_lstm_on_meta(data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional):
+    args = (data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional)
+    unidirectional = not bidirectional and len(params) == num_layers * (4 if has_biases else 2)
+    if _in_cpu_trace() and unidirectional:
+        return packed_lstm(*args)
+    return aten.lstm.data.decompose(*args)
+
+
+# Meta tensors would otherwise always take the composite (CompositeImplicitAutograd) LSTM.
+_LIBRARY = torch.library.Library("aten", "IMPL")
+_LIBRARY.impl("lstm.input", _lstm_on_meta, "AutogradMeta")
+_LIBRARY.impl("lstm.data", _packed_lstm_on_meta, "AutogradMeta")

@@ -1,0 +1,275 @@
+"""The scratch buffers a CPU kernel takes, per oneDNN ISA family, against the allocator's events
+measured inside that one op on a real step.
+
+Where the figures come from: torch.profiler's allocator events attributed to the innermost op
+(the probe is one convolution's forward or backward, float32, 2 threads), on a Sapphire Rapids
+Xeon (torch 2.14.1, oneDNN 3.x), each family selected with ONEDNN_MAX_CPU_ISA (AVX2 also with
+ATEN_CPU_CAPABILITY=avx2), 2026-11-28. Each measured list is the op's events in order, outputs
+included; per-thread scratchpads the model does not derive are taken out and named.
+"""
+import pytest
+import torch
+
+import engine.cpu_isa as cpu_isa
+import engine.cpu_kernels as cpu_kernels
+import engine.cpu_lstm as cpu_lstm
+from engine.cpu_isa import AMX, AVX2, AVX512, AVX512_BF16, family_from
+from engine.cpu_kernels import kernel_script
+
+aten = torch.ops.aten
+
+
+@pytest.fixture
+def family(monkeypatch):
+    """Run the model as oneDNN would on a CPU of the given family, with 2 threads (as measured)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+
+    def use(name):
+        monkeypatch.setattr(cpu_isa, "onednn_family", lambda: name)
+        monkeypatch.setattr(cpu_kernels, "onednn_family", lambda: name)
+
+    yield use
+    torch.set_num_threads(threads)
+
+
+def events(script, outputs):
+    """The allocator events a script stands for (what engine/tracer.py's _replay records)."""
+    held, out = {}, []
+    for step in script:
+        if step[0] == "alloc" and step[2]:
+            held[step[1]] = step[2]
+            out.append(step[2])
+        elif step[0] == "free" and step[1] in held:
+            out.append(-held.pop(step[1]))
+        elif step[0] == "out" and (step[2] if len(step) > 2 else outputs[step[1]]):
+            out.append(step[2] if len(step) > 2 else outputs[step[1]])
+    return out
+
+
+def without(measured, *scratch):
+    """The measured events less the named scratchpads (their allocation and their free)."""
+    rest = list(measured)
+    for nbytes in scratch:
+        rest.remove(nbytes)
+        rest.remove(-nbytes)
+    return rest
+
+
+def meta(*shape):
+    return torch.empty(shape, device="meta")
+
+
+def conv_backward(n, c_in, c_out, k, stride, h, input_grad=True):
+    x, w = meta(n, c_in, h, h), meta(c_out, c_in, k, k)
+    h_out = (h + 2 * (k // 2) - k) // stride + 1
+    grad_out = meta(n, c_out, h_out, h_out)
+    args = (grad_out, x, w, [c_out], [stride] * 2, [k // 2] * 2, [1, 1], False, [0, 0], 1, [input_grad, True, True])
+    outputs = (x.numel() * 4 if input_grad else 0, w.numel() * 4, c_out * 4)
+    return events(kernel_script(aten.convolution_backward.default, args), outputs)
+
+
+def transposed(n, c_in, c_out, k, stride, h, backward=False):
+    x, w = meta(n, c_in, h, h), meta(c_in, c_out, k, k)
+    h_out = (h - 1) * stride + k
+    out_bytes = n * c_out * h_out * h_out * 4
+    if not backward:
+        args = (x, w, meta(c_out), [stride] * 2, [0, 0], [1, 1], True, [0, 0], 1)
+        return events(kernel_script(aten.convolution.default, args), (out_bytes,))
+    args = (meta(n, c_out, h_out, h_out), x, w, [c_out], [stride] * 2, [0, 0], [1, 1], True, [0, 0], 1,
+            [True, True, True])
+    return events(kernel_script(aten.convolution_backward.default, args), (x.numel() * 4, w.numel() * 4, c_out * 4))
+
+
+# ---- Convolution backward with channels below a block
+def test_small_channels_pad_the_input_gradient_to_the_block_and_the_weight_gradient_to_avx2s(family):
+    # 4 -> 8 channels, 3x3, 32x32, batch 4: the input gradient goes through 16-channel blocks with
+    # AVX-512, the weight gradient through AVX2's 8-channel kernel on every family.
+    measured = [262144, 9216, 262144, -9216, -262144, 65536, -262144,
+                131072, 131072, 2304, 26912, 32, -26912, -131072, -131072, 32, 1152, -2304, -32]
+    for name in (AVX512, AVX512_BF16, AMX):
+        family(name)
+        assert conv_backward(4, 4, 8, 3, 1, 32) == without(measured, 26912)  # reduction over 2 threads
+    family(AVX2)
+    measured = [131072, 2304, 131072, -2304, -131072, 65536, -131072,
+                131072, 131072, 2304, 26912, 32, -26912, -131072, -131072, 32, 1152, -2304, -32]
+    assert conv_backward(4, 4, 8, 3, 1, 32) == without(measured, 26912)
+
+
+def test_avx512_takes_its_16_channel_weight_gradient_once_the_input_has_16_channels(family):
+    # 16 -> 8 channels, 3x3, 32x32, batch 4.
+    family(AVX512)
+    measured = [262144, 9216, 262144, -9216, -262144, 262144, -262144,
+                262144, 262144, 9216, 30144, 32, -30144, -262144, -262144, 32, 4608, -9216, -32]
+    assert conv_backward(4, 16, 8, 3, 1, 32) == without(measured, 30144)
+    family(AVX2)
+    measured = [131072, 4608, 262144, -4608, -131072, 262144, -262144,
+                131072, 262144, 4608, 12320, 32, -12320, -262144, -131072, 32, 4608, -4608, -32]
+    assert conv_backward(4, 16, 8, 3, 1, 32) == without(measured, 12320)
+
+
+def test_a_first_convolution_reads_its_input_as_it_is_on_avx512_but_pads_it_on_avx2(family):
+    # 1 -> 32 channels (MNIST's first layer), 3x3, 28x28, batch 4.
+    family(AVX512)
+    measured = [401408, 18432, 200704, -18432, -401408, 12544, -200704,
+                401408, 1152, 9600, 128, -9600, -401408, 128, 1152, -1152, -128]
+    assert conv_backward(4, 1, 32, 3, 1, 28) == without(measured, 9600)
+    family(AVX2)
+    measured = [401408, 9216, 100352, -9216, -401408, 12544, -100352,
+                401408, 100352, 9216, 128, -100352, -401408, 128, 1152, -9216, -128]
+    assert conv_backward(4, 1, 32, 3, 1, 28) == measured
+
+
+def test_a_strided_input_gradient_takes_a_second_input_sized_buffer(family):
+    # 3 -> 16 channels, 3x3 stride 2, 32x32, batch 4: the gradient is computed unpadded (3
+    # channels), then a second buffer of its size is taken beside the real one.
+    family(AVX512)
+    measured = [65536, 9216, 49152, 94256, -94256, -9216, -65536, 49152, 49152, -49152, -49152,
+                65536, 1728, 22464, 64, -22464, -65536, 64, 1728, -1728, -64]
+    assert conv_backward(4, 3, 16, 3, 2, 32) == without(measured, 94256, 22464)
+    family(AVX2)
+    measured = [65536, 4608, 49152, 94256, -94256, -4608, -65536, 49152, 49152, -49152, -49152,
+                65536, 1728, 64, -65536, 64, 1728, -1728, -64]
+    assert conv_backward(4, 3, 16, 3, 2, 32) == without(measured, 94256)
+
+
+def test_wide_strided_convolutions_also_take_the_second_buffer(family):
+    # 64 -> 128 channels, 3x3 stride 2, 28x28, batch 2 (a ResNet downsampling block).
+    measured = [200704, 294912, 401408, 290864, -290864, -294912, -200704, 401408, 401408, -401408, -401408,
+                200704, 401408, 294912, 512, -401408, -200704, 512, 294912, -294912, -512]
+    for name in (AVX2, AVX512):
+        family(name)
+        assert conv_backward(2, 64, 128, 3, 2, 28) == without(measured, 290864)
+
+
+# ---- Transposed convolution (float32: the same kernel on every family)
+@pytest.mark.parametrize("name", [AVX2, AVX512, AVX512_BF16, AMX])
+def test_a_2x2_upsampling_takes_its_scratchpad_an_input_copy_and_two_output_sized_buffers(family, name):
+    family(name)
+    # 32 -> 16 channels, 2x2 stride 2, 16x16 -> 32x32, batch 4.
+    assert transposed(4, 32, 16, 2, 2, 16) == [94384, 131072, 8192, 262144, -8192, -131072, -94384,
+                                               262144, 262144, -262144, -262144]
+    # 16 -> 3 channels: the weight's output channels padded to the block (16, or AVX2's 8).
+    w = 4096 if name != AVX2 else 2048
+    assert transposed(4, 16, 3, 2, 2, 32) == [159920, 262144, w, 196608, -w, -262144, -159920,
+                                              196608, 196608, -196608, -196608]
+    # 8x8 input: rows padded to 16 pixels in the per-thread buffers.
+    assert transposed(4, 32, 16, 2, 2, 8)[0] == 61616
+
+
+def test_other_transposed_kernels_get_a_lower_bound_of_their_scratchpad(family):
+    family(AVX512)
+    # 64 -> 32 channels, 3x3 stride 2, 16x16: measured 820016 bytes of scratchpad.
+    scratch = transposed(4, 64, 32, 3, 2, 16)[0]
+    assert 2 * 64 * 16 * 16 * 4 == scratch <= 820016
+
+
+@pytest.mark.parametrize("name", [AVX2, AVX512])
+def test_transposed_backward_is_a_convolution_of_the_output_gradient_and_a_weight_gradient(family, name):
+    family(name)
+    # 32 -> 16 channels, 2x2 stride 2, 16x16, batch 4 (AVX-512 adds a 16768-byte scratchpad).
+    measured = [262144, 8192, 131072, -8192, -262144, 131072, -131072,
+                262144, 131072, 8192, 64, -131072, -262144, 64, 8192, -8192, -64]
+    assert transposed(4, 32, 16, 2, 2, 16, backward=True) == measured
+    # 16 -> 3 channels: the output gradient is too narrow to be blocked, nothing pads.
+    measured = [768, 262144, -768, 262144, -262144, 262144, 768, 12, -262144, 12, 768, -768, -12]
+    assert transposed(4, 16, 3, 2, 2, 32, backward=True) == measured
+
+
+# ---- bfloat16 matrix products (AMP's linear layers)
+@pytest.mark.parametrize("m, k, n, scratch", [
+    (1000, 2, 1024, 4096128), (64, 64, 64, 16512), (256, 8, 512, 524416), (1000, 16, 1024, 4096128),
+])
+def test_avx512_without_native_bf16_accumulates_a_bf16_product_in_float32(family, m, k, n, scratch):
+    # Measured with ONEDNN_MAX_CPU_ISA=AVX512_CORE: torch.mm and torch.addmm alike.
+    family(AVX512)
+    a, b = torch.empty(m, k, dtype=torch.bfloat16, device="meta"), torch.empty(k, n, dtype=torch.bfloat16, device="meta")
+    out = m * n * 2
+    assert events(kernel_script(aten.mm.default, (a, b)), (out,)) == [out, scratch, -scratch]
+    assert events(kernel_script(aten.addmm.default, (meta(n), a, b)), (out,)) == [out, scratch, -scratch]
+
+
+def test_small_bf16_products_and_other_families_take_no_accumulator(family):
+    a, b = torch.empty(3, 64, dtype=torch.bfloat16, device="meta"), torch.empty(64, 17, dtype=torch.bfloat16, device="meta")
+    family(AVX512)
+    assert kernel_script(aten.mm.default, (a, b)) is None  # 3 x 64 x 17 <= 16^3: ATen's kernel (measured)
+    a = torch.empty(64, 64, dtype=torch.bfloat16, device="meta")
+    family(AVX2)
+    assert kernel_script(aten.mm.default, (a, a)) is None  # measured: no scratch
+
+
+# ---- LSTM (oneDNN's mkldnn_rnn_layer: the same on every family)
+def rnn_layer(n, t, e, h, train=True):
+    x, hx = meta(t, n, e), meta(n, h)
+    args = (x, meta(4 * h, e), meta(4 * h, h), meta(4 * h), meta(4 * h), hx, hx, False, [], 2, h, 1, True, False,
+            False, train)
+    return events(kernel_script(aten.mkldnn_rnn_layer.default, args), (t * n * h * 4, n * h * 4, n * h * 4, 0))
+
+
+@pytest.mark.parametrize("n, t, e, h, workspace", [
+    (4, 20, 64, 128, 643072), (4, 20, 128, 128, 643072), (4, 20, 16, 128, 643072), (4, 20, 64, 64, 335872),
+    (4, 20, 64, 32, 237568), (4, 20, 64, 256, 1323008), (1, 20, 64, 128, 180224), (2, 20, 64, 128, 331776),
+    (8, 20, 64, 128, 1282048), (4, 1, 64, 128, 57344), (4, 2, 64, 128, 86016), (4, 10, 64, 128, 331776),
+    (4, 40, 64, 128, 1261568), (2, 10, 16, 32, 57344),
+])
+def test_an_lstm_layer_keeps_onednns_page_aligned_workspace_for_the_backward(n, t, e, h, workspace):
+    # Measured: the 'empty' of that size inside mkldnn_rnn_layer (nn.LSTM, 1 layer, train mode).
+    assert rnn_layer(n, t, e, h)[4] == workspace
+
+
+def test_an_lstm_layer_copies_its_weights_with_onednns_padded_leading_dimension_in_training():
+    # Batch 4, 20 steps, 64 inputs, 128 hidden: output, hy, cy, bias sum, workspace, then the
+    # weights (512 gates padded to 528), the scratchpad (measured 184888: the model takes its
+    # gates, 20 x 4 x 528 floats, as a lower bound), all freed, the bias sum last.
+    measured = [40960, 2048, 2048, 2048, 643072, 135168, 270336, 184888, -184888, -270336, -135168, -2048]
+    traced = rnn_layer(4, 20, 64, 128)
+    assert traced == [168960 if b == 184888 else -168960 if b == -184888 else b for b in measured]
+    # Inference: no workspace, unpadded weight copies (scratchpad measured 193368).
+    measured = [40960, 2048, 2048, 2048, 131072, 262144, 193368, -193368, -262144, -131072, -2048]
+    traced = rnn_layer(4, 20, 64, 128, train=False)
+    assert traced == [163840 if b == 193368 else -163840 if b == -193368 else b for b in measured]
+
+
+# ---- Which family oneDNN runs
+@pytest.mark.parametrize("flags, cap, expected", [
+    ({"avx2", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16", "amx_bf16", "amx_tile"}, None, AMX),
+    ({"avx2", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16", "amx_bf16", "amx_tile"},
+     "AVX512_CORE_BF16", AVX512_BF16),
+    ({"avx2", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16"}, None, AVX512_BF16),  # Zen 4
+    ({"avx2", "avx512f", "avx512bw", "avx512vl", "avx512dq"}, "avx2", AVX2),
+    ({"avx2", "fma"}, "AVX512_CORE", AVX2),
+])
+def test_the_family_is_the_cpus_capped_by_onednn_max_cpu_isa(flags, cap, expected):
+    assert family_from(flags, cap) == expected
+
+
+# ---- LSTMs take oneDNN's route in CPU traces only
+def _graph_ops(t):
+    seen, stack = set(), [t.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            stack += [n for n, _ in node.next_functions]
+    return {type(n).__name__ for n in seen}
+
+
+def test_meta_lstms_outside_a_cpu_trace_keep_atens_composite():
+    lstm = torch.nn.LSTM(8, 16, num_layers=2, batch_first=True).to("meta")
+    y, (h, c) = lstm(meta(2, 5, 8).requires_grad_())
+    assert y.shape == (2, 5, 16) and h.shape == c.shape == (2, 2, 16)
+    assert not any("Mkldnn" in name for name in _graph_ops(y))
+
+
+def test_a_cpu_trace_runs_onednns_lstm_and_a_gpu_trace_does_not(monkeypatch):
+    from engine import AnalysisRequest, analyze
+    from conftest import DATA
+
+    calls = []
+    route = cpu_lstm.onednn_lstm
+    monkeypatch.setattr(cpu_lstm, "onednn_lstm", lambda *args: calls.append(1) or route(*args))
+    model = f"{DATA}/user_models.py:build_lstm"
+    analyze(AnalysisRequest(model=model, batch=4, mode="inference", optimizer="none", device="cuda"))
+    assert calls == []
+    analyze(AnalysisRequest(model=model, batch=4, mode="inference", optimizer="none"))
+    assert calls == [1]

@@ -1,0 +1,84 @@
+"""The CPU truth again, on the instruction sets this machine can pretend to be: oneDNN and ATen
+pick their kernels, and with them their scratch buffers, by instruction set, so a model that
+holds on one CPU and fails on another is a bug in the model (issue 8).
+
+One subprocess per instruction set runs a subset of the truth cases chosen to exercise the
+ISA-dependent kernels (float32 and bfloat16 convolutions, AMP, few channels, transposed
+convolutions, LSTMs; recursive modules and packed sequences run the same kernels on every
+family and stay in test_truth_cpu.py); each (ISA, case) is one test. Target: within 2%, as in
+test_truth_cpu.py.
+"""
+import functools
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from test_truth_cpu import AMP, AVX2_SMALL_CHANNELS, TOLERANCE, user_model
+
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "truth_worker.py")
+
+# Restrictions (environment) and the oneDNN family each must yield.
+ISAS = {
+    "avx2": ({"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}, "avx2"),
+    "avx512": ({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}, "avx512"),  # Skylake to Ice Lake Xeons
+    "avx512_bf16": ({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}, "avx512_bf16"),  # an AMD EPYC Zen 4
+}
+
+CASES = [
+    ("resnet18", 2, "train", "adam", None),
+    ("resnet18", 2, "train", "adam", AMP),
+    ("resnet18", 2, "inference", "none", AMP),
+    ("mobilenet_v3_small", 2, "train", "sgd", AMP),
+    (user_model("mnist"), 4, "train", "adam", None),
+    (user_model("autoencoder"), 4, "train", "adam", None),
+    (user_model("autoencoder"), 4, "inference", "none", None),
+    (user_model("reused_relu"), 4, "train", "adam", None),
+    (user_model("reused_relu"), 4, "inference", "none", None),
+    (user_model("lstm"), 4, "train", "adam", None),
+    (user_model("lstm"), 4, "inference", "none", None),
+]
+
+XFAIL = {
+    ("avx2", user_model("reused_relu"), "train"): AVX2_SMALL_CHANNELS,
+}
+
+
+def _id(case):
+    model, _, mode, optimizer, amp = case
+    name = os.path.basename(model).replace("user_models.py:build_", "")
+    return "-".join([name, mode, optimizer] + ([amp] if amp else []))
+
+
+def _params():
+    for isa in ISAS:
+        for case in CASES:
+            reason = XFAIL.get((isa, case[0], case[2]))
+            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+            yield pytest.param(isa, case, marks=marks, id=f"{isa}-{_id(case)}")
+
+
+@functools.cache
+def _results(isa: str) -> dict:
+    """Every case's figures from one restricted worker process."""
+    env = {**os.environ, **ISAS[isa][0]}
+    cases = [[m, b, mode, opt, amp == AMP] for m, b, mode, opt, amp in CASES]
+    proc = subprocess.run([sys.executable, WORKER, json.dumps(cases)], env=env, capture_output=True,
+                          text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    return {_id((r["case"][0], r["case"][1], r["case"][2], r["case"][3], AMP if r["case"][4] else None)): r
+            for r in rows}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("isa, case", list(_params()))
+def test_traced_peak_matches_a_measured_cpu_step_on_a_restricted_isa(isa, case):
+    result = _results(isa)[_id(case)]
+    assert result["family"] == ISAS[isa][1]  # the restriction took hold
+    assert result["traced_start"] == result["measured_start"]
+    error = (result["traced_peak"] - result["measured_peak"]) / result["measured_peak"]
+    print(f"{isa} {_id(case)}: traced {result['traced_peak']} measured {result['measured_peak']} error {error:+.3%}")
+    assert abs(error) < TOLERANCE
