@@ -24,15 +24,26 @@ def dispatch(argv: list[str]) -> int:
     return main(argv)
 
 
+_UNSET = object()  # the default of every request flag: a flag given on the command line is never it
+
+
 def parse_args(argv):
+    """`args.explicit` names the request flags given on the command line, even those given the
+    default's value (`--model vgg16` asks for vgg16, not for the last session's model)."""
     from engine.cli import add_request_arguments  # light: argparse + constants
 
+    defaults = argparse.ArgumentParser(add_help=False)
+    add_request_arguments(defaults)
+    defaults = vars(defaults.parse_args([]))
     parser = argparse.ArgumentParser(prog="memlens", description="MemLens desktop application "
                                      "(`memlens analyze --help` for the command line)")
     add_request_arguments(parser)
+    parser.set_defaults(**dict.fromkeys(defaults, _UNSET))
     parser.add_argument("--screenshot", metavar="PNG", help="render the window offscreen after the analysis, save it, exit")
     args = parser.parse_args(argv)
-    args.explicit = {key for key, value in vars(args).items() if value != parser.get_default(key)} - {"screenshot"}
+    args.explicit = {key for key in defaults if getattr(args, key) is not _UNSET}
+    for key in defaults.keys() - args.explicit:
+        setattr(args, key, defaults[key])
     return args
 
 

@@ -95,6 +95,8 @@ def test_splitter_sizes_and_the_last_request_persist(window, qtbot, private_sett
     args = parse_args([])
     assert initial_request(args) == window.analysis.request  # no flags: the last request
     assert initial_request(parse_args(["--batch", "7"])).batch == 7  # flags win
+    # flags equal to the defaults are still asked for: vgg16 at 32, not the last session's model
+    assert initial_request(parse_args(["--model", "vgg16", "--batch", "32"])) == AnalysisRequest(model="vgg16", batch=32)
     again = MainWindow(AnalysisRequest())
     qtbot.addWidget(again)
     again.resize(window.size())  # the offscreen screen is small: restoreGeometry would clamp the size
@@ -102,6 +104,15 @@ def test_splitter_sizes_and_the_last_request_persist(window, qtbot, private_sett
     qtbot.wait(20)
     assert again.main_splitter.sizes() == sizes
     assert QSettings("MemLens", "MemLens").fileName().startswith(str(private_settings))
+
+
+def test_request_flags_given_with_the_default_values_count_as_given():
+    args = parse_args(["--model", "vgg16", "--batch", "32", "--first-step", "--screenshot", "x.png"])
+    assert args.explicit == {"model", "batch", "first_step"}
+    assert parse_args([]).explicit == set()
+    assert parse_args(["--screenshot", "x.png"]).explicit == set()  # not a request flag
+    bare = parse_args([])
+    assert (bare.model, bare.batch, bare.input, bare.optimizer, bare.first_step) == ("vgg16", 32, None, None, False)
 
 
 def test_a_saved_plan_reopens_the_same_request(window, qtbot, tmp_path):
