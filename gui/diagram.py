@@ -9,6 +9,8 @@ Selection arrives through a `SelectionModel`: a select may open the layer's grou
 """
 from __future__ import annotations
 
+import math
+
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPen
 from PySide6.QtWidgets import QApplication, QGraphicsScene, QGraphicsView
@@ -19,7 +21,8 @@ from engine.units import format_size
 from .diagram_items import (GLYPH, GroupFrameItem, GroupSummaryItem, GroupToggleItem, ItemStyle, LayerBlockItem,
                             _DiagramBlock, kind_glyph)
 from .diagram_layout import (BLOCK_H_COMPACT, BLOCK_H_MAX, COLLAPSE_ABOVE, COLLAPSED_MARK, EXPANDED_MARK,
-                             DiagramLayout, DiagramModel, TextMetrics, layout_diagram, prepare_diagram)
+                             ROW_GAP, DiagramLayout, DiagramModel, TextMetrics, layout_diagram, prepare_diagram,
+                             row_height)
 from .style import DEFAULT_DISPLAY, TEXT_PX, Display
 
 HINTS = ("wheel: zoom", "drag: pan", "F: fit", f"{EXPANDED_MARK}/{COLLAPSED_MARK} or double-click a frame: collapse/expand")
@@ -113,6 +116,14 @@ class NetworkDiagramWidget(QGraphicsView):
         self.setBackgroundBrush(QBrush(QColor(display.colours.background)))
         if self._model is not None:
             self._rebuild()
+
+    def one_row_height(self) -> int:
+        """The panel height that shows the legend (caption; glyphs and ramp) and one row of short
+        blocks with both label lines: the least the window gives the diagram (1280×720)."""
+        line_h = self._metrics.line_h
+        legend = 2 * line_h + 2 + 10  # see _add_legend, and the gap above the layout
+        row = row_height(line_h, BLOCK_H_COMPACT, compact=True) - ROW_GAP
+        return math.ceil(MARGIN + legend + row + 4 + 2 * self.frameWidth())
 
     def font_pixel_sizes(self) -> list[float]:
         """Pixel sizes of the text as it appears on screen now (font size × zoom), smallest first."""

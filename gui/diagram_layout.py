@@ -292,6 +292,12 @@ def frame_label(name: str, collapsed: bool, continued: bool) -> str:
     return f"{COLLAPSED_MARK if collapsed else EXPANDED_MARK} {name}{' (cont.)' if continued else ''}"
 
 
+def row_height(line_h: float, block_h_max: float = BLOCK_H_MAX, compact: bool = False) -> float:
+    """One row of the layout, from its frame's label to the gap under its frame."""
+    label_h = line_h * (2 if compact else LABEL_LINES)
+    return (line_h + 4) + GROUP_PAD + block_h_max + 3 + label_h + GROUP_PAD + ROW_GAP
+
+
 def layout_diagram(model: DiagramModel, collapsed, metrics: TextMetrics, row_width: float,
                    decimal_units: bool = False, block_h_max: float = BLOCK_H_MAX,
                    compact: bool = False) -> DiagramLayout:
@@ -301,7 +307,7 @@ def layout_diagram(model: DiagramModel, collapsed, metrics: TextMetrics, row_wid
     line_h = metrics.line_h
     label_h = line_h * (2 if compact else LABEL_LINES)
     frame_label_h = line_h + 4
-    row_h = frame_label_h + GROUP_PAD + block_h_max + 3 + label_h + GROUP_PAD + ROW_GAP
+    row_h = row_height(line_h, block_h_max, compact)
     blocks: list[BlockBox] = []
     frames: list[FrameBox] = []
     row, x, width = 0, 0.0, 0.0

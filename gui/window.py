@@ -34,7 +34,16 @@ from .summary import SummaryWidget
 from .table import LayerTableWidget
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SPLITTER_SIZES = {"main": [300, 980], "views": [190, 330, 150]}  # plots get the height, not the table
+LEFT_WIDTH = 300  # the settings panel's default width (times the font scale in presentation mode)
+DIAGRAM_SHARE = 0.28  # of the views' height, or one readable row of blocks if that is more
+TABS_SHARE = 0.34  # of what the diagram leaves: the timeline gets the rest, more than the table
+
+
+def view_sizes(total: int, diagram_least: int) -> list[int]:
+    """Heights of the diagram, the timeline and the lower tabs in a column `total` pixels high."""
+    diagram = max(diagram_least, round(DIAGRAM_SHARE * total))
+    tabs = round(TABS_SHARE * (total - diagram))
+    return [diagram, total - diagram - tabs, tabs]
 COMPARE_TAB = 2
 
 
@@ -118,6 +127,9 @@ class MainWindow(QMainWindow):
             widget.setMinimumHeight(60)
             self.splitter.addWidget(widget)
         self.splitter.setChildrenCollapsible(False)
+        for i, stretch in enumerate((0, 2, 1)):  # the diagram keeps its row; the plots take what changes
+            self.splitter.setStretchFactor(i, stretch)
+        self.splitter.splitterMoved.connect(self._on_views_resized_by_hand)
 
         right = QWidget()
         col = QVBoxLayout(right)
@@ -203,10 +215,12 @@ class MainWindow(QMainWindow):
             return
         from . import timeline as timeline_module
         from .lifetimes import LifetimesWidget
+        from .plot_alignment import PlotAreaAligner
 
         self.timeline = timeline_module.MemoryTimelineWidget()
         self.lifetimes = LifetimesWidget()
         timeline_module.share_x_range(self.timeline, self.lifetimes)
+        self.plot_alignment = PlotAreaAligner(self.timeline, self.lifetimes)  # and one x at one pixel
         sizes = self.splitter.sizes()
         self.splitter.replaceWidget(1, self.timeline)
         self.timeline.setMinimumHeight(60)
@@ -250,6 +264,8 @@ class MainWindow(QMainWindow):
                             f"analysed in {analysis.analysis_seconds:.2f} s{warn}")
         self.status.setToolTip("\n".join(f"not modelled — {n.label}: {n.note}" for n in analysis.not_modelled))
         self._settle_layout()
+        self._keep_default_layout()
+        self.plot_alignment.schedule()  # the lifetimes' row labels changed
         self.sig_analysis_shown.emit(analysis)
 
     def show_error(self, message: str) -> None:
@@ -351,8 +367,11 @@ class MainWindow(QMainWindow):
             self.lifetimes.autoRange()
 
     def reset_layout(self) -> None:
-        self.main_splitter.setSizes(SPLITTER_SIZES["main"])
-        self.splitter.setSizes(SPLITTER_SIZES["views"])
+        """The default panel sizes for the window's present size. Until the user moves a splitter
+        they are worked out again after each analysis: the cards' height changes with their text."""
+        self._default_views = True
+        self.main_splitter.setSizes([LEFT_WIDTH, max(1, self.main_splitter.width() - LEFT_WIDTH)])
+        self.splitter.setSizes(view_sizes(max(self.splitter.height(), 3 * 60), self.diagram.one_row_height()))
 
     def set_presentation(self, on: bool) -> None:
         """Large text and the high-contrast theme throughout (for a projector)."""
@@ -363,7 +382,7 @@ class MainWindow(QMainWindow):
         QApplication.setFont(font)
         self._apply_display()
         left, right = self.main_splitter.sizes()
-        width = round(SPLITTER_SIZES["main"][0] * scale)  # the panel's labels and buttons grow with the text
+        width = round(LEFT_WIDTH * scale)  # the panel's labels and buttons grow with the text
         self.main_splitter.setSizes([width, left + right - width])
         if self.isVisible() and on and not self.isFullScreen():
             self.showMaximized()
@@ -414,6 +433,11 @@ class MainWindow(QMainWindow):
             self._shown_once = True
             self._restore_splitters()
 
+    def resizeEvent(self, event):  # noqa: N802
+        super().resizeEvent(event)
+        if self._shown_once and self._default_views:  # sized for the new height, once it is laid out
+            QTimer.singleShot(0, self._keep_default_layout)
+
     def closeEvent(self, event):  # noqa: N802
         self._save_settings()
         self.controller.shutdown(0)  # no wait: the process ends now (gui/app.py); tests join it themselves
@@ -436,15 +460,17 @@ class MainWindow(QMainWindow):
             QApplication.sendPostedEvents(None, QEvent.LayoutRequest)
 
     @staticmethod
-    def _restore(state, restore) -> None:
-        if isinstance(state, QByteArray) and not state.isEmpty():
-            restore(state)
+    def _restore(state, restore) -> bool:
+        return isinstance(state, QByteArray) and not state.isEmpty() and bool(restore(state))
 
     def _restore_splitters(self) -> None:
-        """Once the window has its final size: restored into a smaller window they would squeeze."""
+        """Once the window has its final size: restored into a smaller window they would squeeze;
+        with none saved, the default sizes are worked out for this size."""
         s = self._settings()
+        self.reset_layout()
         self._restore(s.value("splitter/main"), self.main_splitter.restoreState)
-        self._restore(s.value("splitter/views"), self.splitter.restoreState)
+        if self._restore(s.value("splitter/views"), self.splitter.restoreState):
+            self._default_views = False
 
     def _current_display(self):
         a = self.actions
@@ -460,6 +486,8 @@ class MainWindow(QMainWindow):
         for view in self.views().values():
             if view is not None:  # the plots are built after the first frame
                 view.apply_display(self.display)
+        if self.timeline is not None:
+            self.plot_alignment.schedule()  # the axes' text changed size
 
     def _preparers(self) -> dict:
         """Each view module's Qt-free `prepare(analysis)`, run by the worker after the analysis
@@ -535,6 +563,13 @@ class MainWindow(QMainWindow):
         # The panel's Apply (a batch size), or CUDA's rules for a chosen GPU: analyse with them.
         self.config.set_request(self.config.request().replace(**changes))
         self.config.schedule()
+
+    def _keep_default_layout(self) -> None:
+        if self._default_views:
+            self.reset_layout()
+
+    def _on_views_resized_by_hand(self, *_) -> None:
+        self._default_views = False
 
     def _on_tab(self, index: int) -> None:
         self.controller.set_companion_wanted(index == COMPARE_TAB)

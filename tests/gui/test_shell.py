@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QPointF, QSettings
 from PySide6.QtGui import QFontInfo
 from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QApplication, QComboBox, QLineEdit, QMenu,
                                QMenuBar, QTabBar, QTreeWidget, QWidget)
@@ -82,7 +82,39 @@ def test_the_window_fits_a_1280x720_screen_and_the_plots_get_the_height(window, 
     qtbot.wait(50)
     assert window.size().height() <= 720 - 60
     timeline_h, tabs_h = window.timeline.height(), window.lower_tabs.height()
-    assert timeline_h > tabs_h and window.diagram.height() >= 120
+    assert timeline_h > tabs_h
+    # the diagram shows its legend and a whole row of blocks with both label lines (it got ~130 px)
+    diagram = window.diagram
+
+    def label_bottom():
+        block = diagram.blocks()[0]
+        return diagram.mapFromScene(block.mapToScene(block.label_rect().bottomLeft())).y()
+
+    def whole_row_in_view():
+        return len(diagram.blocks()[0].label_lines()) == 2 and 0 < label_bottom() <= diagram.viewport().height()
+
+    qtbot.waitUntil(whole_row_in_view)  # short blocks, two label lines, all in view
+
+
+def _global_x(plot, x: float) -> float:
+    """The screen column where `plot` draws data x."""
+    scene = plot.getViewBox().mapViewToScene(QPointF(x, 0))
+    return plot.viewport().mapToGlobal(plot.viewportTransform().map(scene)).x()
+
+
+def test_the_timeline_and_the_lifetimes_draw_one_x_at_one_pixel_column(window, qtbot):
+    """One x-range is not enough: their left axes differ (digits vs layer names) and the lifetimes
+    sit in a tab's frame, so the same step was drawn ~60 px apart."""
+    start, end = window.timeline.viewRange()[0]
+    assert window.lifetimes.viewRange()[0] == [start, end] and end > start  # one x-range
+
+    def offsets():
+        return [abs(_global_x(window.timeline, x) - _global_x(window.lifetimes, x)) for x in (start, end)]
+
+    for size in ((1280 - 16, 720 - 60), (1600, 900)):  # and again after a resize
+        window.resize(*size)
+        qtbot.waitUntil(lambda: max(offsets()) <= 0.5)
+        assert _global_x(window.timeline, end) - _global_x(window.timeline, start) > 600
 
 
 def test_splitter_sizes_and_the_last_request_persist(window, qtbot, private_settings):
