@@ -28,6 +28,7 @@ _SHADES = {
 }
 _BAR_MIN_H, _BAR_MAX_H = 0.25, 0.85
 _AXIS_NAME_CHARS = 26
+AXIS_LABEL = "layer"
 
 
 def _axis_label(name: str) -> str:
@@ -163,7 +164,8 @@ class LifetimesWidget(pg.PlotWidget):
         self._plot = self.getPlotItem()
         self._vb = self._plot.getViewBox()
         self._vb.invertY(True)  # first layer at the top
-        self._plot.setLabel("left", "layer (execution order)")
+        self._plot.setLabel("left", AXIS_LABEL)  # short: a 1280×720 window gives this plot ~50 px
+        self._row_axis.setToolTip("Rows: layers in execution order, the first on top")
         self._plot.setMenuEnabled(False)
         self._plot.hideButtons()
         self._bar_items: list[pg.BarGraphItem] = []
@@ -178,6 +180,7 @@ class LifetimesWidget(pg.PlotWidget):
         self._selection = None
         self._display = DEFAULT_DISPLAY
         self.scene().sigMouseClicked.connect(self._on_scene_clicked)
+        self._vb.sigResized.connect(self._fit_axis_label)
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.apply_display(DEFAULT_DISPLAY)
 
@@ -236,6 +239,7 @@ class LifetimesWidget(pg.PlotWidget):
         self._plot.showGrid(x=True, y=False, alpha=theme.grid_alpha * 0.6)
         self._highlight.setOpts(brush=theme.selected, pen=pg.mkPen(theme.text, width=1))
         self._preview.setOpts(brush=pg.mkBrush(*theme.previewed_fill[:3], 150), pen=pg.mkPen(theme.previewed))
+        self._fit_axis_label()
         if self._data is not None:
             self._build()
 
@@ -351,6 +355,13 @@ class LifetimesWidget(pg.PlotWidget):
         self._row_axis.picture = None
         self._row_axis.update()
         self._plot.layout.activate()
+
+    def _fit_axis_label(self, *_) -> None:
+        """Hide the axis label in a plot too short for it (the row names say what rows are)."""
+        axis = self._row_axis
+        fits = axis.label.boundingRect().width() <= self._vb.height()
+        if fits != axis.label.isVisible():
+            axis.showLabel(fits)
 
     def _title(self) -> str:
         """'Activation lifetimes — N tensors, longest held from forward to backward (where, size)'."""

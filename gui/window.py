@@ -36,7 +36,7 @@ from .table import LayerTableWidget
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LEFT_WIDTH = 300  # the settings panel's default width (times the font scale in presentation mode)
 DIAGRAM_SHARE = 0.28  # of the views' height, or one readable row of blocks if that is more
-TABS_SHARE = 0.34  # of what the diagram leaves: the timeline gets the rest, more than the table
+TABS_SHARE = 0.4  # of what the diagram leaves: the timeline gets the rest, more than the table
 
 
 def view_sizes(total: int, diagram_least: int) -> list[int]:

@@ -94,6 +94,11 @@ def test_the_window_fits_a_1280x720_screen_and_the_plots_get_the_height(window, 
         return len(diagram.blocks()[0].label_lines()) == 2 and 0 < label_bottom() <= diagram.viewport().height()
 
     qtbot.waitUntil(whole_row_in_view)  # short blocks, two label lines, all in view
+    # the lifetimes' axis title is whole or not shown ("layer (execution or…" was cut)
+    axis = window.lifetimes.getAxis("left")
+    assert not axis.label.isVisible() or axis.label.boundingRect().width() <= axis.height()
+    window.resize(1600, 900)
+    qtbot.waitUntil(lambda: axis.label.isVisible() and axis.label.boundingRect().width() <= axis.height())
 
 
 def _global_x(plot, x: float) -> float:
