@@ -89,7 +89,7 @@ class ConfigPanel(QWidget):
         self.optimizer.setToolTip("\n".join(f"{name}: {text}" for name, text in OPTIMIZER_HELP.items()) +
                                   "\nIn inference mode: the optimizer the training comparison uses")
         self.device = self._combo(DEVICES, "Target device whose allocator rules are modelled (nothing runs on it)")
-        self.first_step = QCheckBox("first step (no optimizer state yet)")
+        self.first_step = QCheckBox("no optimizer state yet")  # short: the panel is 300 px wide
         self.first_step.setToolTip("The optimizer creates its state inside this step instead of before it")
         config = QGroupBox("Step")
         form = QFormLayout(config)
@@ -100,7 +100,7 @@ class ConfigPanel(QWidget):
         form.addRow("Mode", self.mode)
         form.addRow("Optimizer", self.optimizer)
         form.addRow("Target", self.device)
-        form.addRow("", self.first_step)
+        form.addRow("First step", self.first_step)
         self.set_request(initial)
         self.batch.valueChanged.connect(self.schedule)
         self.input.textChanged.connect(self._on_input_edited)

@@ -10,7 +10,7 @@ import time
 import pytest
 from PySide6.QtCore import QPointF, QSettings
 from PySide6.QtGui import QFontInfo
-from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QApplication, QComboBox, QLineEdit, QMenu,
+from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QApplication, QCheckBox, QComboBox, QLineEdit, QMenu,
                                QMenuBar, QTabBar, QTreeWidget, QWidget)
 
 from conftest import ROOT, SPECS
@@ -94,6 +94,8 @@ def test_the_window_fits_a_1280x720_screen_and_the_plots_get_the_height(window, 
         return len(diagram.blocks()[0].label_lines()) == 2 and 0 < label_bottom() <= diagram.viewport().height()
 
     qtbot.waitUntil(whole_row_in_view)  # short blocks, two label lines, all in view
+    for box in window.config.findChildren(QCheckBox):  # "first step (no optimizer state…" was cut
+        assert box.width() >= box.sizeHint().width(), box.text()
     # the lifetimes' axis title is whole or not shown ("layer (execution or…" was cut)
     axis = window.lifetimes.getAxis("left")
     assert not axis.label.isVisible() or axis.label.boundingRect().width() <= axis.height()
