@@ -115,10 +115,16 @@ class TargetDevice:
     def not_modelled(self) -> tuple[NotModelled, ...]:
         """The analysis's labelled lines for what the trace does not include."""
         if self.name == "cpu":
+            # Convolution, matrix-product and LSTM scratch is replayed (engine/cpu_kernels.py,
+            # cpu_lstm.py); these two are what is left, both shape- and thread-dependent.
             return (
-                NotModelled("kernel scratch buffers", None,
-                            "oneDNN convolution forward scratch is modelled (engine/cpu_kernels.py); backward "
-                            "kernels' and other ops' scratch inside one op is not"),
+                NotModelled("oneDNN per-thread scratchpads (AMX/brgemm)", None,
+                            "the per-thread scratchpads of oneDNN's AMX/brgemm kernels (tiles, a few hundred "
+                            "KiB per convolution; bfloat16 matrix products on CPUs with native bfloat16) and "
+                            "of the transposed and strided input-gradient convolution kernels"),
+                NotModelled("AVX2 small-channel weight-gradient reductions", None,
+                            "on AVX2, oneDNN reduces a small-channel convolution's weight gradient across "
+                            "threads in per-thread buffers"),
             )
         by_key = {o.key: o for o in self.overheads()}
         return (

@@ -137,3 +137,14 @@ def test_cuda_trace_differs_from_cpu_only_by_the_target_rules():
     # Parameters are rounded per storage on CUDA (the spec's BatchNorm biases are under 512 B).
     assert gpu.peak.breakdown["parameters"] > cpu.peak.breakdown["parameters"]
     assert [n.label for n in gpu.not_modelled][:2] == ["CUDA context", "cuBLAS workspace"]
+
+
+def test_the_cpu_lists_precisely_the_kernel_scratch_it_does_not_replay():
+    """Convolution, matrix-product and LSTM scratch is replayed; the card said 'kernel scratch
+    buffers' as if none were."""
+    from engine.target import CPU
+
+    lines = CPU.not_modelled()
+    assert [n.label for n in lines] == ["oneDNN per-thread scratchpads (AMX/brgemm)",
+                                        "AVX2 small-channel weight-gradient reductions"]
+    assert all(n.note and n.bytes is None for n in lines)  # no made-up figure: a lower bound, said so
