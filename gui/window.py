@@ -72,6 +72,7 @@ class MainWindow(QMainWindow):
         self._initial = initial_request
         self._started = False
         self._running = ""  # what the running analysis is, for the status line
+        self._desk_layout = None  # the layout before presentation mode (geometry, splitters, maximized)
         self._shown_once = False
 
         self.config = ConfigPanel(initial_request)
@@ -370,9 +371,9 @@ class MainWindow(QMainWindow):
     def reset_layout(self) -> None:
         """The default panel sizes for the window's present size. Until the user moves a splitter
         they are worked out again after each analysis: the cards' height changes with their text."""
-        self._default_views = True
         self.main_splitter.setSizes([LEFT_WIDTH, max(1, self.main_splitter.width() - LEFT_WIDTH)])
-        self.splitter.setSizes(view_sizes(max(self.splitter.height(), 3 * 60), self.diagram.one_row_height()))
+        self._default_views = True
+        self._keep_default_layout()
 
     def set_presentation(self, on: bool) -> None:
         """Large text and the high-contrast theme throughout (for a projector)."""
@@ -382,11 +383,24 @@ class MainWindow(QMainWindow):
         font.setPointSizeF(self._base_font.pointSizeF() * scale)
         QApplication.setFont(font)
         self._apply_display()
-        left, right = self.main_splitter.sizes()
-        width = round(LEFT_WIDTH * scale)  # the panel's labels and buttons grow with the text
-        self.main_splitter.setSizes([width, left + right - width])
-        if self.isVisible() and on and not self.isFullScreen():
-            self.showMaximized()
+        if on:
+            # The desk's layout is kept aside and comes back when presentation mode ends; it,
+            # not the projector's, is what is saved (presentation mode itself is not saved).
+            if self._desk_layout is None:
+                self._desk_layout = self._layout_state()
+            left, right = self.main_splitter.sizes()
+            width = round(LEFT_WIDTH * scale)  # the panel's labels and buttons grow with the text
+            self.main_splitter.setSizes([width, left + right - width])
+            if self.isVisible() and not self.isFullScreen():
+                self.showMaximized()
+        elif self._desk_layout is not None:
+            geometry, main, views, maximized = self._desk_layout
+            self._desk_layout = None
+            if self.isMaximized() and not maximized:
+                self.showNormal()
+            self.restoreGeometry(geometry)
+            self.main_splitter.restoreState(main)
+            self.splitter.restoreState(views)
 
     def set_decimal_units(self, on: bool) -> None:
         self.display = self._current_display()
@@ -504,12 +518,18 @@ class MainWindow(QMainWindow):
     def _settings(self) -> QSettings:
         return QSettings("MemLens", "MemLens")
 
+    def _layout_state(self) -> tuple:
+        return self.saveGeometry(), self.main_splitter.saveState(), self.splitter.saveState(), self.isMaximized()
+
     def _save_settings(self) -> None:
         s = self._settings()
-        if not self.actions["presentation"].isChecked():  # a projector's layout is not the desk's
-            s.setValue("geometry", self.saveGeometry())
-            s.setValue("splitter/main", self.main_splitter.saveState())
-            s.setValue("splitter/views", self.splitter.saveState())
+        geometry, main, views, _ = self._desk_layout or self._layout_state()  # a projector's layout is not the desk's
+        s.setValue("geometry", geometry)
+        s.setValue("splitter/main", main)
+        if self._default_views:  # default sizes are worked out for the next window's size
+            s.remove("splitter/views")
+        else:
+            s.setValue("splitter/views", views)
         s.setValue("view/decimal_units", self.actions["decimal_units"].isChecked())
         s.setValue("view/high_contrast", self.actions["high_contrast"].isChecked())
         if self.analysis is not None:
@@ -567,7 +587,7 @@ class MainWindow(QMainWindow):
 
     def _keep_default_layout(self) -> None:
         if self._default_views:
-            self.reset_layout()
+            self.splitter.setSizes(view_sizes(max(self.splitter.height(), 3 * 60), self.diagram.one_row_height()))
 
     def _on_views_resized_by_hand(self, *_) -> None:
         self._default_views = False

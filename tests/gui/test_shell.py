@@ -209,6 +209,32 @@ def test_presentation_mode_makes_the_smallest_text_at_least_11px(window, qtbot):
     assert QApplication.font().pointSizeF() == window._base_font.pointSizeF()
 
 
+def test_presentation_mode_leaves_the_desk_layout_as_it_was(window, qtbot):
+    """Its widened settings panel came back in the next normal session."""
+    window.resize(1600, 900)
+    qtbot.wait(20)
+    window.main_splitter.setSizes([420, 1160])
+    desk = window.main_splitter.sizes()
+    presentation = window.actions["presentation"]
+    try:
+        presentation.setChecked(True)
+        qtbot.wait(50)
+        assert window.main_splitter.sizes() != desk  # the panel is sized for the large text
+        presentation.setChecked(False)
+        qtbot.waitUntil(lambda: window.main_splitter.sizes()[0] == desk[0])  # the desk's panel width
+        presentation.setChecked(True)
+        qtbot.wait(50)
+        window.close()  # closed while presenting
+    finally:
+        presentation.setChecked(False)
+    again = MainWindow(AnalysisRequest())
+    qtbot.addWidget(again)
+    again.resize(1600, 900)
+    again.show()
+    qtbot.wait(20)
+    assert again.main_splitter.sizes()[0] == desk[0] and not again.actions["presentation"].isChecked()
+
+
 def test_the_last_analysis_is_on_screen_at_once_from_the_cache(window, qtbot, private_settings):
     first = window.analysis
     assert analysis_cache.load(first.request) is not None  # the worker stored it
