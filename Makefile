@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
-.PHONY: setup run test fuzz bench clean
+.PHONY: setup run test test-fast fuzz bench clean
 
 setup: $(STAMP)
 
@@ -17,6 +17,10 @@ run: setup
 
 test: setup
 	QT_QPA_PLATFORM=offscreen $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The inner loop: everything but the measured-truth comparisons that run real steps (`slow`).
+test-fast: setup
+	QT_QPA_PLATFORM=offscreen $(VENV)/bin/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 # The spec fuzzer at length (tests/engine/test_fuzz_spec.py): 2,500 examples per property,
 # 10,000 in all. Replay a run with `make fuzz SEED=<the printed seed>`.

@@ -71,7 +71,7 @@ class MainWindow(QMainWindow):
         self._base_font = QApplication.font()
         self._initial = initial_request
         self._started = False
-        self._running = ""  # what the running analysis is, for the status line
+        self._running_label = ""  # the request being analysed, as the status bar names it
         self._desk_layout = None  # the layout before presentation mode (geometry, splitters, maximized)
         self._shown_once = False
 
@@ -599,14 +599,15 @@ class MainWindow(QMainWindow):
         self.error.hide()
         self.progress.setValue(0)
         self.cancel_button.setEnabled(True)
-        self._running = f"{os.path.basename(request.model)} (batch {request.batch}, {request.mode})"
-        self.status.setText(f"analysing {self._running}…")
+        self._running_label = f"{os.path.basename(request.model)} (batch {request.batch}, {request.mode})"
+        self.status.setText(f"analysing {self._running_label}…")
 
     def _on_progress(self, kind: str, fraction: float, message: str) -> None:
         if kind != "analysis":
             return  # the comparison runs quietly in the background
         self.progress.setValue(int(1000 * fraction))
-        self.status.setText(f"analysing {self._running}… {message}")  # always naming what runs
+        # The model stays named: a status that only says "forward" hides which request runs.
+        self.status.setText(f"analysing {self._running_label}… {message}")
 
     def _agree_with_screen(self) -> None:
         """The panel returns to the request on screen, so the next edit starts from what is seen."""
