@@ -205,7 +205,9 @@ class DevicePlanning(QObject):
             self.panel.status.setText(f"device detection failed: {message}")
 
     def _on_cancel(self, kind: str) -> None:
-        if kind == "sweep":
+        if kind == "devices" and self.panel.detection is None:
+            self.detect()  # a new analysis superseded detection: the panel still needs it
+        elif kind == "sweep":
             self.sweeps.finish("sweep cancelled")
         elif kind == "max_batch":
             self.panel.set_largest(None)

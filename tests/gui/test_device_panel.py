@@ -221,3 +221,26 @@ def test_choosing_a_catalog_gpu_changes_gauge_capacity_line_and_largest_batch(qt
     finally:
         w.close()
         assert w.controller.shutdown(60.0)
+
+
+def test_detection_superseded_by_a_new_analysis_still_reaches_the_panel(qtbot, private_settings):
+    """Bug: a new analysis cancels every queued job; the device detection it cancelled never
+    came back, leaving the panel without its devices."""
+    from gui.window import MainWindow
+
+    w = MainWindow(AnalysisRequest(model=CNN, batch=8))
+    qtbot.addWidget(w)
+    w.show()
+    with qtbot.waitSignal(w.sig_analysis_shown, timeout=120_000):
+        w.start()
+    try:
+        qtbot.waitUntil(lambda: w.devices.detection is not None, timeout=60_000)
+        w.devices.detection = None
+        with qtbot.waitSignal(w.controller.sig_cancel, timeout=60_000,
+                              check_params_cb=lambda kind: kind == "devices"):
+            w.planning.detect()
+            w.controller.analyse(w.analysis.request.replace(batch=9))  # supersedes the queued detection
+        qtbot.waitUntil(lambda: w.devices.detection is not None, timeout=60_000)
+        assert "no NVIDIA driver" in w.devices.status.text()
+    finally:
+        w.close()
