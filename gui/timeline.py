@@ -301,8 +301,18 @@ class MemoryTimelineWidget(pg.PlotWidget):
         self._capacity = (capacity_bytes, label)
         if self.analysis is not None:
             self._draw_capacity()
+            self._set_legend()
             self._shown_range = None  # the y range may now include the line
             self._refresh_curves(self.viewRange()[0])
+
+    def capacity_off_scale(self) -> str:
+        """'' when the capacity line is within the plot's range (or none is set); else what the
+        legend says of it: a 24 GiB card under a 3 GiB step would squash the data to an eighth."""
+        capacity_bytes, label = self._capacity
+        if not capacity_bytes or self.analysis is None or capacity_bytes <= 3 * int(self._data.stacked[-1].max()):
+            return ""
+        used = 100 * int(self._data.stacked[-1].max()) / capacity_bytes
+        return f"{label} {self._size(capacity_bytes)}".strip() + f" above the scale (peak uses {used:.0f}%)"
 
     def highlight_span(self, start: int, end: int) -> None:
         """Shade a layer's forward span (timeline points)."""
@@ -428,6 +438,10 @@ class MemoryTimelineWidget(pg.PlotWidget):
         px = self._display.px(TEXT_PX["normal"])
         entries = [(theme.categories[c], CATEGORY_LABELS[c]) for c in reversed(CATEGORIES) if c in self._data.present]
         chunks = [f"<span style='color:{colour}'>■</span>&nbsp;{label}" for colour, label in entries]
+        off_scale = self.capacity_off_scale()
+        if off_scale:  # the line is above the plotted range: say where it is instead
+            chunks.append(f"<span style='color:{theme.peak}'>▲&nbsp;{off_scale}</span>")
+            entries = [*entries, (theme.peak, off_scale)]
         fm = QFontMetricsF(self._fonts["normal"])
         width = fm.horizontalAdvance("■ " * len(entries) + "   ".join(label for _, label in entries))
         room = max(self.width() - 120, 200)

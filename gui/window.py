@@ -47,6 +47,10 @@ def view_sizes(total: int, diagram_least: int) -> list[int]:
 COMPARE_TAB = 2
 
 
+# The what-if sweep plot needs this much height to be read (axis, points, capacity line).
+SWEEP_MIN_HEIGHT = 260
+
+
 class MainWindow(QMainWindow):
     """Owns the controller and the selection; views only receive analyses and a Display."""
 
@@ -594,6 +598,19 @@ class MainWindow(QMainWindow):
 
     def _on_tab(self, index: int) -> None:
         self.controller.set_companion_wanted(index == COMPARE_TAB)
+        if self.sweeps is not None and self.lower_tabs.widget(index) is self.sweeps:
+            self._make_room_below(SWEEP_MIN_HEIGHT)
+
+    def _make_room_below(self, height: int) -> None:
+        """Grow the lower tabs towards `height` px, from the timeline, then the diagram (each kept
+        100 px tall): at 1280x720 the sweep plot otherwise opens a few pixels tall."""
+        sizes = self.splitter.sizes()
+        for donor in (1, 0):  # the timeline first, then the diagram, each down to 100 px
+            take = min(height - sizes[2], sizes[donor] - 100)
+            if take > 0:
+                sizes[donor] -= take
+                sizes[2] += take
+        self.splitter.setSizes(sizes)
 
     def _on_started(self, request) -> None:
         self.error.hide()

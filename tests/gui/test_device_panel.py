@@ -244,3 +244,24 @@ def test_detection_superseded_by_a_new_analysis_still_reaches_the_panel(qtbot, p
         assert "no NVIDIA driver" in w.devices.status.text()
     finally:
         w.close()
+
+
+def test_opening_the_sweeps_tab_at_1280x720_gives_the_plot_room(qtbot, private_settings):
+    from gui.window import SWEEP_MIN_HEIGHT, MainWindow
+
+    w = MainWindow(AnalysisRequest(model=CNN, batch=8))
+    qtbot.addWidget(w)
+    w.resize(1280 - 16, 720 - 60)
+    w.show()
+    with qtbot.waitSignal(w.sig_analysis_shown, timeout=120_000):
+        w.start()
+    try:
+        before = w.lower_tabs.height()
+        w.lower_tabs.setCurrentWidget(w.sweeps)
+        qtbot.wait(20)
+        # A 660 px window has ~420 px for diagram, timeline and tabs: the plot gets what the
+        # other two can give while each stays 100 px tall.
+        assert w.sweeps.height() >= min(SWEEP_MIN_HEIGHT, 180) and w.lower_tabs.height() > before
+        assert w.timeline.height() >= 100 and w.diagram.height() >= 100
+    finally:
+        w.close()

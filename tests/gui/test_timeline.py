@@ -176,3 +176,13 @@ def test_the_capacity_line_keeps_the_zoom_and_fits_in_y(timeline, resnet):
     assert timeline.viewRange()[1][1] >= capacity / 2**20
     timeline.set_capacity(None)
     assert timeline.capacity_line is None
+
+
+def test_a_capacity_far_above_the_step_is_named_in_the_legend_not_squashing_the_data(timeline, resnet):
+    peak = int(resnet.timeline.total.max())
+    timeline.set_capacity(peak * 10, "big GPU")
+    assert timeline.viewRange()[1][1] < peak * 10 / 2**20  # the data keeps the height
+    assert "big GPU" in timeline.capacity_off_scale() and "peak uses 10%" in timeline.capacity_off_scale()
+    assert "above the scale" in timeline.plotItem.titleLabel.text
+    timeline.set_capacity(int(peak * 1.5), "near GPU")  # within reach: drawn, not named
+    assert timeline.capacity_off_scale() == "" and "above the scale" not in timeline.plotItem.titleLabel.text
