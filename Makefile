@@ -12,6 +12,8 @@ $(STAMP): requirements.txt
 	bash scripts/setup.sh "$(PYTHON)" "$(VENV)"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
+# `make run` always opens on VGG-16 (the window alone reopens the last model); ARGS replaces it.
+ARGS ?= --model vgg16
 run: setup
 	$(VENV)/bin/python main.py $(ARGS)
 
