@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont, QFontMetricsF
+from PySide6.QtGui import QFontMetricsF
 
 from engine.units import format_size
 
 from .style import DEFAULT_DISPLAY, TEXT_PX, Display
-from .timeline import Landmarks, ProgressAxis, progress_landmarks
+from .timeline import Landmarks, ProgressAxis, plot_fonts, progress_landmarks, style_axes
 
 # Shades from small to large tensors (light to dark); one BarGraphItem per shade. Blues and
 # oranges echo no category colour exactly and stay clear of the magenta highlight.
@@ -226,16 +226,8 @@ class LifetimesWidget(pg.PlotWidget):
         self._display = display
         theme = display.colours
         self.setBackground(theme.background)
-        small, normal = QFont(), QFont()
-        small.setPixelSize(display.px(TEXT_PX["small"]))
-        normal.setPixelSize(display.px(TEXT_PX["normal"]))
-        self._fonts = {"small": small, "normal": normal}
-        for name in ("left", "bottom"):
-            axis = self._plot.getAxis(name)
-            axis.setPen(pg.mkPen(theme.axis))
-            axis.setTextPen(pg.mkPen(theme.text))
-            axis.setTickFont(small)
-            axis.label.setFont(normal)
+        self._fonts = plot_fonts(display)
+        style_axes(self._plot, theme, self._fonts)
         self._plot.showGrid(x=True, y=False, alpha=theme.grid_alpha * 0.6)
         self._highlight.setOpts(brush=theme.selected, pen=pg.mkPen(theme.text, width=1))
         self._preview.setOpts(brush=pg.mkBrush(*theme.previewed_fill[:3], 150), pen=pg.mkPen(theme.previewed))

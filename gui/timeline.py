@@ -71,6 +71,25 @@ def _run_starts(analysis, by_layer: bool) -> tuple[np.ndarray, np.ndarray, np.nd
     return starts[keep] + 1, units[starts[keep]], runs[keep], labels
 
 
+def plot_fonts(display: Display) -> dict[str, QFont]:
+    """The small and normal fonts of the plots, sized for `display` (shared by the lifetimes)."""
+    fonts = {}
+    for size in ("small", "normal"):
+        fonts[size] = QFont()
+        fonts[size].setPixelSize(display.px(TEXT_PX[size]))
+    return fonts
+
+
+def style_axes(plot, theme, fonts: dict[str, QFont]) -> None:
+    """The left and bottom axes in the theme's axis and text colours and the plot fonts."""
+    for name in ("left", "bottom"):
+        axis = plot.getAxis(name)
+        axis.setPen(pg.mkPen(theme.axis))
+        axis.setTextPen(pg.mkPen(theme.text))
+        axis.setTickFont(fonts["small"])
+        axis.label.setFont(fonts["normal"])
+
+
 @dataclass(frozen=True, eq=False)
 class Landmarks:
     """Where layer groups, then layers, start running, in the order the axis should try them."""
@@ -252,16 +271,9 @@ class MemoryTimelineWidget(pg.PlotWidget):
         self._display = display
         theme = display.colours
         self.setBackground(theme.background)
-        small, normal = QFont(), QFont()
-        small.setPixelSize(display.px(TEXT_PX["small"]))
-        normal.setPixelSize(display.px(TEXT_PX["normal"]))
-        self._fonts = {"small": small, "normal": normal}
-        for name in ("left", "bottom"):
-            axis = self.getAxis(name)
-            axis.setPen(pg.mkPen(theme.axis))
-            axis.setTextPen(pg.mkPen(theme.text))
-            axis.setTickFont(small)
-            axis.label.setFont(normal)
+        self._fonts = plot_fonts(display)
+        normal = self._fonts["normal"]
+        style_axes(self, theme, self._fonts)
         self.showGrid(x=False, y=True, alpha=theme.grid_alpha)
         self.cursor.setPen(pg.mkPen(theme.cursor, width=1.5 * theme.line_width, style=Qt.PenStyle.DashLine))
         self.peak_label.setColor(theme.peak)
