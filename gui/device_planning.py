@@ -133,12 +133,19 @@ class DevicePlanning(QObject):
         self._refit()
         self.find_max_batch()
 
-    def _on_sweep(self, parameter: str, values: list) -> None:
+    def _sweep_inputs(self):
+        """(device, request, overrides) for a sweep, or None after telling the sweep plot why not."""
         device, request = self.panel.current_device(), self._request()
         if device is None or request is None:
             self.sweeps.finish("choose a device and analyse a model first")
+            return None
+        return device, request, self.panel.overrides()
+
+    def _on_sweep(self, parameter: str, values: list) -> None:
+        inputs = self._sweep_inputs()
+        if inputs is None:
             return
-        overrides = self.panel.overrides()
+        device, request, overrides = inputs
 
         def job(progress, cancelled, partial):
             from engine.planner import sweep
@@ -150,11 +157,10 @@ class DevicePlanning(QObject):
         self._submit("sweep", job)
 
     def _on_variants(self) -> None:
-        device, request = self.panel.current_device(), self._request()
-        if device is None or request is None:
-            self.sweeps.finish("choose a device and analyse a model first")
+        inputs = self._sweep_inputs()
+        if inputs is None:
             return
-        overrides = self.panel.overrides()
+        device, request, overrides = inputs
 
         def job(progress, cancelled, partial):
             from engine.planner import compare_variants
