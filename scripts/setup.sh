@@ -16,5 +16,12 @@ if [ ${#need_libs[@]} -gt 0 ] && command -v apt-get >/dev/null && [ "$(id -u)" =
     libgl1 libdbus-1-3 libxkbcommon-x11-0 libxcb-cursor0 fonts-dejavu-core >/dev/null
 fi
 
+# pdftotext/pdftoppm read back the PDF reports the tests write (a real reader, not our own code).
+if ! command -v pdftotext >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "setup: installing poppler-utils (pdftotext, pdftoppm)"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null
+fi
+
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt
