@@ -14,7 +14,8 @@ from .isolated import analyze_isolated
 from .planning_cli import add_planning_arguments, planning_requested, run_planning
 from .request import AnalysisRequest, parse_shape
 from .sources import check_source
-from .units import format_bytes, format_count
+from .layer_csv import layers_text
+from .units import format_bytes
 
 
 def add_request_arguments(parser: argparse.ArgumentParser) -> None:
@@ -179,14 +180,8 @@ def summary_text(a) -> str:
         f"{', first step' if r.first_step and r.mode == 'train' else ''}, target {r.device}",
         f"parameters: {a.parameters:,} ({format_bytes(a.parameter_bytes)})",
         "",
-        f"{'layer':<34} {'type':<18} {'output':<20} {'params':>9} {'out':>11} {'saved':>11}",
+        layers_text(a),
     ]
-    for layer in a.layers:
-        shape = "x".join(map(str, layer.output_shape))
-        lines.append(
-            f"{layer.name[:34]:<34} {layer.type[:18]:<18} {shape[:20]:<20} {format_count(layer.params):>9} "
-            f"{format_bytes(layer.output_bytes):>11} {format_bytes(layer.saved_bytes):>11}"
-        )
     p = a.peak
     lines += ["", f"traced peak: {format_bytes(p.total_bytes)} ({p.total_bytes:,} bytes) in the {p.phase} "
               f"at '{p.module}'"]

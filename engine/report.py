@@ -1,4 +1,5 @@
-"""Exports. Today: the JSON document the CLI writes (the contract other tools read)."""
+"""The JSON document `analyze --json` writes and File ▸ Export saves: the contract other tools read.
+Every key is documented in docs/SCHEMA.md and checked by the schema in engine/json_schema.py."""
 from __future__ import annotations
 
 import dataclasses
@@ -42,3 +43,22 @@ def analysis_to_dict(a: Analysis, max_points: int = 2000) -> dict:
         "analysis_seconds": a.analysis_seconds,
         "engine": a.engine,
     }
+
+
+def fit_to_dict(fit) -> dict:
+    """The fit check on a device (engine/footprint.py `Fit`) as the document's "fit" key."""
+    return {
+        "capacity_bytes": fit.capacity_bytes, "total_bytes": fit.total_bytes, "state": fit.state,
+        "headroom_bytes": fit.headroom_bytes, "headroom_pct": round(fit.headroom_pct, 3),
+        "lines": [{"key": x.key, "label": x.label, "bytes": x.bytes, "source": x.source, "note": x.note}
+                  for x in fit.lines],
+        "warnings": list(fit.warnings),
+    }
+
+
+def analysis_document(analysis: Analysis, fit=None) -> dict:
+    """What `analyze --json` writes: the analysis, and the fit check when a device was chosen."""
+    doc = analysis_to_dict(analysis)
+    if fit is not None:
+        doc["fit"] = fit_to_dict(fit)
+    return doc
