@@ -195,3 +195,24 @@ def summary_text(a) -> str:
         lines.append(f"warning: {w}")
     lines.append(f"analysed in {a.analysis_seconds:.2f} s ({a.engine})")
     return "\n".join(lines)
+
+
+def reproduce_command(request: AnalysisRequest, device=None, subcommand: str = "report",
+                      outputs: tuple[str, ...] = ("--pdf", "report.pdf")) -> str:
+    """The shell command that asks for `request` (and plans on `device`) again: every step setting
+    spelled out, so it reproduces the report whatever the defaults become."""
+    import shlex
+
+    args = ["python", "main.py", subcommand, "--model", request.model, "--batch", str(request.batch)]
+    if request.input_shape is not None:
+        args += ["--input", "x".join(map(str, request.input_shape))]
+    args += ["--dtype", request.dtype, "--mode", request.mode, "--optimizer", request.optimizer,
+             "--device", request.device]
+    args += ["--amp"] * request.amp + ["--first-step"] * request.first_step
+    if device is not None and device.kind == "catalog":
+        args += ["--gpu", device.name]
+    elif device is not None and device.index is not None:  # a GPU detected on this machine
+        args += ["--gpu", str(device.index)]
+    elif device is not None:  # a capacity typed by the user, or this machine's RAM
+        args += ["--capacity", f"{device.capacity_bytes}B"]
+    return " ".join(shlex.quote(a) for a in [*args, *outputs])
