@@ -61,6 +61,7 @@ def font(painter: QPainter, size_pt: float, bold: bool = False) -> QFont:
     f = QFont()
     f.setPixelSize(max(1, round(size_pt * points(painter))))
     f.setBold(bold)
+    f.setFeature(QFont.Tag("liga"), 0)  # 'fits' stays four letters when the PDF's text is searched or copied
     return f
 
 
@@ -499,8 +500,8 @@ def write_report_pdf(path: str, data, *, torch_version: str = "", page_size: str
 def write_report_png(path: str, data, *, dpi: int = 150, torch_version: str = "", page_size: str = "A4",
                      decimal_units: bool = False, now: datetime.datetime | None = None) -> bool:
     """The report's first page (headline, timeline, breakdown) as a picture, e.g. for a slide."""
-    size = QPageSize(PAGE_SIZES[page_size]).sizePoints()
-    image = QImage(round(size.width() * dpi / 72), round(size.height() * dpi / 72), QImage.Format_RGB32)
+    size = QPageSize(PAGE_SIZES[page_size]).size(QPageSize.Inch)
+    image = QImage(round(size.width() * dpi), round(size.height() * dpi), QImage.Format_RGB32)
     image.setDotsPerMeterX(round(dpi / 0.0254))
     image.setDotsPerMeterY(round(dpi / 0.0254))
     image.fill(QColor("#ffffff"))
@@ -644,4 +645,28 @@ def _page_two(painter, page: QRectF, data, decimal_units: bool) -> None:
         y += text_block(painter, QRectF(page.left(), y, page.width(), 0), line, 7) + 2 * pt
     y += 12 * pt
     y += text_block(painter, QRectF(page.left(), y, page.width(), 0), "Reproduce this report", 9, True) + 3 * pt
-    text_block(painter, QRectF(page.left(), y, page.width(), 0), data.command or "(no command recorded)", 7.5)
+    _command_block(painter, QRectF(page.left(), y, page.width(), 0), data.command or "(no command recorded)")
+
+
+def _command_block(painter, rect: QRectF, command: str) -> float:
+    """The command in a fixed-width font, wrapped only between arguments: a line break inside
+    '--device' would not survive copying it out of the PDF."""
+    f = font(painter, 7.5)
+    f.setFamily("monospace")
+    f.setStyleHint(QFont.Monospace)
+    fm = QFontMetricsF(f)
+    lines, line = [], ""
+    for word in command.split(" "):
+        if line and fm.horizontalAdvance(line + " " + word) > rect.width():
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    lines.append(line)
+    painter.save()
+    painter.setFont(f)
+    painter.setPen(INK)
+    for i, text in enumerate(lines):
+        painter.drawText(QPointF(rect.left(), rect.top() + fm.ascent() + i * fm.height()), text)
+    painter.restore()
+    return len(lines) * fm.height()
