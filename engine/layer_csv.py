@@ -72,7 +72,11 @@ def layers_csv(analysis, delimiter: str = ",") -> str:
         row = []
         for c in COLUMNS:
             value = c.value(layer, peak)
-            row.append(_shape(value) if isinstance(value, tuple) else repr(value) if isinstance(value, float) else value)
+            if isinstance(value, tuple):
+                value = _shape(value)
+            elif isinstance(value, float):
+                value = repr(value)  # every digit: reading it back gives the same float
+            row.append(value)
         writer.writerow(row)
     return buffer.getvalue()
 

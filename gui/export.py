@@ -259,6 +259,17 @@ def run_export_dialog(window) -> None:
         export(window, key, path if path.lower().endswith("." + fmt) else f"{path}.{fmt}", scale)
 
 
+def run_report_dialog(window) -> None:
+    """File ▸ Export capacity-plan report: straight to the file dialog for the PDF."""
+    if window.analysis is None:
+        window.show_error("nothing to export yet: no analysis is on screen")
+        return
+    path, _ = QFileDialog.getSaveFileName(window, "Export the capacity-plan report",
+                                          f"memlens-{window.analysis.model_name}-plan.pdf", DOCUMENTS["report"][1])
+    if path:
+        export(window, "report", path if path.lower().endswith(".pdf") else f"{path}.pdf")
+
+
 def export(window, key: str, path: str, scale: str = "1x") -> None:
     """Export `key` (a picture target or 'report'/'csv'/'json') to `path`, format from its suffix;
     the status line says where it went, the error line why it did not."""

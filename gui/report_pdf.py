@@ -26,7 +26,8 @@ from engine.categories import CATEGORIES
 from engine.units import choose_unit, format_count, format_size
 from engine.version import __version__
 
-from .diagram_layout import BLOCK_H_COMPACT, BLOCK_H_MAX, COLLAPSED_MARK, EXPANDED_MARK, TextMetrics, layout_diagram, prepare_diagram
+from .diagram_layout import (BLOCK_H_COMPACT, BLOCK_H_MAX, COLLAPSED_MARK, EXPANDED_MARK, TextMetrics, layout_diagram,
+                             prepare_diagram)
 from .style import CATEGORY_COLOURS, CATEGORY_LABELS, TEXT_PX, THEMES, ramp_colour
 from .summary import reason_for_difference
 
@@ -226,7 +227,8 @@ def paint_timeline(painter: QPainter, rect: QRectF, analysis, capacity_bytes: in
     # The peak: a mark and its value.
     x, y = px(analysis.peak.point), py(peak)
     painter.setBrush(INK)
-    painter.drawPolygon(QPolygonF([QPointF(x, y - 1 * pt), QPointF(x - 3 * pt, y - 6 * pt), QPointF(x + 3 * pt, y - 6 * pt)]))
+    painter.drawPolygon(QPolygonF([QPointF(x, y - 1 * pt), QPointF(x - 3 * pt, y - 6 * pt),
+                                   QPointF(x + 3 * pt, y - 6 * pt)]))
     label = f"peak {format_size(peak, decimal_units)}"
     lw = fm.horizontalAdvance(label) + 4 * pt
     lx = min(max(x - lw / 2, plot.left()), plot.right() - lw)
@@ -321,7 +323,8 @@ def paint_mode_comparison(painter: QPainter, rect: QRectF, train, inference, not
     painter.setPen(INK)
     for i, (name, a) in enumerate(columns):
         head = name if a is None else f"{name} ({a.request.optimizer})" if a.request.mode == "train" else name
-        painter.drawText(QRectF(rect.left() + label_w + i * col_w, y, col_w, row_h), int(Qt.AlignRight | Qt.AlignVCenter), head)
+        painter.drawText(QRectF(rect.left() + label_w + i * col_w, y, col_w, row_h),
+                         int(Qt.AlignRight | Qt.AlignVCenter), head)
     y += row_h
     painter.setPen(QPen(RULE, 0.5 * pt))
     painter.drawLine(QPointF(rect.left(), y), QPointF(rect.right(), y))
@@ -438,7 +441,8 @@ def paint_textbook(painter: QPainter, rect: QRectF, analysis, decimal_units: boo
     diff = a.peak.total_bytes - t.peak_bytes
     sign = "+" if diff >= 0 else "-"
     text = (f"Textbook: {t.formula} = {format_size(t.peak_bytes, decimal_units)}. Traced: "
-            f"{format_size(a.peak.total_bytes, decimal_units)}, a difference of {sign}{format_size(abs(diff), decimal_units)} "
+            f"{format_size(a.peak.total_bytes, decimal_units)}, a difference of "
+            f"{sign}{format_size(abs(diff), decimal_units)} "
             f"({100 * diff / max(t.peak_bytes, 1):+.0f}%): {reason_for_difference(a.request.mode, diff)}. "
             "Plan with the traced figure; the textbook figure shows where it comes from.")
     y += 2 * pt + text_block(painter, QRectF(rect.left(), y + 2 * pt, rect.width(), 0), text, 7.5)
@@ -542,7 +546,8 @@ def _configuration(a) -> str:
             if r.mode == "train" else "inference (forward pass, no gradients)")
     where = a.source if r.model == a.model_name else f"{a.source}: {r.model}"
     return (f"{a.model_name} ({where}) · {a.parameters:,} parameters ({format_count(a.parameters)}) · "
-            f"input {'×'.join(map(str, a.input_shape))} (batch {r.batch}) · {r.dtype}{' with AMP' if r.amp else ''} · "
+            f"input {'×'.join(map(str, a.input_shape))} (batch {r.batch}) · "
+            f"{r.dtype}{' with AMP' if r.amp else ''} · "
             f"{step} · traced with {r.device.upper()} allocator rules")
 
 
@@ -623,7 +628,8 @@ def _page_two(painter, page: QRectF, data, decimal_units: bool) -> None:
                     f"{len(a.layers)} layers", 9, True) + 2 * pt
     y += text_block(painter, QRectF(page.left(), y, page.width(), 0),
                     "One block per layer in execution order, framed by module; height and shade grow with the "
-                    "layer's output bytes; each is labelled with its name and output bytes (and its shape and parameters when there is room).",
+                    "layer's output bytes; each is labelled with its name and output bytes (and its shape and "
+                    "parameters when there is room).",
                     7, colour=GREY) + 6 * pt
     diagram_h = 320 * pt
     paint_diagram(painter, QRectF(page.left(), y, page.width(), diagram_h), a)
