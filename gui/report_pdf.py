@@ -164,9 +164,11 @@ def _nice_step(span: float, ticks: int = 5) -> float:
 
 
 def paint_timeline(painter: QPainter, rect: QRectF, analysis, capacity_bytes: int | None = None,
-                   capacity_label: str = "", decimal_units: bool = False) -> None:
+                   capacity_label: str = "", decimal_units: bool = False, overhead_bytes: int = 0) -> None:
     """Live bytes over the step, stacked by category (hatched), with the phases, the peak and the
-    device's capacity line; a capacity far above the step is named instead of squashing the plot."""
+    device's capacity line; a capacity far above the step is named instead of squashing the plot.
+    `overhead_bytes` (the fit's lines besides the tensors: workspaces, reserve, context) draws a
+    second line where the capacity leaves room for tensors: the curve must stay under that one."""
     pt = points(painter)
     legend_h = paint_legend(painter, rect)
     small = font(painter, 7)
@@ -241,6 +243,18 @@ def paint_timeline(painter: QPainter, rect: QRectF, analysis, capacity_bytes: in
             painter.setPen(QPen(INK, 1.2 * pt, Qt.DashLine))
             painter.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
             text = f"{name}: {format_size(capacity_bytes, decimal_units)}"
+            room = capacity_bytes - overhead_bytes
+            if overhead_bytes > 0 and room > 0:
+                ry = py(room)
+                painter.setPen(QPen(INK, 0.8 * pt, Qt.DotLine))
+                painter.drawLine(QPointF(plot.left(), ry), QPointF(plot.right(), ry))
+                note = (f"room for tensors: {format_size(room, decimal_units)} (after "
+                        f"{format_size(overhead_bytes, decimal_units)} of workspaces, reserve, context)")
+                nw = fm.horizontalAdvance(note) + 6 * pt
+                below = ry + 1 * pt if ry - y < 2.2 * fm.height() else ry - fm.height() - 1 * pt
+                painter.fillRect(QRectF(plot.right() - nw - 2 * pt, below, nw, fm.height()), QColor("#ffffff"))
+                painter.setPen(INK)
+                painter.drawText(QRectF(plot.right() - nw - 2 * pt, below, nw, fm.height()), int(Qt.AlignCenter), note)
         else:
             text = (f"{name}: {format_size(capacity_bytes, decimal_units)}, above the scale "
                     f"(the peak uses {100 * peak / capacity_bytes:.0f}%)")
@@ -410,8 +424,11 @@ def paint_textbook(painter: QPainter, rect: QRectF, analysis, decimal_units: boo
     pt = points(painter)
     a, t = analysis, analysis.textbook
     y = rect.top() + text_block(painter, rect, "Textbook estimate vs traced peak", 9, True) + 4 * pt
+    # The formula's feature maps are what the trace calls saved activations when training, and
+    # short-lived temporaries in inference: hatched as the category they land in.
+    maps = "activations" if a.request.mode == "train" else "temporaries"
     textbook_parts = {"parameters": t.parameters_bytes, "gradients": t.gradients_bytes,
-                      "optimizer_state": t.optimizer_bytes, "activations": t.feature_map_bytes}
+                      "optimizer_state": t.optimizer_bytes, maps: t.feature_map_bytes}
     rows = (("Textbook", t.peak_bytes, textbook_parts), ("Traced", a.peak.total_bytes, a.peak.breakdown))
     top = max(t.peak_bytes, a.peak.total_bytes, 1)
     f = font(painter, 7.5, True)
@@ -557,7 +574,8 @@ def _headline_cells(data, decimal_units: bool) -> list[tuple[str, str, str]]:
     cells = [("Traced peak", size(a.peak.total_bytes),
               f"{a.peak.total_bytes:,} bytes of tensors, in the {a.peak.phase} at '{a.peak.module}'")]
     if fit is None:
-        cells.append(("Fits?", "no device chosen", data.largest_note or "choose a GPU or a capacity"))
+        cells.append(("Fits?", "no device", "no device chosen: " + (data.largest_note.split(": ", 1)[-1]
+                                                                    or "choose a GPU or a capacity")))
         cells.append(("Headroom", "—", "needs a device"))
     else:
         cells.append((f"On {fit.device.name}", fit.state.upper(),
@@ -573,7 +591,7 @@ def _headline_cells(data, decimal_units: bool) -> list[tuple[str, str, str]]:
                 if largest.next_peak_bytes is not None else "; still fits at the search limit")
         cells.append(("Largest batch", str(largest.value), f"needs {size(largest.peak_bytes)}{more}"))
     else:
-        cells.append(("Largest batch", "—", data.largest_note or "not searched"))
+        cells.append(("Largest batch", "—", "needs a device" if fit is None else data.largest_note or "not searched"))
     return cells
 
 
@@ -607,8 +625,9 @@ def _page_one(painter, page: QRectF, data, decimal_units: bool) -> None:
                     f"Memory over one {step}, stacked by category", 9, True) + 4 * pt
     capacity = data.fit.capacity_bytes if data.fit is not None else None
     name = data.fit.device.name if data.fit is not None else ""
-    height = 250 * pt
-    paint_timeline(painter, QRectF(page.left(), y, page.width(), height), a, capacity, name, decimal_units)
+    height = 290 * pt
+    overhead = data.fit.total_bytes - a.peak.total_bytes if data.fit is not None else 0
+    paint_timeline(painter, QRectF(page.left(), y, page.width(), height), a, capacity, name, decimal_units, overhead)
     if data.fit is None:
         text_block(painter, QRectF(page.left(), y + height + 1 * pt, page.width(), 0),
                    "No capacity line: no device was chosen.", 7, colour=GREY)
