@@ -366,9 +366,10 @@ def paint_mode_comparison(painter: QPainter, rect: QRectF, train, inference, not
     return y - rect.top()
 
 
-def paint_diagram(painter: QPainter, rect: QRectF, analysis) -> None:
+def paint_diagram(painter: QPainter, rect: QRectF, analysis) -> float:
     """The network as the window draws it (groups framed, block height and shade by output bytes),
-    from the same Qt-free layout; collapsed to its groups, then scaled down, when it would not fit."""
+    from the same Qt-free layout; collapsed to its groups, then scaled down, when it would not fit.
+    Returns the height used."""
     pt = points(painter)
     theme = THEMES["high-contrast"]
     model = prepare_diagram(analysis)
@@ -416,6 +417,7 @@ def paint_diagram(painter: QPainter, rect: QRectF, analysis) -> None:
             painter.drawText(QRectF(lr.x - 4, lr.y + i * metrics.line_h, lr.w + 8, metrics.line_h),
                              int(Qt.AlignHCenter | Qt.AlignTop), line)
     painter.restore()
+    return layout.height * scale
 
 
 def paint_textbook(painter: QPainter, rect: QRectF, analysis, decimal_units: bool = False) -> float:
@@ -651,8 +653,7 @@ def _page_two(painter, page: QRectF, data, decimal_units: bool) -> None:
                     "parameters when there is room).",
                     7, colour=GREY) + 6 * pt
     diagram_h = 320 * pt
-    paint_diagram(painter, QRectF(page.left(), y, page.width(), diagram_h), a)
-    y += diagram_h + 14 * pt
+    y += paint_diagram(painter, QRectF(page.left(), y, page.width(), diagram_h), a) + 16 * pt
     y += paint_textbook(painter, QRectF(page.left(), y, page.width(), 0), a, decimal_units) + 14 * pt
     full = QRectF(page.left(), y, page.width(), 0)
     if data.fit is not None:

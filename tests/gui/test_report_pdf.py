@@ -1,9 +1,11 @@
 """The capacity-plan report: a real PDF that poppler opens, with the expected pages and the
 model, the peak and the verdict in its text; missing sections say so instead of leaving a hole."""
 import datetime
+import itertools
 import os
 import subprocess
 
+import numpy as np
 import pytest
 from PySide6.QtGui import QImage
 
@@ -87,3 +89,24 @@ def test_the_first_page_as_a_picture_has_the_page_size(qapp, tmp_path, analysis)
     assert write_report_png(str(path), gather_report(analysis), dpi=100)
     image = QImage(str(path))
     assert (image.width(), image.height()) == (round(595.276 * 100 / 72), round(841.89 * 100 / 72))
+
+
+def test_in_black_and_white_every_category_still_has_its_own_pattern(qapp):
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QColor, QPainter
+
+    from engine.categories import CATEGORIES
+    from gui.report_pdf import swatch
+
+    greys = {}
+    for category in CATEGORIES:
+        image = QImage(48, 48, QImage.Format_RGB32)
+        image.fill(QColor("#ffffff"))
+        painter = QPainter(image)
+        swatch(painter, QRectF(0, 0, 48, 48), category)
+        painter.end()
+        grey = image.convertToFormat(QImage.Format_Grayscale8)
+        rows = np.frombuffer(bytes(grey.constBits()), np.uint8)[: grey.sizeInBytes()].reshape(48, -1)
+        greys[category] = rows[4:44, 4:44].astype(float)  # inside the outline
+    for a, b in itertools.combinations(CATEGORIES, 2):  # no two categories print alike in grey
+        assert np.abs(greys[a] - greys[b]).mean() > 10, (a, b)
