@@ -14,7 +14,8 @@ from .isolated import analyze_isolated
 from .planning_cli import add_planning_arguments, planning_requested, run_planning
 from .request import AnalysisRequest, parse_shape
 from .sources import check_source
-from .units import format_bytes, format_count
+from .layer_csv import layers_text
+from .units import format_bytes
 
 
 def add_request_arguments(parser: argparse.ArgumentParser) -> None:
@@ -179,14 +180,8 @@ def summary_text(a) -> str:
         f"{', first step' if r.first_step and r.mode == 'train' else ''}, target {r.device}",
         f"parameters: {a.parameters:,} ({format_bytes(a.parameter_bytes)})",
         "",
-        f"{'layer':<34} {'type':<18} {'output':<20} {'params':>9} {'out':>11} {'saved':>11}",
+        layers_text(a),
     ]
-    for layer in a.layers:
-        shape = "x".join(map(str, layer.output_shape))
-        lines.append(
-            f"{layer.name[:34]:<34} {layer.type[:18]:<18} {shape[:20]:<20} {format_count(layer.params):>9} "
-            f"{format_bytes(layer.output_bytes):>11} {format_bytes(layer.saved_bytes):>11}"
-        )
     p = a.peak
     lines += ["", f"traced peak: {format_bytes(p.total_bytes)} ({p.total_bytes:,} bytes) in the {p.phase} "
               f"at '{p.module}'"]
@@ -200,3 +195,24 @@ def summary_text(a) -> str:
         lines.append(f"warning: {w}")
     lines.append(f"analysed in {a.analysis_seconds:.2f} s ({a.engine})")
     return "\n".join(lines)
+
+
+def reproduce_command(request: AnalysisRequest, device=None, subcommand: str = "report",
+                      outputs: tuple[str, ...] = ("--pdf", "report.pdf")) -> str:
+    """The shell command that asks for `request` (and plans on `device`) again: every step setting
+    spelled out, so it reproduces the report whatever the defaults become."""
+    import shlex
+
+    args = ["python", "main.py", subcommand, "--model", request.model, "--batch", str(request.batch)]
+    if request.input_shape is not None:
+        args += ["--input", "x".join(map(str, request.input_shape))]
+    args += ["--dtype", request.dtype, "--mode", request.mode, "--optimizer", request.optimizer,
+             "--device", request.device]
+    args += ["--amp"] * request.amp + ["--first-step"] * request.first_step
+    if device is not None and device.kind == "catalog":
+        args += ["--gpu", device.name]
+    elif device is not None and device.index is not None:  # a GPU detected on this machine
+        args += ["--gpu", str(device.index)]
+    elif device is not None:  # a capacity typed by the user, or this machine's RAM
+        args += ["--capacity", f"{device.capacity_bytes}B"]
+    return " ".join(shlex.quote(a) for a in [*args, *outputs])

@@ -128,13 +128,9 @@ def _largest_dict(found, flag: str) -> dict:
 
 
 def _fit_dict(fit) -> dict:
-    return {
-        "capacity_bytes": fit.capacity_bytes, "total_bytes": fit.total_bytes, "state": fit.state,
-        "headroom_bytes": fit.headroom_bytes, "headroom_pct": round(fit.headroom_pct, 3),
-        "lines": [{"key": x.key, "label": x.label, "bytes": x.bytes, "source": x.source, "note": x.note}
-                  for x in fit.lines],
-        "warnings": list(fit.warnings),
-    }
+    from .report import fit_to_dict  # one writer for the "fit" key (the GUI's JSON export uses it too)
+
+    return fit_to_dict(fit)
 
 
 def _largest_text(found, device) -> str:

@@ -21,6 +21,10 @@ def dispatch(argv: list[str]) -> int:
         from engine.cli import main as cli_main
 
         return cli_main(argv[1:])
+    if argv and argv[0] == "report":  # the capacity-plan report, headless (gui/report_cli.py)
+        from .report_cli import main as report_main
+
+        return report_main(argv[1:])
     return main(argv)
 
 

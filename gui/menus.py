@@ -10,6 +10,8 @@ from PySide6.QtGui import QAction, QKeySequence
 
 from engine.choices import is_file_source
 
+from .export import run_report_dialog
+
 
 def build_menus(window) -> dict[str, QAction]:
     """Fill `window.menuBar()`; returns the actions by name (tests and the shortcut list read it)."""
@@ -36,8 +38,11 @@ def build_menus(window) -> dict[str, QAction]:
     file.addSeparator()
     add(file, "save_plan", "&Save plan…", window.save_plan_dialog, QKeySequence.Save,
         "Save the model and step settings as a .memlens plan a later session can open")
-    add(file, "export", "&Export picture…", window.export_dialog, "Ctrl+E",
-        "Save the window as a PNG or SVG picture")
+    add(file, "export", "&Export…", window.export_dialog, "Ctrl+E",
+        "Pictures of the window or a view (PNG at 1x/2x/4K, SVG), the capacity-plan report (PDF), "
+        "the layer table (CSV) or the analysis (JSON)")
+    add(file, "export_report", "Export capacity-plan re&port (PDF)…", lambda: run_report_dialog(window), None,
+        "Two printable pages: peak, fit and largest batch, timeline, breakdown, training vs inference, diagram")
     file.addSeparator()
     add(file, "quit", "&Quit", window.close, "Ctrl+Q", "Close MemLens (a running analysis is stopped)")
 

@@ -5,7 +5,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyMod
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QPushButton, QTableView, QVBoxLayout, QWidget
 
-from engine.units import format_count, format_size
+from engine import layer_csv
 
 from .style import DEFAULT_DISPLAY, TEXT_PX, Display
 
@@ -15,20 +15,23 @@ def prepare(analysis) -> None:
     return None
 
 
-COLUMNS = ("Layer", "Type", "Output shape", "Params", "Param bytes", "Output bytes", "Saved bytes", "Share of peak")
+COLUMNS = tuple(c.title for c in layer_csv.COLUMNS)
 
 
 class LayerTableModel(QAbstractTableModel):
-    """Rows are `Analysis.layers`; displays formatted text, sorts on the raw numbers."""
+    """Rows are `Analysis.layers`; columns and cell text come from engine/layer_csv.py (the CLI's
+    table and the CSV export read the same definition); sorts on the raw numbers."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        self.analysis = None
         self.layers = ()
         self.peak_bytes = 1
         self.decimal_units = False
 
     def set_analysis(self, analysis) -> None:
         self.beginResetModel()
+        self.analysis = analysis
         self.layers = analysis.layers
         self.peak_bytes = max(analysis.peak.total_bytes, 1)
         self.endResetModel()
@@ -45,21 +48,10 @@ class LayerTableModel(QAbstractTableModel):
         return None
 
     def raw(self, row: int, col: int):
-        layer = self.layers[row]
-        return (layer.name, layer.type, layer.output_shape, layer.params, layer.param_bytes, layer.output_bytes,
-                layer.saved_bytes, layer.saved_bytes / self.peak_bytes)[col]
+        return layer_csv.cell_value(self.layers[row], col, self.peak_bytes)
 
     def text(self, row: int, col: int) -> str:
-        value = self.raw(row, col)
-        if col == 2:
-            return "×".join(str(d) for d in value)
-        if col == 3:
-            return format_count(value)
-        if col in (4, 5, 6):
-            return format_size(value, self.decimal_units)
-        if col == 7:
-            return f"{100 * value:.1f}%"
-        return str(value)
+        return layer_csv.cell_text(self.layers[row], col, self.peak_bytes, self.decimal_units)
 
     def data(self, index, role=Qt.DisplayRole):
         if not index.isValid():
@@ -68,15 +60,14 @@ class LayerTableModel(QAbstractTableModel):
             return self.text(index.row(), index.column())
         if role == Qt.UserRole:
             value = self.raw(index.row(), index.column())
-            return str(value) if index.column() == 2 else value
-        if role == Qt.TextAlignmentRole and index.column() >= 3:
+            return str(value) if isinstance(value, tuple) else value
+        if role == Qt.TextAlignmentRole and layer_csv.COLUMNS[index.column()].numeric:
             return int(Qt.AlignRight | Qt.AlignVCenter)
         return None
 
     def as_tsv(self) -> str:
-        rows = ["\t".join(COLUMNS)]
-        rows += ["\t".join(self.text(r, c) for c in range(len(COLUMNS))) for r in range(len(self.layers))]
-        return "\n".join(rows)
+        """The table as tab-separated raw numbers (the CSV export's writer, with tabs)."""
+        return layer_csv.layers_csv(self.analysis, delimiter="\t").rstrip("\n") if self.analysis else ""
 
 
 class LayerTableWidget(QWidget):
@@ -101,7 +92,7 @@ class LayerTableWidget(QWidget):
         self.view.horizontalHeader().setStretchLastSection(True)
         self.view.selectionModel().currentRowChanged.connect(self._on_row_changed)
         copy = QPushButton("Copy table", self)
-        copy.setToolTip("Copy the whole table as tab-separated text (pastes into a spreadsheet)")
+        copy.setToolTip("Copy the whole table as tab-separated numbers, in bytes (pastes into a spreadsheet)")
         copy.clicked.connect(self.copy_to_clipboard)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

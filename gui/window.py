@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from PySide6.QtCore import QByteArray, QEvent, QPoint, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QEvent, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QApplication, QDialog, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QPushButton, QScrollArea, QSizePolicy, QSplitter, QTabWidget, QTextBrowser,
@@ -21,7 +21,7 @@ from engine.choices import SPEC_SUFFIXES
 from engine.errors import MemLensError
 from engine.version import __version__
 
-from . import analysis_cache, style
+from . import analysis_cache, export, style
 from .compare import ModeComparisonWidget
 from .config_panel import ConfigPanel
 from .controller import Controller
@@ -171,6 +171,9 @@ class MainWindow(QMainWindow):
         self.diagram.bind_selection(self.selection)
         self.table.bind_selection(self.selection)
         self.actions = build_menus(self)
+        self.report_export = export.ReportExport(c, self)  # File ▸ Export ▸ report (gui/export.py)
+        self.report_export.sig_done.connect(lambda path: self.status.setText(f"exported {path}"))
+        self.report_export.sig_failed.connect(self.show_error)
         self._restore_settings()
 
     # ---- Public API
@@ -341,30 +344,12 @@ class MainWindow(QMainWindow):
         self.status.setText(f"plan saved to {path}")
 
     def export_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export picture", "memlens.png", "PNG (*.png);;SVG (*.svg)")
-        if path:
-            self.export_picture(path)
+        """File ▸ Export… (gui/export.py): pictures, the PDF report, the layer CSV, the JSON."""
+        export.run_export_dialog(self)
 
-    def export_picture(self, path: str) -> None:
-        """Save the window as it looks: PNG pixels, or SVG vectors."""
-        if path.lower().endswith(".svg"):
-            from PySide6.QtGui import QPainter
-            from PySide6.QtSvg import QSvgGenerator
-
-            generator = QSvgGenerator()
-            generator.setFileName(path)
-            generator.setSize(self.size())
-            generator.setViewBox(self.rect())
-            generator.setTitle(self.windowTitle())
-            painter = QPainter(generator)
-            self.render(painter, QPoint())
-            ok = painter.end()
-        else:
-            ok = self.grab().save(path)
-        if not ok:
-            self.show_error(f"{path}: could not write the picture")
-        else:
-            self.status.setText(f"exported {path}")
+    def export_picture(self, path: str, scale: str = "1x") -> None:
+        """Save the window as it looks: PNG pixels at `scale`, or SVG vectors."""
+        export.export(self, "window", path, scale)
 
     def fit_views(self) -> None:
         self.diagram.fit_to_window()
