@@ -26,13 +26,10 @@ from engine.scenarios import MAX_PINNED, PHASE_AXIS_LABEL, Scenario, compare, ov
 from engine.units import choose_unit, format_size
 
 from .device_panel import STATE_COLOURS
+from .report_compare import SERIES, room  # one dash pattern per column: apart in black and white too
 from .style import CATEGORY_LABELS
 
 CURRENT = "current"
-# One colour and one dash pattern per column (pinned A-D, then the current analysis): the lines
-# stay apart in black and white, on a projector and for colour-blind readers.
-SERIES = (("#1f5fa8", Qt.DashLine), ("#b8420f", Qt.DotLine), ("#2e7d32", Qt.DashDotLine),
-          ("#7b3fa0", Qt.DashDotDotLine), ("#000000", Qt.SolidLine))
 KIND = "scenarios"
 
 
@@ -335,7 +332,7 @@ class ScenarioWidget(QWidget):
         rows.append(("Peak", with_delta([col.peak_bytes for col in c.columns], c.peak_delta), True))
         rows += [(CATEGORY_LABELS[r.category], with_delta(r.bytes, r.delta), False) for r in c.categories]
         fits = [col.fit for col in c.columns]
-        rows.append(("Fit", [f"{f.state} on {f.device.name} ({f.headroom_pct:.0f}% headroom)" if f else "no device chosen"
+        rows.append(("Fit", [f"{f.state} on {f.device.name} ({room(f)})" if f else "no device chosen"
                              for f in fits], True))
         rows.append(("Layers that changed most", [""] * len(c.columns), True))
         for r in c.layers:
