@@ -178,7 +178,7 @@ def load_plan(path: str) -> Plan:
     except RecursionError:
         raise PlanError(f"{name}: not a usable plan (JSON nested too deeply)", "too deeply nested") from None
     except json.JSONDecodeError as e:
-        if e.pos >= len(text.rstrip()):
+        if e.pos >= len(text.rstrip()) or e.msg.startswith("Unterminated string"):  # the text ran out
             raise PlanError(f"{name}: the plan file is truncated (its JSON ends early, line {e.lineno})",
                             "truncated") from None
         raise PlanError(f"{name}: the plan file is corrupt (invalid JSON at line {e.lineno}, column {e.colno}: "
@@ -207,7 +207,8 @@ def load_plan(path: str) -> Plan:
 # ---- Private API
 def _read_capped(path: str) -> str:
     try:
-        with open(path, "rb") as f:
+        # Non-blocking: opening a FIFO named like a plan would otherwise wait for a writer forever.
+        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
             info = os.fstat(f.fileno())
             if not _is_regular(info):
                 raise PlanError(f"{path}: not a plan file (not a regular file)", "unreadable")
