@@ -243,7 +243,9 @@ def test_a_plan_that_runs_python_asks_first_and_a_no_changes_nothing(window, qtb
 
 
 def test_a_failed_save_says_so_and_keeps_the_previous_file(window, qtbot, tmp_path, monkeypatch):
-    path = tmp_path / "p.memlens"
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    path = folder / "p.memlens"
     assert window.save_plan(str(path))
     before = path.read_bytes()
     window.scenarios.pin("A")
@@ -255,7 +257,7 @@ def test_a_failed_save_says_so_and_keeps_the_previous_file(window, qtbot, tmp_pa
     with qtbot.waitSignal(window.sig_error_shown, timeout=5_000) as blocker:
         assert not window.save_plan(str(path))
     assert "cannot save the plan" in blocker.args[0] and "previous file is unchanged" in blocker.args[0]
-    assert path.read_bytes() == before and os.listdir(tmp_path) == ["p.memlens"]
+    assert path.read_bytes() == before and os.listdir(folder) == ["p.memlens"]
 
 
 def test_a_plan_dropped_on_the_window_opens_and_joins_the_recent_plans(window, qtbot, tmp_path):
