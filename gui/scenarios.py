@@ -91,10 +91,13 @@ class ScenarioWidget(QWidget):
         self.plot = pg.PlotWidget(background="w")
         self.plot.setMinimumSize(200, 40)
         self.plot.showGrid(x=False, y=True, alpha=0.25)
-        self.plot.setLabel("bottom", PHASE_AXIS_LABEL)
+        self.plot.setLabel("bottom", "step: each phase stretched to one unit")
+        self.plot.getAxis("bottom").setToolTip(PHASE_AXIS_LABEL + ": the steps differ in event count")
         self.plot.getAxis("bottom").setTicks([[(k + 0.5, p) for k, p in enumerate(PHASES)], []])
         self.plot.setMouseEnabled(x=True, y=False)
-        self.legend = self.plot.addLegend(offset=(4, 4), labelTextSize="8pt")
+        # Top right, on white: the steps start at the left, where their curves rise.
+        self.legend = self.plot.addLegend(offset=(-4, 4), labelTextSize="7pt", labelTextColor="#22262C",
+                                          brush=pg.mkBrush(255, 255, 255, 220), pen=pg.mkPen("#c9ced6"))
         for k in (1, 2):
             self.plot.addItem(pg.InfiniteLine(k, angle=90, pen=pg.mkPen("#999", width=1)))
 
@@ -117,6 +120,8 @@ class ScenarioWidget(QWidget):
         split.addWidget(self.table)
         split.setStretchFactor(0, 2)
         split.setStretchFactor(1, 3)
+        split.setSizes([400, 600])  # the table needs the room: three columns of 'size (difference)'
+
         split.setChildrenCollapsible(False)
         self.splitter = split
         layout = QVBoxLayout(self)
@@ -224,6 +229,17 @@ class ScenarioWidget(QWidget):
             raise ScenarioError("nothing to compare: pin an analysis first")
         return write_comparison_pdf(self.comparison, self._analyses(), path)
 
+    def save_comparison(self, path: str) -> bool:
+        """CSV or PDF by the file's suffix; the tab says where it went, or why it could not."""
+        write = self.export_pdf if path.lower().endswith(".pdf") else self.export_csv
+        try:
+            write(path)
+        except (OSError, MemLensError) as e:
+            self._say(f"{path}: could not export the comparison ({getattr(e, 'strerror', None) or e})")
+            return False
+        self._say(f"comparison saved to {path}")
+        return True
+
     # ---- Private API
     def _check_name(self, name: str, ignore: int | None = None) -> str:
         name = " ".join(str(name).split())
@@ -326,15 +342,15 @@ class ScenarioWidget(QWidget):
         rows = []  # (label, [cell text], tooltip, bold)
 
         def with_delta(values, deltas):
-            return [size(v) if i == c.baseline or v is None else f"{size(v)} ({'+' if d >= 0 else ''}{size(d)})"
+            return [size(v) if i == c.baseline or v is None or d == 0 else f"{size(v)} ({'+' if d > 0 else ''}{size(d)})"
                     for i, (v, d) in enumerate(zip(values, deltas))]
 
         rows.append(("Peak", with_delta([col.peak_bytes for col in c.columns], c.peak_delta), True))
         rows += [(CATEGORY_LABELS[r.category], with_delta(r.bytes, r.delta), False) for r in c.categories]
         fits = [col.fit for col in c.columns]
-        rows.append(("Fit", [f"{f.state} on {f.device.name} ({room(f)})" if f else "no device chosen"
-                             for f in fits], True))
-        rows.append(("Layers that changed most", [""] * len(c.columns), True))
+        fit_label = "Fit"  # the device is in each cell's tooltip: the long name would widen the row labels
+        rows.append((fit_label, [f"{f.state} ({room(f)})" if f else "no device" for f in fits], True))
+        rows.append(("Layers (most changed)", [""] * len(c.columns), True))
         for r in c.layers:
             rows.append((f"  {r.name}", ["—" if v is None else s for v, s in
                                           zip(r.bytes, with_delta([v or 0 for v in r.bytes], r.delta))], False))
@@ -348,14 +364,15 @@ class ScenarioWidget(QWidget):
             self.table.horizontalHeaderItem(j).setToolTip(col.settings)
         bold = QFont(self.table.font())
         bold.setBold(True)
-        for i, (_, cells, strong) in enumerate(rows):
+        for i, (label, cells, strong) in enumerate(rows):
             for j, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 if strong:
                     item.setFont(bold)
-                if text.split(" on ")[0] in STATE_COLOURS:
-                    item.setForeground(pg.mkColor(STATE_COLOURS[text.split(" on ")[0]]))
+                if label == fit_label and fits[j] is not None:
+                    item.setForeground(pg.mkColor(STATE_COLOURS[fits[j].state]))
+                    item.setToolTip(fits[j].describe())
                 self.table.setItem(i, j, item)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
 
@@ -373,20 +390,12 @@ class ScenarioWidget(QWidget):
     def _on_export_csv(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export the comparison", "scenarios.csv", "CSV (*.csv)")
         if path:
-            self._export(self.export_csv, path)
+            self.save_comparison(path)
 
     def _on_export_pdf(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export the comparison", "scenarios.pdf", "PDF (*.pdf)")
         if path:
-            self._export(self.export_pdf, path)
-
-    def _export(self, write, path: str) -> None:
-        try:
-            write(path)
-        except (OSError, MemLensError) as e:
-            self._say(f"{path}: could not export the comparison ({getattr(e, 'strerror', None) or e})")
-            return
-        self._say(f"comparison saved to {path}")
+            self.save_comparison(path)
 
     # -- re-analysing scenarios reopened from a plan
     def _run_pending(self, *_) -> None:

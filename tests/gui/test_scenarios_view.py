@@ -78,7 +78,7 @@ def test_the_tab_shows_each_scenario_beside_the_current_one(window, qtbot):
     assert table.item(0, 1).text() == f"{format_size(b.peak.total_bytes)} (+{format_size(delta)})"
     assert len(view._curves) == 2  # one overlaid line each
     layer_rows = [table.verticalHeaderItem(i).text().strip() for i in range(table.rowCount())]
-    assert [r.name for r in view.comparison.layers] == layer_rows[layer_rows.index("Layers that changed most") + 1:]
+    assert [r.name for r in view.comparison.layers] == layer_rows[layer_rows.index("Layers (most changed)") + 1:]
     # The baseline can be switched: differences are then taken against the current analysis.
     view.baseline.setCurrentIndex(1)
     assert view.comparison.peak_delta == (-delta, 0)
@@ -111,5 +111,5 @@ def test_the_comparison_exports_to_csv_and_to_a_pdf_a_reader_opens(window, qtbot
 def test_an_export_to_an_unwritable_place_is_said_in_the_tab(window, qtbot, tmp_path):
     window.scenarios.pin("A")
     analyse(window, qtbot, batch=2)
-    window.scenarios._export(window.scenarios.export_csv, str(tmp_path / "missing" / "cmp.csv"))
+    assert not window.scenarios.save_comparison(str(tmp_path / "missing" / "cmp.csv"))
     assert "could not export the comparison" in window.scenarios.note.text()
