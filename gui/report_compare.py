@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime
 
 from PySide6.QtCore import QMarginsF, QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen, QPolygonF
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen, QPolygonF
 
 from engine.categories import CATEGORIES, PHASES
 from engine.scenarios import PHASE_AXIS_LABEL, Comparison, overlay_curve
@@ -27,10 +27,11 @@ PAGES = 2
 # One colour and one dash pattern per column (pinned A-D, then the current analysis).
 SERIES = (("#1f5fa8", Qt.DashLine), ("#b8420f", Qt.DotLine), ("#2e7d32", Qt.DashDotLine),
           ("#7b3fa0", Qt.DashDotDotLine), ("#000000", Qt.SolidLine))
-# Each category's hatching: the stacked bars stay readable on a black-and-white printout.
-HATCHES = {"parameters": Qt.BDiagPattern, "buffers": Qt.Dense6Pattern, "gradients": Qt.FDiagPattern,
-           "optimizer_state": Qt.DiagCrossPattern, "activations": Qt.HorPattern, "temporaries": Qt.VerPattern,
-           "inputs": Qt.CrossPattern}
+# Each category's hatching (line angles; none: plain): the stacked bars stay readable on a
+# black-and-white printout, with the legend beside them.
+HATCHES = {"parameters": (45,), "buffers": (), "gradients": (-45,), "optimizer_state": (45, -45),
+           "activations": (0,), "temporaries": (90,), "inputs": (0, 90)}
+HATCH_SPACING = 3.0  # points
 INK = QColor("#111111")
 MUTED = QColor("#555555")
 
@@ -240,7 +241,7 @@ def _breakdown_bars(painter, rect: QRectF, comparison: Comparison) -> None:
     name_w = 110
     bar_area = QRectF(rect.left() + name_w, rect.top() + 14, rect.width() - name_w - 60,
                       rect.height() - 14 - legend_h - 4)
-    row_h = min(20.0, bar_area.height() / max(1, n))
+    row_h = min(26.0, bar_area.height() / max(1, n))
     top = max(c.peak_bytes for c in comparison.columns) or 1
     for i, col in enumerate(comparison.columns):
         y = bar_area.top() + i * row_h
@@ -259,7 +260,7 @@ def _breakdown_bars(painter, rect: QRectF, comparison: Comparison) -> None:
                 _text(painter, box.left(), box.top(), box.width(), box.height(), label, 6.5, align=Qt.AlignCenter)
             x += w
         _text(painter, x + 3, y, 60, row_h, format_bytes(col.peak_bytes), 7.5, bold=True)
-    x, y = rect.left() + name_w, rect.bottom() - legend_h
+    x, y = rect.left() + name_w, bar_area.top() + n * row_h + 4  # the legend right under the bars
     for category in CATEGORIES:
         _hatched(painter, QRectF(x, y + 2, 14, 10), category)
         label = CATEGORY_LABELS[category]
@@ -268,11 +269,27 @@ def _breakdown_bars(painter, rect: QRectF, comparison: Comparison) -> None:
 
 
 def _hatched(painter, box: QRectF, category: str) -> None:
+    """A box in the category's light colour, ruled with its own hatching (drawn as vector lines
+    3 pt apart: Qt's pattern brushes turn into a uniform grey once printed or rasterised)."""
     colour = QColor(CATEGORY_COLOURS[category])
-    painter.fillRect(box, colour.lighter(175))
-    brush = QBrush(colour.darker(140), HATCHES[category])
-    brush.setTransform(brush.transform().scale(0.3, 0.3))  # fine hatching at 300 dpi
-    painter.fillRect(box, brush)
+    painter.fillRect(box, colour.lighter(170))
+    painter.save()
+    painter.setClipRect(box)
+    painter.setPen(QPen(colour.darker(250), 0.6))
+    span = box.width() + box.height()
+    for angle in HATCHES[category]:
+        offset = 0.0
+        while offset <= span:
+            if angle == 45:
+                painter.drawLine(QPointF(box.left() + offset, box.bottom()), QPointF(box.left() + offset - box.height(), box.top()))
+            elif angle == -45:
+                painter.drawLine(QPointF(box.left() + offset - box.height(), box.bottom()), QPointF(box.left() + offset, box.top()))
+            elif angle == 0 and offset <= box.height():
+                painter.drawLine(QPointF(box.left(), box.top() + offset), QPointF(box.right(), box.top() + offset))
+            elif angle == 90 and offset <= box.width():
+                painter.drawLine(QPointF(box.left() + offset, box.top()), QPointF(box.left() + offset, box.bottom()))
+            offset += HATCH_SPACING
+    painter.restore()
     painter.setPen(QPen(INK, 0.5))
     painter.drawRect(box)
 
