@@ -15,10 +15,10 @@ from dataclasses import dataclass, replace
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QMenu,
-                               QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout,
-                               QWidget)
+                               QPushButton, QSizePolicy, QSplitter, QTableWidget, QTableWidgetItem, QToolButton,
+                               QVBoxLayout, QWidget)
 
 from engine.categories import CATEGORIES, PHASES
 from engine.errors import MemLensError
@@ -30,6 +30,7 @@ from .report_compare import SERIES, room  # one dash pattern per column: apart i
 from .style import CATEGORY_LABELS
 
 CURRENT = "current"
+CHIP_CHARS = 16  # four chips, the buttons and the baseline fit in one row at 1280 px
 KIND = "scenarios"
 
 
@@ -71,13 +72,13 @@ class ScenarioWidget(QWidget):
         self._decimal = False
         self._curves = []
 
-        self.pin_button = QPushButton("Pin current…")
+        self.pin_button = QPushButton("Pin…")
         self.pin_button.setToolTip(f"Keep the analysis on screen as a named scenario (Ctrl+B); up to {MAX_PINNED}")
         self.pin_button.clicked.connect(lambda: self.pin_dialog())
         self.chips = QHBoxLayout()
         self.chips.setSpacing(4)
         self.baseline = QComboBox()
-        self.baseline.setToolTip("Differences are taken against this scenario")
+        self.baseline.setToolTip("Differences are taken against this scenario (the baseline)")
         self.baseline.currentIndexChanged.connect(self._on_baseline)
         self.csv_button = QPushButton("CSV…")
         self.csv_button.setToolTip("Save the comparison as a CSV table (exact bytes)")
@@ -95,9 +96,6 @@ class ScenarioWidget(QWidget):
         self.plot.getAxis("bottom").setToolTip(PHASE_AXIS_LABEL + ": the steps differ in event count")
         self.plot.getAxis("bottom").setTicks([[(k + 0.5, p) for k, p in enumerate(PHASES)], []])
         self.plot.setMouseEnabled(x=True, y=False)
-        # Top right, on white: the steps start at the left, where their curves rise.
-        self.legend = self.plot.addLegend(offset=(-4, 4), labelTextSize="7pt", labelTextColor="#22262C",
-                                          brush=pg.mkBrush(255, 255, 255, 220), pen=pg.mkPen("#c9ced6"))
         for k in (1, 2):
             self.plot.addItem(pg.InfiniteLine(k, angle=90, pen=pg.mkPen("#999", width=1)))
 
@@ -107,11 +105,18 @@ class ScenarioWidget(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 4)
         self.table.setToolTip("Each scenario's figures; in brackets the difference from the baseline")
 
+        # Never wider than the tab: at 1280 px four chips and the buttons share one row, and a
+        # row too long for it is clipped at its last chip instead of widening the window.
+        chips = QWidget()
+        chips.setLayout(self.chips)
+        self.chips.setContentsMargins(0, 0, 0, 0)
+        chips.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self.baseline.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.baseline.setMinimumContentsLength(8)
         top = QHBoxLayout()
         top.addWidget(self.pin_button)
-        top.addLayout(self.chips)
-        top.addStretch(1)
-        top.addWidget(QLabel("compared with"))
+        top.addWidget(chips, 1)
+        top.addWidget(QLabel("vs"))
         top.addWidget(self.baseline)
         top.addWidget(self.csv_button)
         top.addWidget(self.pdf_button)
@@ -301,22 +306,43 @@ class ScenarioWidget(QWidget):
                 widget.deleteLater()
         for i, entry in enumerate(self.pinned):
             chip = QToolButton()
-            chip.setText(entry.name + ("…" if entry.analysis is None and not entry.error else ""))
-            chip.setToolTip(_request_words(entry.request) + (f"\nchecked on {entry.device.name}" if entry.device else ""))
+            shown = entry.name if len(entry.name) <= CHIP_CHARS else entry.name[:CHIP_CHARS - 1] + "…"
+            chip.setText(shown + (" (analysing…)" if entry.analysis is None and not entry.error else ""))
+            chip.setToolTip(f"{entry.name}\n{_request_words(entry.request)}"
+                            + (f"\nchecked on {entry.device.name}" if entry.device else "")
+                            + "\nclick to rename or unpin")
             chip.setPopupMode(QToolButton.InstantPopup)
             menu = QMenu(chip)
             menu.addAction("Rename…", lambda i=i: self._on_rename(i))
             menu.addAction("Unpin", lambda i=i: self.unpin(i))
             chip.setMenu(menu)
-            colour, _ = SERIES[i]
-            chip.setStyleSheet(f"QToolButton {{ border: 2px solid {colour}; border-radius: 3px; padding: 1px 4px; }}")
-            self.chips.addWidget(chip)
+            self.chips.addWidget(self._chip_look(chip, *SERIES[i]))
+        if self.current is not None and self.pinned:
+            current = QToolButton()
+            current.setText(CURRENT)
+            current.setToolTip(f"the analysis on screen\n{_request_words(self.current.request)}")
+            self.chips.addWidget(self._chip_look(current, *SERIES[-1]))
+        self.chips.addStretch(1)
+
+    @staticmethod
+    def _chip_look(chip: QToolButton, colour: str, dash) -> QToolButton:
+        """The chip shows its line as drawn in the plot: the chips are the plot's legend."""
+        pixmap = QPixmap(22, 10)
+        pixmap.fill(Qt.transparent)
+        painter = QPainter(pixmap)
+        painter.setPen(QPen(QColor(colour), 2.5, dash))
+        painter.drawLine(0, 5, 22, 5)
+        painter.end()
+        chip.setIcon(QIcon(pixmap))
+        chip.setIconSize(pixmap.size())
+        chip.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        chip.setStyleSheet(f"QToolButton {{ border: 1px solid {colour}; border-radius: 3px; padding: 1px 3px; }}")
+        return chip
 
     def _draw_curves(self, scenarios) -> None:
         for item in self._curves:
             self.plot.removeItem(item)
         self._curves = []
-        self.legend.clear()
         if len(scenarios) < 2:
             return
         top = max(s.analysis.peak.total_bytes for s in scenarios)
@@ -325,8 +351,7 @@ class ScenarioWidget(QWidget):
         for i, s in enumerate(scenarios):
             colour, dash = SERIES[-1] if s.name == CURRENT else SERIES[i]
             x, y = overlay_curve(s.analysis)
-            curve = self.plot.plot(x, y / unit[1], pen=pg.mkPen(colour, width=3 if s.name == CURRENT else 2, style=dash),
-                                   name=f"{s.name}: {format_size(s.analysis.peak.total_bytes, self._decimal)}")
+            curve = self.plot.plot(x, y / unit[1], pen=pg.mkPen(colour, width=3 if s.name == CURRENT else 2, style=dash))
             self._curves.append(curve)
         self.plot.setXRange(0, 3, padding=0.01)
         self.plot.enableAutoRange(axis="y")
