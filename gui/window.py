@@ -49,6 +49,7 @@ COMPARE_TAB = 2
 
 # The what-if sweep plot needs this much height to be read (axis, points, capacity line).
 SWEEP_MIN_HEIGHT = 260
+SCENARIOS_SHARE = 0.45  # of the views' height, for the Scenarios tab while it is open
 
 
 class MainWindow(QMainWindow):
@@ -599,14 +600,20 @@ class MainWindow(QMainWindow):
     def _keep_default_layout(self) -> None:
         if self._default_views:
             self.splitter.setSizes(view_sizes(max(self.splitter.height(), 3 * 60), self.diagram.one_row_height()))
+            self._room_for_tab(self.lower_tabs.currentWidget())  # an open sweep or comparison keeps its room
 
     def _on_views_resized_by_hand(self, *_) -> None:
         self._default_views = False
 
     def _on_tab(self, index: int) -> None:
         self.controller.set_companion_wanted(index == COMPARE_TAB)
-        if self.lower_tabs.widget(index) in (self.sweeps, self.scenarios) and self.sweeps is not None:
+        self._room_for_tab(self.lower_tabs.widget(index))
+
+    def _room_for_tab(self, widget) -> None:
+        if self.sweeps is not None and widget is self.sweeps:
             self._make_room_below(SWEEP_MIN_HEIGHT)
+        elif self.scenarios is not None and widget is self.scenarios:  # a plot beside a 20-row table
+            self._make_room_below(max(SWEEP_MIN_HEIGHT, round(SCENARIOS_SHARE * self.splitter.height())))
 
     def _make_room_below(self, height: int) -> None:
         """Grow the lower tabs towards `height` px, from the timeline, then the diagram (each kept
