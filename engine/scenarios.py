@@ -9,7 +9,7 @@ views that show each analysis alone. The GUI, the CSV and the PDF comparison pag
 from __future__ import annotations
 
 import csv
-import io
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,8 +99,6 @@ def layer_bytes(layer: Layer) -> int:
 
 def describe_request(request) -> str:
     """'resnet18 · batch 32 · float32 AMP · train · adam · cpu': the settings that tell scenarios apart."""
-    import os
-
     dtype = f"{request.dtype} AMP" if request.amp else request.dtype
     parts = [os.path.basename(request.model), f"batch {request.batch}"]
     if request.input_shape:
@@ -199,12 +197,6 @@ def comparison_rows(comparison: Comparison) -> list[list]:
              row("fit", "verdict", [f.state if f else None for f in fits])]
     rows += [row("layer", r.name, r.bytes, r.delta) for r in c.layers]
     return rows
-
-
-def comparison_csv_text(comparison: Comparison) -> str:
-    out = io.StringIO()
-    write_comparison_csv(comparison, out)
-    return out.getvalue()
 
 
 # ---- Private API

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QHeaderView,
                                QPushButton, QSizePolicy, QSplitter, QTableWidget, QTableWidgetItem, QToolButton,
                                QVBoxLayout, QWidget)
 
-from engine.categories import CATEGORIES, PHASES
+from engine.categories import PHASES
 from engine.errors import MemLensError
 from engine.scenarios import MAX_PINNED, PHASE_AXIS_LABEL, Scenario, compare, overlay_curve, write_comparison_csv
 from engine.units import choose_unit, format_size
@@ -232,7 +232,7 @@ class ScenarioWidget(QWidget):
 
         if self.comparison is None:
             raise ScenarioError("nothing to compare: pin an analysis first")
-        return write_comparison_pdf(self.comparison, self._analyses(), path)
+        return write_comparison_pdf(self.comparison, [s.analysis for s in self.scenarios()], path)
 
     def save_comparison(self, path: str) -> bool:
         """CSV or PDF by the file's suffix; the tab says where it went, or why it could not."""
@@ -255,9 +255,6 @@ class ScenarioWidget(QWidget):
         if name == CURRENT or any(p.name == name for i, p in enumerate(self.pinned) if i != ignore):
             raise ScenarioError(f"the name {name!r} is taken: choose another")
         return name
-
-    def _analyses(self) -> list:
-        return [p.analysis for p in self.pinned if p.analysis is not None] + ([self.current] if self.current else [])
 
     def _say(self, message: str) -> None:
         self.note.setText(message)
