@@ -192,6 +192,12 @@ class ScenarioWidget(QWidget):
         self._changed()
         self._run_pending()
 
+    def retry(self, index: int) -> None:
+        """Analyse a scenario again whose reopening failed or was cancelled."""
+        self.pinned[index] = replace(self.pinned[index], error="")
+        self._changed()
+        self._run_pending()
+
     def suggested_name(self) -> str:
         used = {p.name for p in self.pinned}
         letter = next(c for c in "ABCDEFGH" if c not in {n.split(":")[0] for n in used})
@@ -312,6 +318,8 @@ class ScenarioWidget(QWidget):
             menu = QMenu(chip)
             menu.addAction("Rename…", lambda i=i: self._on_rename(i))
             menu.addAction("Unpin", lambda i=i: self.unpin(i))
+            if entry.error:
+                menu.addAction("Analyse again", lambda i=i: self.retry(i))
             chip.setMenu(menu)
             self.chips.addWidget(self._chip_look(chip, *SERIES[i]))
         if self.current is not None and self.pinned:

@@ -113,3 +113,17 @@ def test_an_export_to_an_unwritable_place_is_said_in_the_tab(window, qtbot, tmp_
     analyse(window, qtbot, batch=2)
     assert not window.scenarios.save_comparison(str(tmp_path / "missing" / "cmp.csv"))
     assert "could not export the comparison" in window.scenarios.note.text()
+
+
+def test_a_reopened_scenario_that_cannot_be_analysed_says_why_and_can_be_tried_again(window, qtbot):
+    bad = AnalysisRequest(model="resnet_that_does_not_exist")
+    window.scenarios.restore([("A", window.analysis.request.replace(batch=2), None, ()), ("B", bad, None, ())])
+    qtbot.waitUntil(lambda: all(p.analysis is not None or p.error for p in window.scenarios.pinned), timeout=WAIT)
+    good, failed = window.scenarios.pinned
+    assert good.analysis.request.batch == 2 and not good.error
+    assert failed.analysis is None and "resnet_that_does_not_exist" in failed.error
+    assert f"B: {failed.error}" in window.scenarios.note.text()
+    assert window.scenarios.comparison.names == ("A", CURRENT)  # the rest is still compared
+    window.scenarios.retry(1)
+    assert window.scenarios.pinned[1].error == ""
+    qtbot.waitUntil(lambda: window.scenarios.pinned[1].error != "", timeout=WAIT)
