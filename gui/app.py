@@ -1,4 +1,4 @@
-"""`memlens [--model ...] [--screenshot out.png]`: start the desktop application.
+"""`memlens [--model ...] [--screenshot out.png] [plan.memlens]`: start the desktop application.
 
 The window appears before torch is imported (the engine loads on the worker thread once the
 window has painted). Without request flags it reopens the last model and settings; when the last
@@ -44,6 +44,8 @@ def parse_args(argv):
     add_request_arguments(parser)
     parser.set_defaults(**dict.fromkeys(defaults, _UNSET))
     parser.add_argument("--screenshot", metavar="PNG", help="render the window offscreen after the analysis, save it, exit")
+    parser.add_argument("plan", nargs="?", help="a saved plan (.memlens) to open: its model, settings, device and "
+                        "pinned scenarios")
     args = parser.parse_args(argv)
     args.explicit = {key for key in defaults if getattr(args, key) is not _UNSET}
     for key in defaults.keys() - args.explicit:
@@ -80,8 +82,9 @@ def main(argv: list[str]) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("MemLens")
     app.setOrganizationName("MemLens")
+    plan, why = _plan_argument(args)
     try:
-        request = initial_request(args)
+        request = plan.request if plan is not None else initial_request(args)
     except MemLensError as e:
         print(f"memlens: error: {e}", file=sys.stderr)
         return 2
@@ -89,12 +92,28 @@ def main(argv: list[str]) -> int:
 
     window = MainWindow(request)
     window.show()
+    if plan is not None:
+        window.plans.apply(plan, analyse=False)  # the plan's request is the first analysis
+    elif why:
+        window.show_error(why)  # the window opens as usual, and says why the plan did not
     if args.screenshot:
         code = _screenshot(app, window, args.screenshot)
     else:
         window.start()
         code = app.exec()
     return _exit_now(window, code)
+
+
+def _plan_argument(args):
+    """(plan, '') for a readable plan given on the command line, (None, why) for a refused one."""
+    if not args.plan:
+        return None, ""
+    from .plan_session import plan_for_start
+
+    plan, why = plan_for_start(args.plan)
+    if why:
+        print(f"memlens: error: {why}", file=sys.stderr)
+    return plan, why
 
 
 def _exit_now(window, code: int):

@@ -145,6 +145,11 @@ class Controller(QObject):
         self._requests[job_id] = request
         return job_id
 
+    def analyze_in_job(self, request, progress, cancelled):
+        """Analyse `request` inside a submitted job (pinned scenarios reopened from a plan), by the
+        main analysis's rule: a python file runs in a child process."""
+        return self._analyze(request, progress=progress, cancelled=cancelled)
+
     def show(self, analysis) -> None:
         """`analysis` is on screen without a run (reopened from the cache)."""
         self.shown = analysis

@@ -35,6 +35,9 @@ def build_menus(window) -> dict[str, QAction]:
         "Open a layer spec (.yaml/.json), a python file (it is executed) or a saved plan (.memlens)")
     window.recent_menu = file.addMenu("Open &recent")
     window.recent_menu.aboutToShow.connect(lambda: _fill_recent(window))
+    # -- plans and scenarios (issue 10)
+    window.recent_plans_menu = file.addMenu("Recent p&lans")
+    window.recent_plans_menu.aboutToShow.connect(lambda: _fill_recent_plans(window))
     file.addSeparator()
     add(file, "save_plan", "&Save plan…", window.save_plan_dialog, QKeySequence.Save,
         "Save the model and step settings as a .memlens plan a later session can open")
@@ -60,6 +63,8 @@ def build_menus(window) -> dict[str, QAction]:
 
     run = bar.addMenu("&Analysis")
     add(run, "cancel", "&Cancel analysis", window.cancel, "Esc", "Stop the running analysis")
+    add(run, "pin", "&Pin as scenario…", window.pin_scenario, "Ctrl+B",
+        "Keep the analysis on screen as a named scenario and compare it with later ones (Scenarios tab)")
 
     help_menu = bar.addMenu("&Help")
     add(help_menu, "shortcuts", "&Keyboard shortcuts", window.show_shortcuts, QKeySequence.HelpContents)
@@ -85,3 +90,16 @@ def _fill_recent(window) -> None:
         action.triggered.connect(lambda _=False, p=path: window.open_model(p))
     if menu.isEmpty():
         menu.addAction("(no recent files)").setEnabled(False)
+
+
+def _fill_recent_plans(window) -> None:
+    from gui.plan_session import recent_plans
+
+    menu = window.recent_plans_menu
+    menu.clear()
+    for i, path in enumerate(recent_plans()):
+        action = menu.addAction(f"&{i + 1} {os.path.basename(path)}" if i < 9 else os.path.basename(path))
+        action.setToolTip(path)
+        action.triggered.connect(lambda _=False, p=path: window.open_path(p))
+    if menu.isEmpty():
+        menu.addAction("(no recent plans)").setEnabled(False)

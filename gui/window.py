@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (QApplication, QDialog, QFileDialog, QLabel, QMain
                                QVBoxLayout, QWidget)
 
 from engine.choices import SPEC_SUFFIXES
-from engine.errors import MemLensError
 from engine.version import __version__
 
 from . import analysis_cache, export, style
@@ -28,7 +27,8 @@ from .controller import Controller
 from .device_panel import DevicePanel
 from .diagram import NetworkDiagramWidget
 from .menus import build_menus, shortcut_lines
-from .plan import SUFFIX as PLAN_SUFFIX, load_plan, request_to_json, save_plan
+from .plan import SUFFIX as PLAN_SUFFIX, request_to_json
+from .plan_session import PlanSession
 from .selection import SelectionModel
 from .summary import SummaryWidget
 from .table import LayerTableWidget
@@ -49,6 +49,7 @@ COMPARE_TAB = 2
 
 # The what-if sweep plot needs this much height to be read (axis, points, capacity line).
 SWEEP_MIN_HEIGHT = 260
+SCENARIOS_SHARE = 0.45  # of the views' height, for the Scenarios tab while it is open
 
 
 class MainWindow(QMainWindow):
@@ -147,6 +148,7 @@ class MainWindow(QMainWindow):
         # The GPU panel (issue 6) is a tab beside the settings; its sweep plot joins the lower tabs.
         self.devices = DevicePanel()
         self.sweeps = self.planning = None
+        self.scenarios = None  # the Scenarios tab (issue 10), built with the plots
         self.main_splitter.addWidget(self._with_device_tab(left))
         self.main_splitter.addWidget(right)
         self.main_splitter.setStretchFactor(1, 1)
@@ -174,6 +176,7 @@ class MainWindow(QMainWindow):
         self.report_export = export.ReportExport(c, self)  # File ▸ Export ▸ report (gui/export.py)
         self.report_export.sig_done.connect(lambda path: self.status.setText(f"exported {path}"))
         self.report_export.sig_failed.connect(self.show_error)
+        self.plans = PlanSession(self)  # plan files (issue 10)
         self._restore_settings()
 
     # ---- Public API
@@ -244,12 +247,14 @@ class MainWindow(QMainWindow):
         self.timeline.bind_selection(self.selection)
         self.lifetimes.bind_selection(self.selection)
         self._build_planning()
+        self._build_scenarios()
         self._apply_display()
 
     def views(self) -> dict[str, QWidget]:
         """The views every main analysis goes to, by name."""
         return {"summary": self.summary, "diagram": self.diagram, "timeline": self.timeline,
-                "lifetimes": self.lifetimes, "table": self.table, "compare": self.compare}
+                "lifetimes": self.lifetimes, "table": self.table, "compare": self.compare,
+                "scenarios": self.scenarios}
 
     def set_analysis(self, analysis, prepared: dict | None = None) -> None:
         """Put `analysis` on every view (with the data the worker prepared for each, if any)."""
@@ -295,15 +300,7 @@ class MainWindow(QMainWindow):
     def open_path(self, path: str) -> None:
         """Open a spec, or a saved plan; anything else gets a message."""
         if path.lower().endswith(PLAN_SUFFIX):
-            try:
-                request, optimizer = load_plan(path)
-            except MemLensError as e:
-                self.show_error(str(e))
-                return
-            self.config.set_request(request)
-            if request.mode != "train":
-                self.config.optimizer.setCurrentText(optimizer)
-            self.config.schedule()
+            self.plans.open(path)
         elif path.lower().endswith(SPEC_SUFFIXES):
             self.open_model(path)
         else:
@@ -333,15 +330,9 @@ class MainWindow(QMainWindow):
         if path:
             self.save_plan(path if path.endswith(PLAN_SUFFIX) else path + PLAN_SUFFIX)
 
-    def save_plan(self, path: str) -> None:
-        """Write the request on screen (or, before any, the panel's) as a plan file."""
-        request = self.analysis.request if self.analysis is not None else self.config.request()
-        try:
-            save_plan(path, request, self.config.optimizer_choice())
-        except OSError as e:
-            self.show_error(f"{path}: cannot save the plan ({e.strerror})")
-            return
-        self.status.setText(f"plan saved to {path}")
+    def save_plan(self, path: str) -> bool:
+        """Write what is on screen (request, device, pinned scenarios, view) as a plan file."""
+        return self.plans.save(path)
 
     def export_dialog(self) -> None:
         """File ▸ Export… (gui/export.py): pictures, the PDF report, the layer CSV, the JSON."""
@@ -569,6 +560,23 @@ class MainWindow(QMainWindow):
         self.planning.sig_capacity_changed.connect(self.timeline.set_capacity)
         self.planning.sig_use_settings.connect(self._on_planning_settings)
 
+    # ---- Scenario A/B (issue 10)
+    def _build_scenarios(self) -> None:
+        from .scenarios import ScenarioWidget
+
+        self.scenarios = ScenarioWidget()
+        self.scenarios.bind(self.controller, self.devices)
+        self.scenarios.sig_message.connect(self.status.setText)
+        self.lower_tabs.addTab(self.scenarios, "Scenarios")
+        self.lower_tabs.setTabToolTip(self.lower_tabs.count() - 1,
+                                      "Pinned analyses beside the current one (Analysis ▸ Pin as scenario, Ctrl+B)")
+
+    def pin_scenario(self) -> None:
+        """Pin the analysis on screen under a name the user gives; the Scenarios tab shows them."""
+        self.build_plots()
+        self.lower_tabs.setCurrentWidget(self.scenarios)
+        self.scenarios.pin_dialog()
+
     def _on_planning_settings(self, changes: dict) -> None:
         # The panel's Apply (a batch size), or CUDA's rules for a chosen GPU: analyse with them.
         self.config.set_request(self.config.request().replace(**changes))
@@ -577,14 +585,20 @@ class MainWindow(QMainWindow):
     def _keep_default_layout(self) -> None:
         if self._default_views:
             self.splitter.setSizes(view_sizes(max(self.splitter.height(), 3 * 60), self.diagram.one_row_height()))
+            self._room_for_tab(self.lower_tabs.currentWidget())  # an open sweep or comparison keeps its room
 
     def _on_views_resized_by_hand(self, *_) -> None:
         self._default_views = False
 
     def _on_tab(self, index: int) -> None:
         self.controller.set_companion_wanted(index == COMPARE_TAB)
-        if self.sweeps is not None and self.lower_tabs.widget(index) is self.sweeps:
+        self._room_for_tab(self.lower_tabs.widget(index))
+
+    def _room_for_tab(self, widget) -> None:
+        if self.sweeps is not None and widget is self.sweeps:
             self._make_room_below(SWEEP_MIN_HEIGHT)
+        elif self.scenarios is not None and widget is self.scenarios:  # a plot beside a 20-row table
+            self._make_room_below(max(SWEEP_MIN_HEIGHT, round(SCENARIOS_SHARE * self.splitter.height())))
 
     def _make_room_below(self, height: int) -> None:
         """Grow the lower tabs towards `height` px, from the timeline, then the diagram (each kept

@@ -158,8 +158,8 @@ def test_a_saved_plan_reopens_the_same_request(window, qtbot, tmp_path):
     window.config.optimizer.setCurrentText("sgd")
     path = str(tmp_path / "plan.memlens")
     window.save_plan(path)
-    request, optimizer = load_plan(path)
-    assert request == window.analysis.request and optimizer == "sgd"
+    plan = load_plan(path)
+    assert plan.request == window.analysis.request and plan.companion_optimizer == "sgd"
     other = AnalysisRequest(model="resnet18", batch=3, mode="inference", optimizer="none")
     with open(path, "w") as f:
         json.dump({"format": "memlens-plan/1", "request": {**json.loads(json.dumps(other.__dict__))},
@@ -169,7 +169,7 @@ def test_a_saved_plan_reopens_the_same_request(window, qtbot, tmp_path):
     assert window.analysis.request == other and window.config.optimizer_choice() == "momentum"
 
 
-@pytest.mark.parametrize("text, words", [("{", "invalid JSON"), ('{"format": "x"}', "not a MemLens plan"),
+@pytest.mark.parametrize("text, words", [("{", "truncated"), ("{]", "invalid JSON"), ('{"format": "x"}', "not a MemLens plan"),
                                           ('{"format": "memlens-plan/1", "request": {"batch": -1}}', "batch")])
 def test_a_broken_plan_is_a_one_line_message_naming_the_file(tmp_path, text, words):
     path = tmp_path / "bad.memlens"
