@@ -1,0 +1,52 @@
+"""LoRA adapters on a Hugging Face model, through `peft`, exactly as a LoRA fine-tune builds them:
+the base weights are frozen, each targeted linear layer gains two small matrices (rank r), and
+only those get gradients and optimizer state. The trace then follows peft's real forward (the
+base layer, plus dropout-free `B(A(x)) * alpha / r`) and autograd saves what it saves.
+
+`prepare_for_request` is the one step between loading a model and tracing or measuring it (the
+pipeline, the planner and the CPU truth call it), so all three see the same adapters.
+"""
+from __future__ import annotations
+
+from .errors import RequestError
+from .sources.loaded import LoadedModel
+
+
+def prepare_for_request(loaded: LoadedModel, request) -> LoadedModel:
+    """The model as the request trains it: the sequence checked, LoRA adapters added (once)."""
+    from .sources.hf_config import check_sequence
+
+    if request.input_shape is not None:
+        check_sequence(loaded, request.input_shape)
+    if not request.lora_rank:
+        return loaded
+    if loaded.source != "hf":  # the request refuses it already; a loaded model may come from elsewhere
+        raise RequestError(f"LoRA applies to Hugging Face models; {loaded.name} is a {loaded.source} model")
+    wanted = lora_settings(request)
+    if getattr(loaded.module, "memlens_lora", None) == wanted:
+        return loaded  # the planner traces one loaded model several times
+    if getattr(loaded.module, "memlens_lora", None) is not None:
+        raise RequestError(f"{loaded.name}: already carries other LoRA adapters; load the model again")
+    module = add_adapters(loaded.module, *wanted, name=loaded.name)
+    module.memlens_lora = wanted
+    loaded.module = module
+    return loaded
+
+
+def lora_settings(request) -> tuple[int, float, tuple[str, ...]]:
+    """(rank, alpha, targets) with the defaults filled in: alpha = 2 x rank."""
+    alpha = float(request.lora_alpha) if request.lora_alpha is not None else 2.0 * request.lora_rank
+    return request.lora_rank, alpha, tuple(request.lora_targets)
+
+
+def add_adapters(module, rank: int, alpha: float, targets: tuple[str, ...], name: str = "model"):
+    """peft's `get_peft_model` with a LoRA config; targets () take peft's per-architecture defaults."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(targets) or None,
+                        bias="none")
+    try:
+        return get_peft_model(module, config)
+    except ValueError as e:  # peft names the targets it could not find, or lacks defaults
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RequestError(f"{name}: LoRA cannot be added: {text}") from None
