@@ -89,6 +89,7 @@ def load_hf_config(model: str) -> LoadedModel:
     from transformers import CONFIG_MAPPING
 
     _trace_plain_sequences()
+    _grouped_mm_in_float32()
     model_type = document["model_type"]
     if model_type not in CONFIG_MAPPING:
         raise UnsupportedError(f"{path}: model_type '{model_type}' is not an architecture transformers "
@@ -166,6 +167,27 @@ def _trace_plain_sequences() -> None:
 
     find_packed_sequence_indices.memlens = True
     masking_utils.find_packed_sequence_indices = find_packed_sequence_indices
+
+
+def _grouped_mm_in_float32() -> None:
+    """Mixture-of-experts layers (Mixtral, OLMoE, Qwen-MoE) run their experts through
+    `torch._grouped_mm`. Its CPU kernel takes float32; its meta kernel copies the CUDA kernel's
+    checks and refuses anything but bfloat16. For float32 the meta kernel here returns the
+    output the CPU kernel returns (same shape, contiguous); other dtypes keep torch's checks."""
+    import torch._meta_registrations as meta
+
+    original = meta._meta_grouped_mm_common
+    if getattr(original, "memlens", False):
+        return
+
+    def common(mat_a, mat_b, scale_a, scale_b, offs=None, bias=None, scale_result=None, out_dtype=None,
+               use_fast_accum=False):
+        if scale_a is None and scale_b is None and bias is None and mat_a.dtype == mat_b.dtype == torch.float32:
+            return meta._create_grouped_mm_output_tensor(mat_a, mat_b, offs, out_dtype)
+        return original(mat_a, mat_b, scale_a, scale_b, offs, bias, scale_result, out_dtype, use_fast_accum)
+
+    common.memlens = True
+    meta._meta_grouped_mm_common = common
 
 
 def _remote_code(document: dict) -> str:
