@@ -10,6 +10,7 @@ import tempfile
 from .categories import CATEGORIES
 from .choices import DEFAULTS, DEVICES, DTYPES, MODES, OPTIMIZERS
 from .errors import MemLensError, RequestError
+from .hf_cli import add_hf_arguments, hf_request_fields
 from .isolated import analyze_isolated
 from .planning_cli import add_planning_arguments, planning_requested, run_planning
 from .request import AnalysisRequest, parse_shape
@@ -31,15 +32,16 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=DEFAULTS["device"], choices=DEVICES,
                         help="target device whose allocator is modelled")
     parser.add_argument("--first-step", action="store_true", help="no optimizer state yet (created inside the step)")
+    add_hf_arguments(parser)  # engine/hf_cli.py: --seq, --lora-rank, --lora-alpha, --lora-targets
 
 
 def request_from_args(args: argparse.Namespace) -> AnalysisRequest:
+    fields = {"input_shape": parse_shape(args.input) if args.input else None, **hf_request_fields(args)}
     return AnalysisRequest(
         model=args.model, batch=args.batch,
-        input_shape=parse_shape(args.input) if args.input else None,
         dtype=args.dtype, amp=args.amp, mode=args.mode,
         optimizer=args.optimizer,
-        device=args.device, first_step=args.first_step,
+        device=args.device, first_step=args.first_step, **fields,
     )
 
 

@@ -8,6 +8,8 @@ pipeline, the planner and the CPU truth call it), so all three see the same adap
 """
 from __future__ import annotations
 
+import warnings
+
 from .errors import RequestError
 from .sources.loaded import LoadedModel
 
@@ -46,7 +48,9 @@ def add_adapters(module, rank: int, alpha: float, targets: tuple[str, ...], name
     config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(targets) or None,
                         bias="none")
     try:
-        return get_peft_model(module, config)
+        with warnings.catch_warnings():  # peft's notes (Conv1D sets fan_in_fan_out; a deprecated
+            warnings.simplefilter("ignore")  # transformers property it reads) are not the user's concern
+            return get_peft_model(module, config)
     except ValueError as e:  # peft names the targets it could not find, or lacks defaults
         text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RequestError(f"{name}: LoRA cannot be added: {text}") from None
