@@ -89,6 +89,7 @@ def load_hf_config(model: str) -> LoadedModel:
     from transformers import CONFIG_MAPPING
 
     _trace_plain_sequences()
+    _trace_padding_check()
     _grouped_mm_in_float32()
     model_type = document["model_type"]
     if model_type not in CONFIG_MAPPING:
@@ -167,6 +168,27 @@ def _trace_plain_sequences() -> None:
 
     find_packed_sequence_indices.memlens = True
     masking_utils.find_packed_sequence_indices = find_packed_sequence_indices
+
+
+def _trace_padding_check() -> None:
+    """Models with a `pad_token_id` (classification heads need one) warn once when the first or
+    last token is padding, a value test meta tensors cannot answer. MemLens's rows hold no
+    padding: on meta the same small gather and comparison run and the answer is 'no padding'."""
+    from transformers import PreTrainedModel
+
+    original = PreTrainedModel.warn_if_padding_and_no_attention_mask
+    if getattr(original, "memlens", False):
+        return
+
+    def warn_if_padding_and_no_attention_mask(self, input_ids, attention_mask):
+        if input_ids is None or input_ids.device.type != "meta":
+            return original(self, input_ids, attention_mask)
+        if attention_mask is None and self.config.pad_token_id is not None:
+            (input_ids[:, [-1, 0]] == self.config.pad_token_id).any()
+        return None
+
+    warn_if_padding_and_no_attention_mask.memlens = True
+    PreTrainedModel.warn_if_padding_and_no_attention_mask = warn_if_padding_and_no_attention_mask
 
 
 def _grouped_mm_in_float32() -> None:
