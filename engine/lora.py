@@ -1,4 +1,4 @@
-"""LoRA adapters on a Hugging Face model, through `peft`, exactly as a LoRA fine-tune builds them:
+"""LoRA adapters on a Hugging Face model, through `peft`, as a LoRA fine-tune builds them:
 the base weights are frozen, each targeted linear layer gains two small matrices (rank r), and
 only those get gradients and optimizer state. The trace then follows peft's real forward (the
 base layer, plus dropout-free `B(A(x)) * alpha / r`) and autograd saves what it saves.
@@ -42,15 +42,23 @@ def lora_settings(request) -> tuple[int, float, tuple[str, ...]]:
 
 
 def add_adapters(module, rank: int, alpha: float, targets: tuple[str, ...], name: str = "model"):
-    """peft's `get_peft_model` with a LoRA config; targets () take peft's per-architecture defaults."""
-    from peft import LoraConfig, get_peft_model
+    """peft's LoRA injected in place (`inject_adapter_in_model`): the model keeps its class and its
+    layer names (`model.layers.0.self_attn.q_proj.lora_A.default`, no `base_model.model.` prefix),
+    the base weights are frozen. Targets () take peft's defaults for the architecture."""
+    from peft import LoraConfig, inject_adapter_in_model
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULT_TARGETS
 
-    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(targets) or None,
-                        bias="none")
+    if not targets:
+        model_type = getattr(getattr(module, "config", None), "model_type", None)
+        targets = tuple(DEFAULT_TARGETS.get(model_type) or ())
+        if not targets:
+            raise RequestError(f"{name}: peft has no default LoRA targets for model type '{model_type}': "
+                               "name the modules (e.g. --lora-targets q_proj,v_proj)")
+    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(targets), bias="none")
     try:
         with warnings.catch_warnings():  # peft's notes (Conv1D sets fan_in_fan_out; a deprecated
             warnings.simplefilter("ignore")  # transformers property it reads) are not the user's concern
-            return get_peft_model(module, config)
-    except ValueError as e:  # peft names the targets it could not find, or lacks defaults
+            return inject_adapter_in_model(config, module)
+    except ValueError as e:  # peft names the targets it could not find
         text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RequestError(f"{name}: LoRA cannot be added: {text}") from None
