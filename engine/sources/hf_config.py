@@ -125,6 +125,11 @@ def max_positions(module) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
+def sequence_limit(loaded: LoadedModel) -> int | None:
+    """The longest sequence a loaded model takes: a Hugging Face config's positions, else None."""
+    return max_positions(loaded.module) if loaded.source == "hf" else None
+
+
 def check_sequence(loaded: LoadedModel, shape: tuple[int, ...]) -> None:
     """A token sequence the model can take: positive, and within the config's positions."""
     if loaded.source != "hf":

@@ -244,3 +244,13 @@ def test_lora_on_a_torchvision_model_exits_with_one_line():
     out = cli("--model", "resnet18", "--lora-rank", "8")
     assert out.returncode == 1 and out.stderr.count("\n") == 1
     assert "LoRA applies to Hugging Face models" in out.stderr
+
+
+# ---- Planning
+def test_the_longest_sequence_search_stops_at_the_configs_positions():
+    from engine.devices import custom_device
+    from engine.planner import max_sequence
+    from engine.units import parse_bytes
+
+    found = max_sequence(AnalysisRequest(model=TINY_GPT2, batch=1, input_shape=(64,)), custom_device(parse_bytes("1 GiB")))
+    assert found.value == 256 and found.limit_reached  # n_positions, not a trace that cannot run
