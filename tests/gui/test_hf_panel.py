@@ -100,3 +100,23 @@ def test_the_window_analyses_a_dropped_config_folder_with_lora(qtbot, private_se
     finally:
         w.close()
         assert w.controller.shutdown(60.0)
+
+
+def test_a_lora_analysis_is_cached_until_its_config_changes(tmp_path):
+    import json
+    import shutil
+
+    from engine import analyze
+    from gui import analysis_cache
+
+    folder = tmp_path / "gpt"
+    shutil.copytree(TINY_GPT2, folder)
+    request = AnalysisRequest(model=str(folder), batch=1, input_shape=(32,), lora_rank=4, lora_alpha=8.0,
+                              lora_targets=("c_attn",))
+    a = analyze(request)
+    analysis_cache.save(a, str(tmp_path / "cache"))
+    b = analysis_cache.load(request, str(tmp_path / "cache"))
+    assert b is not None and (b.request, b.source, b.peak, b.layers) == (a.request, "hf", a.peak, a.layers)
+    config = folder / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "n_layer": 3}))  # edited in place
+    assert analysis_cache.load(request, str(tmp_path / "cache")) is None
