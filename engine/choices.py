@@ -31,18 +31,20 @@ __all__ = ["DEFAULTS", "DEVICES", "DTYPES", "MODES", "OPTIMIZERS", "OPTIMIZER_HE
 
 
 def source_kind(model: str) -> str:
-    """'python' for file.py:function; 'hf' for a Hugging Face config (a folder, a file named
-    config.json, or a .json file whose top level names a `model_type`); 'spec' for other
-    .yaml/.yml/.json files; else 'torchvision'."""
+    """'python' for file.py:function; 'hf' for a Hugging Face config (a file named config.json,
+    a .json file whose top level names a `model_type`, or a folder); 'spec' for other
+    .yaml/.yml/.json paths; else 'torchvision'."""
     path, sep, _ = model.rpartition(":")
     if sep and path.endswith(".py"):
         return "python"
-    if os.path.basename(model) == HF_CONFIG_NAME or os.path.isdir(model):
+    if os.path.basename(model) == HF_CONFIG_NAME:
         return "hf"
     if model.lower().endswith(".json") and _names_model_type(model):
         return "hf"
     if model.lower().endswith(SPEC_SUFFIXES):
         return "spec"
+    if os.path.isdir(model):  # a Hugging Face model folder (engine/sources/hf_config.py says if not)
+        return "hf"
     return "torchvision"
 
 

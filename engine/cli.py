@@ -11,6 +11,7 @@ from .categories import CATEGORIES
 from .choices import DEFAULTS, DEVICES, DTYPES, MODES, OPTIMIZERS
 from .errors import MemLensError, RequestError
 from .hf_cli import add_hf_arguments, hf_request_fields
+from .lora import describe as lora_line
 from .isolated import analyze_isolated
 from .planning_cli import add_planning_arguments, planning_requested, run_planning
 from .request import AnalysisRequest, parse_shape
@@ -180,6 +181,7 @@ def summary_text(a) -> str:
         f"{', ' + r.optimizer if r.mode == 'train' else ''}"
         f"{', first step' if r.first_step and r.mode == 'train' else ''}, target {r.device}",
         f"parameters: {a.parameters:,} ({format_bytes(a.parameter_bytes)})",
+        *filter(None, [lora_line(r)]),  # engine/lora.py
         "",
         f"{'layer':<34} {'type':<18} {'output':<20} {'params':>9} {'out':>11} {'saved':>11}",
     ]

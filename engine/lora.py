@@ -9,9 +9,12 @@ pipeline, the planner and the CPU truth call it), so all three see the same adap
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 from .errors import RequestError
-from .sources.loaded import LoadedModel
+
+if TYPE_CHECKING:  # the CLI imports this module for its summary line, before torch
+    from .sources.loaded import LoadedModel
 
 
 def prepare_for_request(loaded: LoadedModel, request) -> LoadedModel:
@@ -39,6 +42,15 @@ def lora_settings(request) -> tuple[int, float, tuple[str, ...]]:
     """(rank, alpha, targets) with the defaults filled in: alpha = 2 x rank."""
     alpha = float(request.lora_alpha) if request.lora_alpha is not None else 2.0 * request.lora_rank
     return request.lora_rank, alpha, tuple(request.lora_targets)
+
+
+def describe(request) -> str | None:
+    """One line for summaries: 'LoRA rank 8, alpha 16.0, on q_proj,v_proj: base weights frozen'."""
+    if not request.lora_rank:
+        return None
+    rank, alpha, targets = lora_settings(request)
+    where = ",".join(targets) if targets else "peft's default modules"
+    return f"LoRA rank {rank}, alpha {alpha:g}, on {where}: base weights frozen, adapters trained"
 
 
 def add_adapters(module, rank: int, alpha: float, targets: tuple[str, ...], name: str = "model"):

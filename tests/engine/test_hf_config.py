@@ -155,6 +155,9 @@ def test_lora_trains_only_the_adapters():
     assert state == 2 * 4 * adapters + 4 * 8  # 8 adapter matrices, one float32 step counter each
     assert lora.timeline.curves["gradients"].max() == 4 * adapters  # a gradient for each adapter only
     assert lora.peak.total_bytes < base.peak.total_bytes
+    from engine.cli import summary_text
+
+    assert "LoRA rank 8, alpha 16, on q_proj,v_proj: base weights frozen" in summary_text(lora)
 
 
 def test_lora_defaults_to_peft_targets_for_the_architecture():
