@@ -131,7 +131,8 @@ def sequence_limit(loaded: LoadedModel) -> int | None:
 
 
 def check_sequence(loaded: LoadedModel, shape: tuple[int, ...]) -> None:
-    """A token sequence the model can take: positive, and within the config's positions."""
+    """A token sequence the model can take: one dimension, within the config's positions (the
+    request has checked it is positive)."""
     if loaded.source != "hf":
         return
     if len(shape) != 1:
