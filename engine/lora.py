@@ -57,6 +57,9 @@ def add_adapters(module, rank: int, alpha: float, targets: tuple[str, ...], name
     """peft's LoRA injected in place (`inject_adapter_in_model`): the model keeps its class and its
     layer names (`model.layers.0.self_attn.q_proj.lora_A.default`, no `base_model.model.` prefix),
     the base weights are frozen. Targets () take peft's defaults for the architecture."""
+    from .sources.hf_config import require
+
+    require("peft", f"{name}: LoRA")
     from peft import LoraConfig, inject_adapter_in_model
     from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULT_TARGETS
 

@@ -85,7 +85,7 @@ def load_hf_config(model: str) -> LoadedModel:
     """Build the config's model on the meta device (see the module doc)."""
     path, document = read_config(model)
     _offline()
-    import transformers
+    transformers = require("transformers", path)
     from transformers import CONFIG_MAPPING
 
     _trace_plain_sequences()
@@ -116,6 +116,17 @@ def load_hf_config(model: str) -> LoadedModel:
     return LoadedModel(module=module, name=str(name), source="hf", input_shape=(seq,), input_dtype=torch.long,
                        task="causal_lm" if head == "causal_lm" else "auto",
                        input_high=int(getattr(config, "vocab_size", 2) or 2), warnings=warnings)
+
+
+def require(package: str, what: str):
+    """transformers and peft are the optional 'hf' extra: without them, say how to get them."""
+    import importlib
+
+    try:
+        return importlib.import_module(package)
+    except ImportError:
+        raise UnsupportedError(f"{what}: Hugging Face models need the '{package}' package, which is not "
+                               "installed (pip install 'memlens[hf]')") from None
 
 
 def max_positions(module) -> int | None:

@@ -257,3 +257,11 @@ def test_the_longest_sequence_search_stops_at_the_configs_positions():
 
     found = max_sequence(AnalysisRequest(model=TINY_GPT2, batch=1, input_shape=(64,)), custom_device(parse_bytes("1 GiB")))
     assert found.value == 256 and found.limit_reached  # n_positions, not a trace that cannot run
+
+
+def test_without_the_hf_extra_the_message_says_how_to_install_it(monkeypatch):
+    from engine.sources.hf_config import require
+
+    monkeypatch.setitem(sys.modules, "peft", None)  # an import of it fails, as when it is not installed
+    with pytest.raises(UnsupportedError, match=r"tiny: LoRA: .*'peft' package, which is not installed .*memlens\[hf\]"):
+        require("peft", "tiny: LoRA")
