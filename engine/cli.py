@@ -10,6 +10,8 @@ import tempfile
 from .categories import CATEGORIES
 from .choices import DEFAULTS, DEVICES, DTYPES, MODES, OPTIMIZERS
 from .errors import MemLensError, RequestError
+from .hf_cli import add_hf_arguments, hf_request_fields
+from .lora import describe as lora_line
 from .isolated import analyze_isolated
 from .planning_cli import add_planning_arguments, planning_requested, run_planning
 from .request import AnalysisRequest, parse_shape
@@ -32,15 +34,16 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=DEFAULTS["device"], choices=DEVICES,
                         help="target device whose allocator is modelled")
     parser.add_argument("--first-step", action="store_true", help="no optimizer state yet (created inside the step)")
+    add_hf_arguments(parser)  # engine/hf_cli.py: --seq, --lora-rank, --lora-alpha, --lora-targets
 
 
 def request_from_args(args: argparse.Namespace) -> AnalysisRequest:
+    fields = {"input_shape": parse_shape(args.input) if args.input else None, **hf_request_fields(args)}
     return AnalysisRequest(
         model=args.model, batch=args.batch,
-        input_shape=parse_shape(args.input) if args.input else None,
         dtype=args.dtype, amp=args.amp, mode=args.mode,
         optimizer=args.optimizer,
-        device=args.device, first_step=args.first_step,
+        device=args.device, first_step=args.first_step, **fields,
     )
 
 
@@ -179,6 +182,7 @@ def summary_text(a) -> str:
         f"{', ' + r.optimizer if r.mode == 'train' else ''}"
         f"{', first step' if r.first_step and r.mode == 'train' else ''}, target {r.device}",
         f"parameters: {a.parameters:,} ({format_bytes(a.parameter_bytes)})",
+        *filter(None, [lora_line(r)]),  # engine/lora.py
         "",
         layers_text(a),
     ]

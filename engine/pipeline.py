@@ -23,6 +23,7 @@ from .analysis import Analysis
 from .attention import fast_path_warning, target_attention
 from .errors import CancelledError, MemLensError, RequestError, UnsupportedError
 from .estimate import textbook
+from .lora import prepare_for_request
 from .loss import make_targets, output_tensors
 from .request import MAX_INPUT_ELEMENTS, AnalysisRequest
 from .sources import LoadedModel, load_model
@@ -51,6 +52,7 @@ def analyze(
 
 def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progress,
                    cancelled, started: float) -> Analysis:
+    loaded = prepare_for_request(loaded, request)  # engine/lora.py: LoRA adapters, sequence limits
     dtype = torch_dtype(request.dtype)
     if request.amp:
         # Autocast acts on tensors of its device type only: meta tensors would bypass it, fake
@@ -86,7 +88,8 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
         targets = {}
         optimizer = None
         if request.mode == "train":
-            targets = make_targets(_output_shapes(model, x, loaded, request), dtype, device=new_device)
+            targets = make_targets(_output_shapes(model, x, loaded, request), dtype, device=new_device,
+                                   task=loaded.task)
             optimizer = build_optimizer(trainable, request.optimizer, request.device)
             if not request.first_step:
                 prime_optimizer(optimizer, trainable)
@@ -214,6 +217,8 @@ def _output_shapes(model, x, loaded: LoadedModel, request: AnalysisRequest) -> l
         return [(request.batch, 1)]
     if loaded.task == "segmentation":
         return [(request.batch, 1, *x.shape[-2:])]
+    if loaded.task == "causal_lm":  # the targets are the token ids' shape (engine/loss.py)
+        return [(request.batch, x.shape[1], 1)]
     names = {id(m): n or type(m).__name__ for n, m in model.named_modules()}
     stack: list[str] = []
     reg = torch.nn.modules.module

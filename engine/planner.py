@@ -307,6 +307,10 @@ def _largest(parameter, request, device, overrides, progress, cancelled) -> Larg
     planner = _Planner(parameter, request, device, overrides, cancelled)
     cap = device.capacity_bytes
     limit = {"batch": MAX_BATCH, "resolution": MAX_RESOLUTION, "seq": MAX_SEQUENCE}[parameter]
+    if parameter == "seq" and planner.loaded is not None:  # a Hugging Face config's max_position_embeddings
+        from .sources.hf_config import sequence_limit
+
+        limit = min(limit, sequence_limit(planner.loaded) or limit)
     smallest = {"batch": 1, "resolution": 32, "seq": 1}[parameter]
     start = smallest if parameter == "batch" else planner.base_value()
     with shared_kernel_cache():

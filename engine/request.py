@@ -32,6 +32,11 @@ class AnalysisRequest:
     optimizer: str | None = None  # None: adam when training, none for inference
     device: str = "cpu"
     first_step: bool = False
+    # LoRA adapters on a Hugging Face model (engine/lora.py): rank 0 means none. alpha None means
+    # twice the rank; targets () means peft's defaults for the architecture (q_proj,v_proj ...).
+    lora_rank: int = 0
+    lora_alpha: float | None = None
+    lora_targets: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model.strip():
@@ -57,6 +62,28 @@ class AnalysisRequest:
                 raise RequestError(f"{field} must be one of {', '.join(allowed)}; got {value!r}")
         if self.amp and self.dtype != "float32":
             raise RequestError("AMP keeps float32 weights and autocasts the math: use --amp with --dtype float32")
+        self._check_lora()
+
+    def _check_lora(self) -> None:
+        """LoRA (Hugging Face models): a rank >= 0, a positive alpha, module names; only on an HF config."""
+        rank = self.lora_rank
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 0:
+            raise RequestError(f"LoRA rank must be a positive integer (0: no LoRA), got {rank!r}")
+        targets = self.lora_targets
+        if isinstance(targets, str) or not all(isinstance(t, str) and t.strip() for t in targets):
+            raise RequestError(f"LoRA targets must be module names such as q_proj,v_proj; got {targets!r}")
+        object.__setattr__(self, "lora_targets", tuple(t.strip() for t in targets))
+        alpha = self.lora_alpha
+        if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, (int, float))
+                                  or not math.isfinite(alpha) or alpha <= 0):
+            raise RequestError(f"LoRA alpha must be a positive number, got {alpha!r}")
+        if rank == 0:
+            if alpha is not None or self.lora_targets:
+                raise RequestError("LoRA alpha and targets need a LoRA rank (--lora-rank 8)")
+            return
+        if self.source_kind != "hf":
+            raise RequestError(f"LoRA applies to Hugging Face models (a config.json or a folder holding one); "
+                               f"'{self.model}' is a {self.source_kind} model")
 
     @property
     def ignored_optimizer(self) -> str | None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .lora import prepare_for_request
 from .loss import make_targets, output_tensors
 from .request import AnalysisRequest
 from .sources import load_model
@@ -70,7 +71,7 @@ class RealStep:
 
 def build_real_step(request: AnalysisRequest, device: str = "cpu") -> RealStep:
     """Model (small random weights), input batch, targets and optimizer, allocated for real."""
-    loaded = load_model(request.model)
+    loaded = prepare_for_request(load_model(request.model), request)  # engine/lora.py, as the trace does
     dtype = torch_dtype(request.dtype)
     model = materialize(loaded.module).to(device=device, dtype=dtype)
     model.train(request.mode == "train")
@@ -83,7 +84,7 @@ def build_real_step(request: AnalysisRequest, device: str = "cpu") -> RealStep:
     if request.mode == "train":
         with torch.no_grad():
             shapes = [tuple(t.shape) for t in output_tensors(model(x))]
-        targets = make_targets(shapes, dtype, device=device)
+        targets = make_targets(shapes, dtype, device=device, task=loaded.task)
         optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], request.optimizer, device)
     return RealStep(model, [x], targets, optimizer)
 

@@ -22,7 +22,7 @@ from importlib import metadata
 
 import numpy as np
 
-from engine.choices import source_kind
+from engine.choices import HF_CONFIG_NAME, source_kind
 from engine.version import __version__
 
 ENV_VAR = "MEMLENS_CACHE_DIR"
@@ -47,6 +47,8 @@ def cache_key(request) -> dict:
     files = {}
     if source_kind(request.model) != "torchvision":
         path = request.model.rpartition(":")[0] if source_kind(request.model) == "python" else request.model
+        if os.path.isdir(path):  # a Hugging Face model folder: its config.json is what changes
+            path = os.path.join(path, HF_CONFIG_NAME)
         try:
             st = os.stat(path)
             files[os.path.abspath(path)] = [st.st_size, st.st_mtime_ns]

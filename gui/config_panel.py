@@ -17,6 +17,8 @@ from engine.choices import DEVICES, DTYPES, MODES, OPTIMIZERS, OPTIMIZER_HELP, S
 from engine.errors import MemLensError
 from engine.request import AnalysisRequest, parse_shape
 
+from .hf_panel import HfControls, add_shipped_group
+
 DEBOUNCE_MS = 350
 FAMILY_TITLES = {"classification": "Classification", "segmentation": "Segmentation", "video": "Video",
                  "detection": "Detection (not supported)", "optical_flow": "Optical flow (not supported)",
@@ -59,7 +61,9 @@ class ConfigPanel(QWidget):
         open_py = QPushButton("Open Python file…")
         open_py.setToolTip("Runs the file and calls a function returning an nn.Module: only open files you trust")
         open_py.clicked.connect(self.open_python)
-        self.open_buttons = (open_spec, open_py)
+        self.hf = HfControls(self)  # gui/hf_panel.py: sequence length, LoRA rank, open a config.json
+        self.hf.sig_model_chosen.connect(self.set_model)
+        self.open_buttons = (open_spec, open_py, self.hf.open_button)
         self.recent = QComboBox()
         self.recent.setPlaceholderText("Recent files")
         self.recent.setToolTip("Spec and python files that analysed, newest first")
@@ -74,6 +78,7 @@ class ConfigPanel(QWidget):
         buttons.addWidget(open_spec)
         buttons.addWidget(open_py)
         col.addLayout(buttons)
+        col.addWidget(self.hf.open_button)
         col.addWidget(self.recent)
         col.addWidget(self.current)
 
@@ -101,7 +106,9 @@ class ConfigPanel(QWidget):
         form.addRow("Optimizer", self.optimizer)
         form.addRow("Target", self.device)
         form.addRow("First step", self.first_step)
+        self.hf.add_rows(form, replaces=self.input)
         self.set_request(initial)
+        self.hf.sig_changed.connect(self.schedule)
         self.batch.valueChanged.connect(self.schedule)
         self.input.textChanged.connect(self._on_input_edited)
         for w in (self.dtype, self.mode, self.optimizer, self.device):
@@ -128,6 +135,7 @@ class ConfigPanel(QWidget):
                 group.addChild(child)
             self.models.addTopLevelItem(group)
             group.setExpanded(family == "classification")
+        add_shipped_group(self.models)
         self._show_current()
 
     def set_model(self, model: str) -> None:
@@ -154,6 +162,7 @@ class ConfigPanel(QWidget):
             self.optimizer.setCurrentText(request.optimizer)
         self.device.setCurrentText(request.device)
         self.first_step.setChecked(request.first_step)
+        self.hf.set_request(request)
         for w, was in zip(widgets, blocked):
             w.blockSignals(was)
         self._mark_input(True)
@@ -185,7 +194,7 @@ class ConfigPanel(QWidget):
             dtype=self.dtype.currentText(), amp=self.amp.isChecked(), mode=mode,
             optimizer=self.optimizer.currentText() if mode == "train" else "none",
             device=self.device.currentText(), first_step=self.first_step.isChecked(),
-        )
+        ).replace(**self.hf.request_fields())
 
     def schedule(self, *_):
         """Re-analyse once edits settle (debounced)."""
@@ -230,6 +239,7 @@ class ConfigPanel(QWidget):
         self.current.setText(f"<b>{os.path.basename(self._model)}</b> "
                              f"<span style='color:#555'>({SOURCE_LABELS[kind]})</span>")
         self.current.setToolTip(self._model)
+        self.hf.show_for(self._model)
         # The tree marks the torchvision model on screen, and nothing while a file is shown.
         self.models.clearSelection()
         self.models.setCurrentItem(None)

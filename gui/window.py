@@ -301,15 +301,15 @@ class MainWindow(QMainWindow):
         """Open a spec, or a saved plan; anything else gets a message."""
         if path.lower().endswith(PLAN_SUFFIX):
             self.plans.open(path)
-        elif path.lower().endswith(SPEC_SUFFIXES):
+        elif path.lower().endswith(SPEC_SUFFIXES) or os.path.isdir(path):  # a folder: a Hugging Face model's
             self.open_model(path)
         else:
-            self.show_error(f"{os.path.basename(path)}: open a layer spec ({', '.join(SPEC_SUFFIXES)}) "
-                            f"or a plan ({PLAN_SUFFIX})")
+            self.show_error(f"{os.path.basename(path)}: open a layer spec ({', '.join(SPEC_SUFFIXES)}), "
+                            f"a Hugging Face config.json or its folder, or a plan ({PLAN_SUFFIX})")
 
     def open_dropped(self, paths: list[str]) -> None:
         """Open the first spec or plan among dropped files; anything else gets a message."""
-        usable = [p for p in paths if p.lower().endswith((*SPEC_SUFFIXES, PLAN_SUFFIX))]
+        usable = [p for p in paths if p.lower().endswith((*SPEC_SUFFIXES, PLAN_SUFFIX)) or os.path.isdir(p)]
         self.open_path(usable[0] if usable else (paths[0] if paths else ""))
 
     def cancel(self) -> None:

@@ -1,4 +1,5 @@
-"""Where a model comes from: a torchvision name, a YAML/JSON layer spec, or a python callable.
+"""Where a model comes from: a torchvision name, a YAML/JSON layer spec, a python callable, or a
+Hugging Face config.json (engine/sources/hf_config.py).
 
 `source_kind` and `check_source` need no torch (the CLI reports a missing file in a fraction of
 a second); everything that builds a model imports it on first use.
@@ -19,6 +20,10 @@ def check_source(model: str) -> None:
         from .spec_document import check_spec_file
 
         check_spec_file(model)
+    elif kind == "hf":
+        from .hf_config import read_config
+
+        read_config(model)
     elif kind == "python":
         path, _, func_name = model.rpartition(":")
         if not os.path.isfile(path):
@@ -38,6 +43,10 @@ def load_model(model: str, cancelled=None):
         from .spec import load_spec
 
         return load_spec(model, cancelled)
+    if kind == "hf":
+        from .hf_config import load_hf_config
+
+        return load_hf_config(model)
     from .torchvision_models import load_torchvision
 
     return load_torchvision(model.strip())
