@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from .categories import DEVICES, DTYPES, MODES, OPTIMIZERS
 from .errors import RequestError
+from .levers_request import check_request_levers
 
 # A guard against typos like --batch 10000000000: larger requests are refused, not traced.
 MAX_BATCH = 1_000_000
@@ -32,6 +33,10 @@ class AnalysisRequest:
     optimizer: str | None = None  # None: adam when training, none for inference
     device: str = "cpu"
     first_step: bool = False
+    # Levers (engine/levers.py): checkpointed modules or one preset word, freeze patterns, micro-batch.
+    checkpoint: tuple[str, ...] = ()
+    freeze: tuple[str, ...] = ()
+    micro_batch: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model.strip():
@@ -57,6 +62,8 @@ class AnalysisRequest:
                 raise RequestError(f"{field} must be one of {', '.join(allowed)}; got {value!r}")
         if self.amp and self.dtype != "float32":
             raise RequestError("AMP keeps float32 weights and autocasts the math: use --amp with --dtype float32")
+        # ---- Levers: checkpointing, freezing, gradient accumulation (checked against the model in engine/levers.py)
+        check_request_levers(self)
 
     @property
     def ignored_optimizer(self) -> str | None:
