@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
 
 from .errors import RequestError
-from .levers_request import preset_step
+from .lever_fields import preset_step
 
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 

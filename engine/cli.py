@@ -11,6 +11,7 @@ from .categories import CATEGORIES
 from .choices import DEFAULTS, DEVICES, DTYPES, MODES, OPTIMIZERS
 from .errors import MemLensError, RequestError
 from .isolated import analyze_isolated
+from .levers_cli import add_levers_arguments, fit_requested, levers_fields, run_fit
 from .planning_cli import add_planning_arguments, planning_requested, run_planning
 from .request import AnalysisRequest, parse_shape
 from .sources import check_source
@@ -40,6 +41,7 @@ def request_from_args(args: argparse.Namespace) -> AnalysisRequest:
         dtype=args.dtype, amp=args.amp, mode=args.mode,
         optimizer=args.optimizer,
         device=args.device, first_step=args.first_step,
+        **levers_fields(args),  # engine/levers_cli.py: --checkpoint, --freeze, --micro-batch
     )
 
 
@@ -63,6 +65,7 @@ def main(argv: list[str]) -> int:
                         help=f"stop an analysis that runs longer (default {DEFAULT_TIMEOUT_S:g}; 0: never): "
                         "a python file that never returns is stopped, not waited on")
     add_planning_arguments(parser)  # engine/planning_cli.py: --gpu, --capacity, --max-batch, --sweep ...
+    add_levers_arguments(parser)  # engine/levers_cli.py: --checkpoint, --freeze, --micro-batch
     try:
         args = parser.parse_args(argv)
         return _run(args)
@@ -85,6 +88,8 @@ def _run(args) -> int:
     # Everything that needs no torch comes first: a bad request or file is reported at once.
     request = request_from_args(args)
     check_source(request.model)
+    if fit_requested(args):  # --checkpoint fit: a search against --gpu/--capacity
+        return run_fit(args, request)
     if planning_requested(args):
         return run_planning(args, request)
     output = _JsonOutput(args.json) if args.json else None
@@ -171,6 +176,8 @@ class _JsonOutput:
 
 
 def summary_text(a) -> str:
+    from .lever_fields import summary_lines
+
     r = a.request
     lines = [
         f"MemLens: {a.model_name} ({a.source}), input {'x'.join(map(str, a.input_shape))}, {r.dtype}"
@@ -178,6 +185,7 @@ def summary_text(a) -> str:
         f"{', ' + r.optimizer if r.mode == 'train' else ''}"
         f"{', first step' if r.first_step and r.mode == 'train' else ''}, target {r.device}",
         f"parameters: {a.parameters:,} ({format_bytes(a.parameter_bytes)})",
+        *summary_lines(a),  # the levers pulled (engine/levers.py)
         "",
         f"{'layer':<34} {'type':<18} {'output':<20} {'params':>9} {'out':>11} {'saved':>11}",
     ]

@@ -18,6 +18,8 @@ import contextlib
 import dataclasses
 import difflib
 import fnmatch
+import time
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -70,6 +72,81 @@ def analyze_with_levers(loaded, request, report, cancelled, started, trace: Call
         accumulated_gradient_bytes=hooks.gradient_bytes)
     return dataclasses.replace(analysis, request=request, levers=levers,
                                warnings=tuple(warnings) + analysis.warnings)
+
+
+@dataclass(frozen=True)
+class BlocksToFit:
+    """The fewest blocks whose checkpointing brings the step under a device's capacity."""
+
+    blocks: tuple[str, ...]  # () when the step fits without checkpointing
+    candidates: int  # the model's blocks
+    analysis: Analysis  # the step with `blocks` checkpointed
+    fit: object  # engine.footprint.Fit of that step
+    traces: int
+
+
+def fewest_blocks_to_fit(request, device, overrides=None, progress=None, cancelled=None) -> BlocksToFit:
+    """Checkpoint the blocks keeping the most activations first (measured on the plain step), and
+    search (bisection over how many) for the fewest that bring the fit check's total under the
+    capacity. Refuses, naming the figures, when even every block does not fit."""
+    from .footprint import DOES_NOT_FIT, fit_check
+    from .pipeline import analyze_loaded
+    from .sources import load_model
+
+    report = progress or (lambda fraction, message: None)
+    if device.kind != "host" and request.device != "cuda":
+        request = request.replace(device="cuda")  # a GPU plan uses CUDA's rules, as engine/planner.py
+    if request.mode != "train":
+        raise RequestError("--checkpoint fit: checkpointing only changes a training step (use --mode train)")
+    loaded = load_model(request.model, cancelled)
+    traces = 0
+
+    def trace(names, baseline=None):
+        nonlocal traces
+        traces += 1
+        report(min(0.95, 0.1 * traces), f"trace {traces}: checkpointing {len(names)} blocks")
+        try:
+            analysis = analyze_loaded(loaded, request.replace(checkpoint=names), lambda f, m: None, cancelled,
+                                      time.perf_counter(), baseline)
+        finally:
+            for p in loaded.module.parameters():  # the next trace starts with grads at None
+                p.grad = None
+        return analysis, fit_check(analysis, device, overrides)
+
+    base, base_fit = trace(())
+    candidates = checkpointing.blocks(loaded.module)
+    if base_fit.state != DOES_NOT_FIT:
+        return BlocksToFit((), len(candidates), base, base_fit, traces)
+    if not candidates:
+        raise RequestError(f"--checkpoint fit: {loaded.name} has no blocks (modules grouping other modules) to checkpoint")
+
+    def kept(block):
+        return sum(layer.saved_bytes for layer in base.layers if layer.name.startswith(block + "."))
+
+    order = sorted(candidates, key=lambda b: (-kept(b), candidates.index(b)))
+
+    def chosen(n):
+        first = set(order[:n])
+        return tuple(b for b in candidates if b in first)
+
+    results = {len(candidates): trace(chosen(len(candidates)), base)}
+    every, every_fit = results[len(candidates)]
+    if every_fit.state == DOES_NOT_FIT:
+        raise RequestError(f"--checkpoint fit: even checkpointing all {len(candidates)} blocks of {loaded.name} needs "
+                           f"{format_bytes(every_fit.total_bytes)}, above {device.name}'s "
+                           f"{format_bytes(every_fit.capacity_bytes)}: no set of blocks fits (try a smaller batch, "
+                           "--micro-batch or --freeze)")
+    lo, hi = 0, len(candidates)  # lo does not fit, hi fits
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        results[mid] = trace(chosen(mid), base)
+        if results[mid][1].state == DOES_NOT_FIT:
+            lo = mid
+        else:
+            hi = mid
+    analysis, fit = results[hi]
+    report(1.0, "done")
+    return BlocksToFit(chosen(hi), len(candidates), analysis, fit, traces)
 
 
 def frozen_parameter_names(model: nn.Module, patterns: tuple[str, ...], model_name: str) -> tuple[str, ...]:
@@ -163,45 +240,6 @@ class StepHooks:
             step()
         self.step_flops = counter.get_total_flops()
         self.recompute_flops = listener.flops
-
-
-def summary_lines(analysis: Analysis) -> list[str]:
-    """One line per lever pulled, e.g. 'checkpointing 12 blocks: −3.1 GiB, +24% compute'."""
-    levers = analysis.levers
-    if levers is None:
-        return []
-    lines = []
-    c = levers.checkpoint
-    if c is not None:
-        n = len(c.blocks)
-        sign = "−" if c.saved_bytes >= 0 else "+"
-        lines.append(f"checkpointing {n} block{'s' if n != 1 else ''}: {sign}{format_bytes(abs(c.saved_bytes))}, "
-                     f"+{c.recompute_pct:.0f}% compute")
-    if levers.frozen_tensors:
-        lines.append(f"frozen: {levers.frozen_parameters:,} parameters in {levers.frozen_tensors} tensors "
-                     "(no gradient, no optimizer state)")
-    if levers.micro_batch:
-        lines.append(f"micro-batch {levers.micro_batch} × {levers.accumulation_steps} steps: the last micro-step, "
-                     f"with {format_bytes(levers.accumulated_gradient_bytes)} of accumulated gradients live")
-    return lines
-
-
-def json_fields(analysis: Analysis) -> dict:
-    """The levers' keys of `analyze --json` (engine/report.py)."""
-    levers = analysis.levers or Levers()
-    c = levers.checkpoint
-    return {
-        "blocks": list(levers.blocks),
-        "checkpoint": None if c is None else {
-            "blocks": list(c.blocks), "baseline_peak_bytes": c.baseline_peak_bytes, "saved_bytes": c.saved_bytes,
-            "recompute_flops": c.recompute_flops, "step_flops": c.step_flops,
-            "recompute_pct": round(c.recompute_pct, 3)},
-        "frozen_parameters": levers.frozen_parameters,
-        "frozen_tensors": levers.frozen_tensors,
-        "micro_batch": None if levers.micro_batch is None else {
-            "size": levers.micro_batch, "steps": levers.accumulation_steps,
-            "accumulated_gradient_bytes": levers.accumulated_gradient_bytes},
-    }
 
 
 # ---- Private API

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .categories import DEVICES, DTYPES, MODES, OPTIMIZERS
 from .errors import RequestError
-from .levers_request import check_request_levers
+from .lever_fields import check_request_levers
 
 # A guard against typos like --batch 10000000000: larger requests are refused, not traced.
 MAX_BATCH = 1_000_000

@@ -13,7 +13,7 @@ from engine import AnalysisRequest, analyze
 from engine.categories import CATEGORIES, PHASES
 from engine.checkpointing import blocks
 from engine.errors import RequestError
-from engine.levers import json_fields, summary_lines
+from engine.lever_fields import json_fields, summary_lines
 from engine.sources import load_model
 
 BLOCK_NET = os.path.join(DATA, "lever_models.py") + ":block_net"

@@ -1,8 +1,9 @@
-"""The lever fields of an `AnalysisRequest`, checked without torch (the window imports requests at
-start-up): the checkpoint presets' words, and what a request alone can tell is wrong."""
+"""The levers' plain side, without torch (the window imports it at start-up): the request fields'
+checks and the checkpoint presets' words, the summary lines and the JSON keys of an analysis."""
 from __future__ import annotations
 
 from .errors import RequestError
+from .units import format_bytes
 
 EVERY_BLOCK = "every-block"
 FIT = "fit"
@@ -50,3 +51,46 @@ def check_request_levers(request) -> None:
             shown = ", ".join(map(str, divisors[:12])) + (", …" if len(divisors) > 12 else "")
             raise RequestError(f"batch {request.batch} is not a multiple of micro-batch {m}: the last micro-step "
                                f"would hold {request.batch % m} samples; choose one of {shown}")
+
+
+def summary_lines(analysis: Analysis) -> list[str]:
+    """One line per lever pulled, e.g. 'checkpointing 12 blocks: −3.1 GiB, +24% compute'."""
+    levers = analysis.levers
+    if levers is None:
+        return []
+    lines = []
+    c = levers.checkpoint
+    if c is not None:
+        n = len(c.blocks)
+        sign = "−" if c.saved_bytes >= 0 else "+"
+        lines.append(f"checkpointing {n} block{'s' if n != 1 else ''}: {sign}{format_bytes(abs(c.saved_bytes))}, "
+                     f"+{c.recompute_pct:.0f}% compute")
+    if levers.frozen_tensors:
+        lines.append(f"frozen: {levers.frozen_parameters:,} parameters in {levers.frozen_tensors} tensors "
+                     "(no gradient, no optimizer state)")
+    if levers.micro_batch:
+        lines.append(f"micro-batch {levers.micro_batch} × {levers.accumulation_steps} steps: the last micro-step, "
+                     f"with {format_bytes(levers.accumulated_gradient_bytes)} of accumulated gradients live")
+    return lines
+
+
+def json_fields(analysis: Analysis) -> dict:
+    """The levers' keys of `analyze --json` (engine/report.py)."""
+    levers = analysis.levers
+    if levers is None:
+        from .analysis import Levers
+
+        levers = Levers()
+    c = levers.checkpoint
+    return {
+        "model_blocks": list(levers.blocks),
+        "checkpoint": None if c is None else {
+            "blocks": list(c.blocks), "baseline_peak_bytes": c.baseline_peak_bytes, "saved_bytes": c.saved_bytes,
+            "recompute_flops": c.recompute_flops, "step_flops": c.step_flops,
+            "recompute_pct": round(c.recompute_pct, 3)},
+        "frozen_parameters": levers.frozen_parameters,
+        "frozen_tensors": levers.frozen_tensors,
+        "micro_batch": None if levers.micro_batch is None else {
+            "size": levers.micro_batch, "steps": levers.accumulation_steps,
+            "accumulated_gradient_bytes": levers.accumulated_gradient_bytes},
+    }
