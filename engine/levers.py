@@ -133,8 +133,8 @@ def fewest_blocks_to_fit(request, device, overrides=None, progress=None, cancell
     every, every_fit = results[len(candidates)]
     if every_fit.state == DOES_NOT_FIT:
         raise RequestError(f"--checkpoint fit: even checkpointing all {len(candidates)} blocks of {loaded.name} needs "
-                           f"{format_bytes(every_fit.total_bytes)}, above {device.name}'s "
-                           f"{format_bytes(every_fit.capacity_bytes)}: no set of blocks fits (try a smaller batch, "
+                           f"{format_bytes(every_fit.total_bytes)}, above the capacity "
+                           f"({format_bytes(every_fit.capacity_bytes)}): no set of blocks fits (try a smaller batch, "
                            "--micro-batch or --freeze)")
     lo, hi = 0, len(candidates)  # lo does not fit, hi fits
     while hi - lo > 1:
