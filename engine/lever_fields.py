@@ -53,7 +53,7 @@ def check_request_levers(request) -> None:
                                f"would hold {request.batch % m} samples; choose one of {shown}")
 
 
-def summary_lines(analysis: Analysis) -> list[str]:
+def summary_lines(analysis: Analysis, fmt=format_bytes) -> list[str]:
     """One line per lever pulled, e.g. 'checkpointing 12 blocks: −3.1 GiB, +24% compute'."""
     levers = analysis.levers
     if levers is None:
@@ -63,14 +63,14 @@ def summary_lines(analysis: Analysis) -> list[str]:
     if c is not None:
         n = len(c.blocks)
         sign = "−" if c.saved_bytes >= 0 else "+"
-        lines.append(f"checkpointing {n} block{'s' if n != 1 else ''}: {sign}{format_bytes(abs(c.saved_bytes))}, "
+        lines.append(f"checkpointing {n} block{'s' if n != 1 else ''}: {sign}{fmt(abs(c.saved_bytes))}, "
                      f"+{c.recompute_pct:.0f}% compute")
     if levers.frozen_tensors:
         lines.append(f"frozen: {levers.frozen_parameters:,} parameters in {levers.frozen_tensors} tensors "
                      "(no gradient, no optimizer state)")
     if levers.micro_batch:
         lines.append(f"micro-batch {levers.micro_batch} × {levers.accumulation_steps} steps: the last micro-step, "
-                     f"with {format_bytes(levers.accumulated_gradient_bytes)} of accumulated gradients live")
+                     f"with {fmt(levers.accumulated_gradient_bytes)} of accumulated gradients live")
     return lines
 
 

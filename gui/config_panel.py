@@ -17,6 +17,8 @@ from engine.choices import DEVICES, DTYPES, MODES, OPTIMIZERS, OPTIMIZER_HELP, S
 from engine.errors import MemLensError
 from engine.request import AnalysisRequest, parse_shape
 
+from .levers_panel import LeversPanel
+
 DEBOUNCE_MS = 350
 FAMILY_TITLES = {"classification": "Classification", "segmentation": "Segmentation", "video": "Video",
                  "detection": "Detection (not supported)", "optical_flow": "Optical flow (not supported)",
@@ -101,6 +103,9 @@ class ConfigPanel(QWidget):
         form.addRow("Optimizer", self.optimizer)
         form.addRow("Target", self.device)
         form.addRow("First step", self.first_step)
+        self.levers = LeversPanel()  # checkpointing, freeze, micro-batch (gui/levers_panel.py)
+        self.levers.sig_changed.connect(self.schedule)
+        form.addRow(self.levers)
         self.set_request(initial)
         self.batch.valueChanged.connect(self.schedule)
         self.input.textChanged.connect(self._on_input_edited)
@@ -154,6 +159,7 @@ class ConfigPanel(QWidget):
             self.optimizer.setCurrentText(request.optimizer)
         self.device.setCurrentText(request.device)
         self.first_step.setChecked(request.first_step)
+        self.levers.set_fields(request)
         for w, was in zip(widgets, blocked):
             w.blockSignals(was)
         self._mark_input(True)
@@ -185,6 +191,7 @@ class ConfigPanel(QWidget):
             dtype=self.dtype.currentText(), amp=self.amp.isChecked(), mode=mode,
             optimizer=self.optimizer.currentText() if mode == "train" else "none",
             device=self.device.currentText(), first_step=self.first_step.isChecked(),
+            **self.levers.fields(),
         )
 
     def schedule(self, *_):

@@ -169,6 +169,7 @@ class MainWindow(QMainWindow):
         self.config.sig_optimizer_chosen.connect(c.set_companion_optimizer)
         c.set_companion_optimizer(self.config.optimizer_choice())
         self.diagram.bind_selection(self.selection)
+        self.diagram.sig_checkpoint_toggled.connect(self.config.levers.toggle_block)
         self.table.bind_selection(self.selection)
         self.actions = build_menus(self)
         self._restore_settings()
@@ -261,6 +262,7 @@ class MainWindow(QMainWindow):
             view.set_analysis(analysis) if data is None else view.set_analysis(analysis, data)
         self.sig_numbers_shown.emit(analysis)
         self.planning.set_analysis(analysis)
+        self.config.levers.set_analysis(analysis)  # the model's blocks for the checkpoint toggles
         if not self.config.is_pending():  # an edit made meanwhile stays, and runs next
             self.config.set_request(analysis.request)
         self.config.remember(analysis.request.model)
