@@ -32,6 +32,7 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=DEFAULTS["device"], choices=DEVICES,
                         help="target device whose allocator is modelled")
     parser.add_argument("--first-step", action="store_true", help="no optimizer state yet (created inside the step)")
+    add_levers_arguments(parser)  # engine/levers_cli.py: --checkpoint, --freeze, --micro-batch
 
 
 def request_from_args(args: argparse.Namespace) -> AnalysisRequest:
@@ -65,7 +66,6 @@ def main(argv: list[str]) -> int:
                         help=f"stop an analysis that runs longer (default {DEFAULT_TIMEOUT_S:g}; 0: never): "
                         "a python file that never returns is stopped, not waited on")
     add_planning_arguments(parser)  # engine/planning_cli.py: --gpu, --capacity, --max-batch, --sweep ...
-    add_levers_arguments(parser)  # engine/levers_cli.py: --checkpoint, --freeze, --micro-batch
     try:
         args = parser.parse_args(argv)
         return _run(args)
