@@ -113,13 +113,16 @@ def _checkpointed_forward(module: nn.Module, forward: Callable) -> Callable:
     def run_checkpointed(*args, **kwargs):
         listener = _listener()
         region = listener.checkpoint_region() if listener is not None else None
+        # torch keeps the RNG state for the recomputation as long as the checkpoint's frame, which
+        # holds this function: a stand-in held here lives exactly as long.
+        rng_state = listener.rng_state_stand_in() if listener is not None else None
         calls = [0]
 
         def body(*a, **k):
             calls[0] += 1
             if calls[0] == 1 or listener is None:  # the forward itself
                 return forward(*a, **k)
-            with listener.recomputing(region):  # backward running it again
+            with listener.recomputing(region, rng_state):  # backward running it again
                 return forward(*a, **k)
 
         return checkpoint(body, *args, use_reentrant=False, **kwargs)

@@ -253,8 +253,11 @@ class _RecomputeFlops(TorchDispatchMode):
     def checkpoint_region(self):
         return None
 
+    def rng_state_stand_in(self):
+        return None
+
     @contextlib.contextmanager
-    def recomputing(self, _region):
+    def recomputing(self, _region, _rng_state=None):
         from torch.utils.flop_counter import FlopCounterMode
 
         with FlopCounterMode(display=False) as counter:

@@ -157,8 +157,16 @@ class StepRecorder(TorchDispatchMode):
         """The forward call a checkpointed forward starts in (engine/checkpointing.py)."""
         return self.stack[-1] if self.stack and self.phase == _PHASE["forward"] else None
 
+    def rng_state_stand_in(self) -> torch.Tensor | None:
+        """torch.utils.checkpoint copies the CPU generator's state at each call (5,056 bytes, made
+        outside the dispatcher, so unseen): a meta stand-in of that size for a CPU target. On a GPU
+        target the copies are host memory."""
+        if self.device != "cpu":
+            return None
+        return torch.empty(torch.default_generator.get_state().nbytes, dtype=torch.uint8, device="meta")
+
     @contextlib.contextmanager
-    def recomputing(self, call: LayerCall | None):
+    def recomputing(self, call: LayerCall | None, _rng_state=None):
         """Backward runs `call`'s forward again: attribute it to the original layers."""
         region = _Region(call, len(self.stack), self.next_serial)
         self.regions.append(region)
@@ -221,6 +229,9 @@ class StepRecorder(TorchDispatchMode):
         self.op_count += 1
         if self.cancelled is not None and not (self.op_count & 63) and self.cancelled():
             raise CancelledError("analysis cancelled")
+        if self.regions and self.regions[-1].implicit and not torch.is_grad_enabled():
+            del self.stack[self.regions[-1].depth:]  # backward is past a recomputation it saw no end of
+            self._close_region()
         script = kernel_script(func, args) if self.target.kernel_scratch else None
         out = self.kernels.call(func, args, kwargs or {})
         if script is not None:

@@ -77,6 +77,26 @@ def test_the_recomputation_runs_in_backward_under_the_original_layers():
     assert not any(life.alloc_phase == "backward" and life.category == "activations" for life in plain.lifetimes)
 
 
+def test_a_model_that_checkpoints_itself_is_attributed_the_same_way():
+    """torch.utils.checkpoint called inside the model's own forward (no lever): the recomputation
+    still repeats the original layers and never adds one."""
+    a = analyze(request(model=os.path.join(DATA, "lever_models.py") + ":self_checkpointed"))
+    names = [layer.name for layer in a.layers]
+    assert len(names) == len(set(names)) == 8 and not any("#" in n for n in names)
+    recomputed = [(life.module, life.nbytes) for life in a.lifetimes
+                  if life.alloc_phase == "backward" and life.category == "activations"]
+    assert recomputed == [("net.blocks.0.relu", WIDTH_BYTES)]
+
+
+def test_each_checkpoint_keeps_a_copy_of_the_cpu_generator_state_on_a_cpu_target():
+    plain, ckpt = analyze(request()), analyze(request(checkpoint=("blocks.0",)))
+    rng = torch.default_generator.get_state().nbytes  # 5,056 bytes of Mersenne Twister state
+    assert live_at_end_of_forward(plain, "temporaries") + rng == live_at_end_of_forward(ckpt, "temporaries")
+    gpu = analyze(request(checkpoint=("blocks.0",), device="cuda"))  # host memory there
+    assert live_at_end_of_forward(gpu, "temporaries") == live_at_end_of_forward(analyze(request(device="cuda")),
+                                                                                 "temporaries")
+
+
 def test_the_extra_compute_is_the_recomputed_forwards_flops():
     a = analyze(request(checkpoint=("blocks.0",)))
     fc = 2 * B * 64 * 64  # one 64x64 linear on the batch: multiply-adds x 2
@@ -187,7 +207,7 @@ def test_an_unknown_name_gets_close_suggestions():
 def test_json_fields_describe_each_lever():
     a = analyze(request(batch=16, micro_batch=8, checkpoint=("blocks.0",), freeze=("stem",)))
     doc = json_fields(a)
-    assert doc["blocks"] == ["blocks.0", "blocks.1"]
+    assert doc["model_blocks"] == ["blocks.0", "blocks.1"]
     assert doc["checkpoint"]["blocks"] == ["blocks.0"]
     assert doc["checkpoint"]["saved_bytes"] == a.levers.checkpoint.saved_bytes
     assert doc["checkpoint"]["recompute_flops"] == 2 * 8 * 64 * 64

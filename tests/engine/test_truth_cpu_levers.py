@@ -5,12 +5,13 @@ import os
 
 import pytest
 
-from conftest import SPECS
+from conftest import DATA, SPECS
 from engine import AnalysisRequest, analyze
 from engine.truth import measure_cpu_step
 
 TOLERANCE = 0.02
 TINY_TRANSFORMER = os.path.join(SPECS, "tiny_transformer.yaml")
+SELF_CHECKPOINTED = os.path.join(DATA, "lever_models.py") + ":self_checkpointed"
 
 
 def case(model, batch, optimizer, **levers):
@@ -29,6 +30,7 @@ CASES = [
     case("resnet18", 4, "adam", micro_batch=2),
     case(TINY_TRANSFORMER, 4, "adam", micro_batch=2),
     case("resnet18", 4, "momentum", micro_batch=2, freeze=("layer1*",), checkpoint=("layer3.0", "layer4.0")),
+    case(SELF_CHECKPOINTED, 64, "adam"),  # torch.utils.checkpoint inside the model's own forward
 ]
 
 
