@@ -3,9 +3,9 @@ pattern and a micro-batch. It edits three request fields and nothing else; the b
 are the engine's (engine/checkpointing.py), carried by the last analysis."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QLineEdit, QListWidget, QListWidgetItem, QSpinBox,
-                               QWidget)
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
+                               QListWidgetItem, QPushButton, QSpinBox, QWidget)
 
 from engine.lever_fields import preset_step
 
@@ -20,6 +20,8 @@ class LeversPanel(QWidget):
 
     sig_changed = Signal()
     """A lever was edited: the request should be built again."""
+    sig_fit_requested = Signal()
+    """'Fewest to fit' was pressed: search the fewest blocks to checkpoint on the GPU panel's device."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -38,10 +40,21 @@ class LeversPanel(QWidget):
         self.micro_batch.setSpecialValueText("off")
         self.micro_batch.setToolTip("Gradient accumulation: one micro-step of this many samples, with the earlier "
                                     "micro-steps' gradients live (a divisor of the batch)")
+        self.fit = QPushButton("Fewest to fit")
+        self.fit.setToolTip("Tick the fewest blocks whose checkpointing brings the step under the capacity of the "
+                            "device chosen in 'GPU: does it fit?'")
+        self.fit.clicked.connect(self.sig_fit_requested)
+        self.fit_status = QLabel("")
+        self.fit_status.setWordWrap(True)
+        self.fit_status.hide()
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
-        form.addRow("Checkpoint", self.preset)
+        row = QHBoxLayout()
+        row.addWidget(self.preset, 1)
+        row.addWidget(self.fit)
+        form.addRow("Checkpoint", row)
         form.addRow("", self.blocks)
+        form.addRow("", self.fit_status)
         form.addRow("Freeze", self.freeze)
         form.addRow("Micro-batch", self.micro_batch)
         self.preset.currentIndexChanged.connect(self._on_preset)
@@ -80,6 +93,20 @@ class LeversPanel(QWidget):
         self.blocks.blockSignals(True)
         self._fill(ticked)
         self.blocks.blockSignals(False)
+
+    def choose_blocks(self, names: tuple[str, ...]) -> None:
+        """Checkpoint exactly `names` (the fewest-to-fit answer) and re-analyse."""
+        self.preset.blockSignals(True)
+        self.preset.setCurrentIndex(CHOSEN if names else 0)
+        self.preset.blockSignals(False)
+        self.blocks.blockSignals(True)
+        self._fill(tuple(names))
+        self.blocks.blockSignals(False)
+        self.sig_changed.emit()
+
+    def show_fit_status(self, text: str) -> None:
+        self.fit_status.setText(text)
+        self.fit_status.setVisible(bool(text))
 
     def toggle_block(self, name: str) -> None:
         """Checkpoint `name` or stop (the diagram's 'checkpoint this block'): the choice becomes the
@@ -124,3 +151,50 @@ class LeversPanel(QWidget):
         self.preset.setCurrentIndex(CHOSEN)
         self.preset.blockSignals(False)
         self.sig_changed.emit()
+
+
+class CheckpointFitter(QObject):
+    """Runs 'fewest blocks to fit' (engine/levers.py) as a worker job and applies its answer."""
+
+    KIND = "checkpoint_fit"
+
+    def __init__(self, panel: LeversPanel, controller, device, overrides, request, parent=None):
+        """`device()`, `overrides()` and `request()` read the GPU panel's device and edits and the
+        request on screen when the button is pressed."""
+        super().__init__(parent)
+        self.panel, self.controller = panel, controller
+        self._device, self._overrides, self._request = device, overrides, request
+        panel.sig_fit_requested.connect(self.run)
+        controller.sig_result.connect(self._on_result)
+        controller.sig_error.connect(self._on_error)
+
+    def run(self) -> None:
+        device, request = self._device(), self._request()
+        if device is None:
+            self.panel.show_fit_status("choose a device in 'GPU: does it fit?' first")
+            return
+        if request is None:
+            return
+        overrides = self._overrides()
+
+        def job(progress, cancelled, _partial):
+            from engine.levers import fewest_blocks_to_fit
+
+            return fewest_blocks_to_fit(request.replace(checkpoint=()), device, overrides, progress, cancelled)
+
+        self.panel.show_fit_status(f"searching the fewest blocks to fit {device.name}…")
+        self.controller.submit(self.KIND, job)
+
+    def _on_result(self, kind: str, found) -> None:
+        if kind != self.KIND:
+            return
+        if found.blocks:
+            self.panel.show_fit_status(f"{len(found.blocks)} of {found.candidates} blocks fit "
+                                       f"{found.fit.device.name} ({found.traces} traces)")
+        else:
+            self.panel.show_fit_status(f"fits {found.fit.device.name} without checkpointing")
+        self.panel.choose_blocks(found.blocks)
+
+    def _on_error(self, kind: str, message: str) -> None:
+        if kind == self.KIND:
+            self.panel.show_fit_status(message)

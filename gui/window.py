@@ -585,6 +585,10 @@ class MainWindow(QMainWindow):
         self.planning = DevicePlanning(self.devices, self.sweeps, self.controller, self.timeline, self)
         self.planning.sig_capacity_changed.connect(self.timeline.set_capacity)
         self.planning.sig_use_settings.connect(self._on_planning_settings)
+        from .levers_panel import CheckpointFitter  # the levers' 'fewest to fit', on this panel's device
+
+        self._fitter = CheckpointFitter(self.config.levers, self.controller, self.devices.current_device,
+                                        self.devices.overrides, lambda: self.analysis and self.analysis.request)
 
     def _on_planning_settings(self, changes: dict) -> None:
         # The panel's Apply (a batch size), or CUDA's rules for a chosen GPU: analyse with them.

@@ -13,7 +13,7 @@ pytest.importorskip("PySide6")
 
 from gui.config_panel import ConfigPanel  # noqa: E402
 from gui.diagram import NetworkDiagramWidget  # noqa: E402
-from gui.levers_panel import LeversPanel  # noqa: E402
+from gui.levers_panel import CheckpointFitter, LeversPanel  # noqa: E402
 from gui.summary import SummaryWidget  # noqa: E402
 from isolation import private_settings  # noqa: E402,F401 - a fixture
 
@@ -81,3 +81,30 @@ def test_the_summary_says_what_checkpointing_saved_and_costs(qtbot, checkpointed
     assert summary.levers.text().endswith(f"+{c.recompute_pct:.0f}% compute")
     summary.set_analysis(analyze(AnalysisRequest(model=BLOCK_NET, batch=8)))
     assert summary.levers.text() == "" and summary.levers.isHidden()
+
+
+def test_fewest_to_fit_ticks_the_blocks_the_engine_found(qtbot):
+    from engine.devices import custom_device
+    from gui.controller import Controller
+
+    request = AnalysisRequest(model="resnet18", batch=64)
+    panel = LeversPanel()
+    qtbot.addWidget(panel)
+    panel.set_analysis(analyze(request.replace(batch=1)))
+    controller = Controller()
+    controller.worker.start()  # generic jobs only
+    device = [None]
+    fitter = CheckpointFitter(panel, controller, lambda: device[0], dict, lambda: request)
+    panel.fit.click()
+    assert panel.fit_status.text() == "choose a device in 'GPU: does it fit?' first"
+    device[0] = custom_device(int(1.9 * 2**30))
+    with qtbot.waitSignal(panel.sig_changed, timeout=300_000):
+        panel.fit.click()
+    chosen = panel.fields()["checkpoint"]
+    assert panel.preset.currentText() == "chosen blocks" and 0 < len(chosen) < 8
+    assert panel.fit_status.text().startswith(f"{len(chosen)} of 8 blocks fit custom")
+    device[0] = custom_device(500 * 2**20)
+    with qtbot.waitSignal(controller.sig_error, timeout=300_000):
+        panel.fit.click()
+    assert panel.fit_status.text().startswith("--checkpoint fit: even checkpointing all 8 blocks of resnet18")
+    assert fitter is not None and controller.shutdown(30.0)
