@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 
+from .errors import RequestError
 from .lever_fields import FIT
 
 
@@ -43,6 +44,9 @@ def run_fit(args: argparse.Namespace, request) -> int:
     from .levers import fewest_blocks_to_fit
     from .planning_cli import _device, _fit_dict, _overrides, _write, fit_text  # the planning flags' own readers
 
+    if args.max_batch or args.max_resolution or args.max_seq or args.sweep:
+        raise RequestError("--checkpoint fit searches for blocks at the request's own sizes: it does not combine "
+                           "with --max-batch, --max-resolution, --max-seq or --sweep")
     device = _device(args)
     found = fewest_blocks_to_fit(request, device, _overrides(args.overhead),
                                  progress=lambda f, m: print(m, file=sys.stderr) if args.json != "-" else None)

@@ -61,6 +61,7 @@ def test_bad_levers_are_one_line_errors():
         (("--checkpoint", "layer1.0.relu"), "--checkpoint 'layer1.0.relu': resnet18's layer1.0.relu has no "
                                             "parameters and keeps no activations"),
         (("--checkpoint", "fit"), "planning needs a device"),
+        (("--checkpoint", "fit", "--capacity", "8GiB", "--max-batch"), "--checkpoint fit searches for blocks"),
     ]:
         out = cli("--model", "resnet18", "--batch", "8", *args)
         assert out.returncode == 1, args
