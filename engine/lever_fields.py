@@ -46,11 +46,6 @@ def check_request_levers(request) -> None:
         if m > request.batch:
             raise RequestError(f"micro-batch {m} is larger than the batch {request.batch}: a micro-step is a "
                                "part of the global batch")
-        if request.batch % m:
-            divisors = [d for d in range(1, request.batch + 1) if request.batch % d == 0]
-            shown = ", ".join(map(str, divisors[:12])) + (", …" if len(divisors) > 12 else "")
-            raise RequestError(f"batch {request.batch} is not a multiple of micro-batch {m}: the last micro-step "
-                               f"would hold {request.batch % m} samples; choose one of {shown}")
 
 
 def summary_lines(analysis: Analysis, fmt=format_bytes) -> list[str]:
@@ -69,8 +64,11 @@ def summary_lines(analysis: Analysis, fmt=format_bytes) -> list[str]:
         lines.append(f"frozen: {levers.frozen_parameters:,} parameters in {levers.frozen_tensors} tensors "
                      "(no gradient, no optimizer state)")
     if levers.micro_batch:
-        lines.append(f"micro-batch {levers.micro_batch} × {levers.accumulation_steps} steps: the last micro-step, "
-                     f"with {fmt(levers.accumulated_gradient_bytes)} of accumulated gradients live")
+        last = analysis.request.batch % levers.micro_batch
+        steps = (f"{levers.accumulation_steps} steps (the last of {last} samples: a full one is traced, an upper "
+                 "bound for it)" if last else f"{levers.accumulation_steps} steps")
+        lines.append(f"micro-batch {levers.micro_batch} × {steps}: a micro-step with "
+                     f"{fmt(levers.accumulated_gradient_bytes)} of accumulated gradients live and the optimizer step")
     return lines
 
 
@@ -92,5 +90,6 @@ def json_fields(analysis: Analysis) -> dict:
         "frozen_tensors": levers.frozen_tensors,
         "micro_batch": None if levers.micro_batch is None else {
             "size": levers.micro_batch, "steps": levers.accumulation_steps,
+            "last_size": analysis.request.batch - (levers.accumulation_steps - 1) * levers.micro_batch,
             "accumulated_gradient_bytes": levers.accumulated_gradient_bytes},
     }

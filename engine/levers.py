@@ -9,8 +9,9 @@ gradient accumulation, applied to the model the same way for the trace and for t
   `requires_grad_(False)` before the optimizer is built, so those parameters get no gradient and
   no optimizer state, and autograd saves less.
 - **Gradient accumulation** (`request.micro_batch` m for the global batch B): the traced step is
-  the last micro-step, of batch m, which starts with the gradients of the earlier micro-steps
-  live and ends with the optimizer step: the largest of the B/m micro-steps.
+  a micro-step of m samples that starts with the gradients of the earlier micro-steps live and
+  ends with the optimizer step: the largest of the ceil(B/m) micro-steps. When m does not divide
+  B the last micro-step is smaller, and this full one is an upper bound for it.
 """
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def analyze_with_levers(loaded, request, report, cancelled, started, trace: Call
     levers = Levers(
         blocks=checkpointing.blocks(model), checkpoint=check,
         frozen_parameters=sum(params[n].numel() for n in frozen), frozen_tensors=len(frozen),
-        micro_batch=micro, accumulation_steps=request.batch // micro if micro else 1,
+        micro_batch=micro, accumulation_steps=-(-request.batch // micro) if micro else 1,
         accumulated_gradient_bytes=hooks.gradient_bytes)
     return dataclasses.replace(analysis, request=request, levers=levers,
                                warnings=tuple(warnings) + analysis.warnings)

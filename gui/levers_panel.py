@@ -39,7 +39,7 @@ class LeversPanel(QWidget):
         self.micro_batch = QSpinBox(minimum=0, maximum=1_000_000)
         self.micro_batch.setSpecialValueText("off")
         self.micro_batch.setToolTip("Gradient accumulation: one micro-step of this many samples, with the earlier "
-                                    "micro-steps' gradients live (a divisor of the batch)")
+                                    "micro-steps' gradients live (at most the batch)")
         self.fit = QPushButton("Fewest to fit")
         self.fit.setToolTip("Tick the fewest blocks whose checkpointing brings the step under the capacity of the "
                             "device chosen in 'GPU: does it fit?'")

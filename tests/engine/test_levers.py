@@ -158,6 +158,14 @@ def test_a_micro_step_starts_with_the_accumulated_gradients_live():
     assert a.timeline.curves["gradients"][-1] == params  # accumulated in place: no second copy
 
 
+def test_a_micro_batch_that_does_not_divide_the_batch_says_the_last_step_is_smaller():
+    a = analyze(request(batch=20, micro_batch=8))
+    assert a.input_shape[0] == 8 and a.levers.accumulation_steps == 3
+    assert summary_lines(a)[0].startswith("micro-batch 8 × 3 steps (the last of 4 samples: a full one is traced, "
+                                          "an upper bound for it): ")
+    assert json_fields(a)["micro_batch"]["last_size"] == 4
+
+
 def test_a_micro_batch_equal_to_the_batch_is_a_plain_step():
     assert analyze(request(micro_batch=B)).peak.total_bytes == analyze(request()).peak.total_bytes
 
@@ -174,8 +182,6 @@ def test_levers_have_no_effect_in_inference_and_say_so():
 # ---- Bad input: one line each
 @pytest.mark.parametrize("kw, message", [
     (dict(micro_batch=16), "micro-batch 16 is larger than the batch 8"),
-    (dict(micro_batch=3), "batch 8 is not a multiple of micro-batch 3: the last micro-step would hold 2 samples; "
-                          "choose one of 1, 2, 4, 8"),
     (dict(micro_batch=0), "micro-batch must be a positive integer"),
     (dict(checkpoint=("fit",)), "checkpoint 'fit' searches against a capacity"),
     (dict(checkpoint=("every-block", "stem")), "checkpoint: a preset (every-block) stands alone"),
@@ -212,7 +218,8 @@ def test_json_fields_describe_each_lever():
     assert doc["checkpoint"]["saved_bytes"] == a.levers.checkpoint.saved_bytes
     assert doc["checkpoint"]["recompute_flops"] == 2 * 8 * 64 * 64
     assert doc["frozen_parameters"] == 32 * 64 + 64 and doc["frozen_tensors"] == 2
-    assert doc["micro_batch"] == {"size": 8, "steps": 2, "accumulated_gradient_bytes": a.levers.accumulated_gradient_bytes}
+    assert doc["micro_batch"] == {"size": 8, "steps": 2, "last_size": 8,
+                                  "accumulated_gradient_bytes": a.levers.accumulated_gradient_bytes}
     plain = json_fields(analyze(request()))
     assert plain["checkpoint"] is None and plain["micro_batch"] is None and plain["frozen_parameters"] == 0
 

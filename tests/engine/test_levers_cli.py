@@ -33,7 +33,8 @@ def test_freeze_and_micro_batch_in_the_summary():
     frozen = 4 * 64 * 64 * 9 + 4 * 2 * 64 + 64 * 3 * 7 * 7  # layer1's 4 convs and 4 batch norms, conv1
     assert f"frozen: {frozen:,} parameters in 13 tensors (no gradient, no optimizer state)" in out.stdout
     gradients = format_bytes(4 * (11_689_512 - frozen))
-    assert f"micro-batch 4 × 2 steps: the last micro-step, with {gradients} of accumulated gradients live" in out.stdout
+    assert (f"micro-batch 4 × 2 steps: a micro-step with {gradients} of accumulated gradients live and the "
+            "optimizer step") in out.stdout
     assert "input 4x3x224x224" in out.stdout
 
 
