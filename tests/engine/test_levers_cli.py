@@ -45,7 +45,8 @@ def test_fit_finds_the_fewest_blocks_under_the_capacity():
     search = doc["checkpoint_search"]
     assert 0 < len(search["blocks"]) < search["candidates"] == 8  # some, not all
     assert doc["fit"]["state"] != "does not fit" and doc["checkpoint"]["blocks"] == search["blocks"]
-    assert doc["checkpoint"]["baseline_peak_bytes"] > search["capacity_bytes"]  # it did not fit without
+    assert doc["fit"]["total_bytes"] <= search["capacity_bytes"]
+    assert search["traces"] >= 3  # the plain step (did not fit), every block (fits), then bisection
 
 
 def test_fit_says_so_when_no_set_of_blocks_fits():
