@@ -30,6 +30,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from . import checkpointing
 from .analysis import Analysis, Checkpointing, Levers
 from .errors import RequestError
+from .meta_cache import kernel_cache
 from .units import format_bytes
 
 INFERENCE_NOTE = "{what} ignored: inference keeps nothing for backward and makes no gradients"
@@ -237,7 +238,7 @@ class StepHooks:
         from torch.utils.flop_counter import FlopCounterMode
 
         listener = _RecomputeFlops()
-        with FlopCounterMode(display=False) as counter, listener:
+        with listener, FlopCounterMode(display=False) as counter:  # the counter above the memo
             step()
         self.step_flops = counter.get_total_flops()
         self.recompute_flops = listener.flops
@@ -245,11 +246,13 @@ class StepHooks:
 
 # ---- Private API
 class _RecomputeFlops(TorchDispatchMode):
-    """Listens for recomputed forwards (engine/checkpointing.py) and counts their FLOPs."""
+    """Listens for recomputed forwards (engine/checkpointing.py) and counts their FLOPs; ops run
+    through the trace's memo of meta kernels (engine/meta_cache.py), which the trace has filled."""
 
     def __init__(self):
         super().__init__()
         self.flops = 0
+        self.kernels = kernel_cache()
 
     def checkpoint_region(self):
         return None
@@ -268,7 +271,7 @@ class _RecomputeFlops(TorchDispatchMode):
                 self.flops += counter.get_total_flops()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        return func(*args, **(kwargs or {}))
+        return self.kernels.call(func, args, kwargs or {})
 
 
 def _check_saves_something(names: tuple[str, ...], baseline: Analysis, model: nn.Module, model_name: str) -> None:
