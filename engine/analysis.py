@@ -196,6 +196,35 @@ class Analysis:
     warnings: tuple[str, ...]
     analysis_seconds: float
     engine: str = field(default="")  # how it was traced, e.g. 'meta tensors, torch 2.14.1'
+    levers: "Levers | None" = None  # checkpointing, freezing, micro-batches (engine/levers.py)
 
     def layer_named(self, name: str) -> Layer | None:
         return next((layer for layer in self.layers if layer.name == name), None)
+
+
+@dataclass(frozen=True)
+class Checkpointing:
+    """What activation checkpointing did to the step (engine/levers.py)."""
+
+    blocks: tuple[str, ...]  # the modules whose forward ran under torch.utils.checkpoint
+    baseline_peak_bytes: int  # the same request without checkpointing
+    saved_bytes: int  # baseline_peak_bytes minus this step's peak
+    recompute_flops: int  # the forwards run again in backward (FlopCounterMode)
+    step_flops: int  # the step without checkpointing: the baseline the overhead is a share of
+
+    @property
+    def recompute_pct(self) -> float:
+        return 100.0 * self.recompute_flops / self.step_flops if self.step_flops else 0.0
+
+
+@dataclass(frozen=True)
+class Levers:
+    """The levers pulled for this analysis: checkpointing, frozen parameters, micro-batches."""
+
+    blocks: tuple[str, ...] = ()  # the model's blocks (engine/checkpointing.py): what presets count
+    checkpoint: Checkpointing | None = None
+    frozen_parameters: int = 0  # parameter elements frozen by the request's patterns
+    frozen_tensors: int = 0  # parameter tensors frozen
+    micro_batch: int | None = None  # samples per micro-step when accumulating gradients
+    accumulation_steps: int = 1  # micro-steps per optimizer step (global batch / micro_batch)
+    accumulated_gradient_bytes: int = 0  # gradients live before the traced micro-step's backward

@@ -13,6 +13,7 @@ from .errors import MemLensError, RequestError
 from .hf_cli import add_hf_arguments, hf_request_fields
 from .lora import describe as lora_line
 from .isolated import analyze_isolated
+from .levers_cli import add_levers_arguments, fit_requested, levers_fields, run_fit
 from .planning_cli import add_planning_arguments, planning_requested, run_planning
 from .request import AnalysisRequest, parse_shape
 from .sources import check_source
@@ -35,6 +36,7 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
                         help="target device whose allocator is modelled")
     parser.add_argument("--first-step", action="store_true", help="no optimizer state yet (created inside the step)")
     add_hf_arguments(parser)  # engine/hf_cli.py: --seq, --lora-rank, --lora-alpha, --lora-targets
+    add_levers_arguments(parser)  # engine/levers_cli.py: --checkpoint, --freeze, --micro-batch
 
 
 def request_from_args(args: argparse.Namespace) -> AnalysisRequest:
@@ -44,6 +46,7 @@ def request_from_args(args: argparse.Namespace) -> AnalysisRequest:
         dtype=args.dtype, amp=args.amp, mode=args.mode,
         optimizer=args.optimizer,
         device=args.device, first_step=args.first_step, **fields,
+        **levers_fields(args),  # engine/levers_cli.py: --checkpoint, --freeze, --micro-batch
     )
 
 
@@ -89,6 +92,8 @@ def _run(args) -> int:
     # Everything that needs no torch comes first: a bad request or file is reported at once.
     request = request_from_args(args)
     check_source(request.model)
+    if fit_requested(args):  # --checkpoint fit: a search against --gpu/--capacity
+        return run_fit(args, request)
     if planning_requested(args):
         return run_planning(args, request)
     output = _JsonOutput(args.json) if args.json else None
@@ -175,6 +180,8 @@ class _JsonOutput:
 
 
 def summary_text(a) -> str:
+    from .lever_fields import summary_lines
+
     r = a.request
     lines = [
         f"MemLens: {a.model_name} ({a.source}), input {'x'.join(map(str, a.input_shape))}, {r.dtype}"
@@ -183,6 +190,7 @@ def summary_text(a) -> str:
         f"{', first step' if r.first_step and r.mode == 'train' else ''}, target {r.device}",
         f"parameters: {a.parameters:,} ({format_bytes(a.parameter_bytes)})",
         *filter(None, [lora_line(r)]),  # engine/lora.py
+        *summary_lines(a),  # the levers pulled (engine/levers.py)
         "",
         layers_text(a),
     ]

@@ -51,8 +51,17 @@ def analyze(
 
 
 def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progress,
-                   cancelled, started: float) -> Analysis:
+                   cancelled, started: float, baseline: Analysis | None = None) -> Analysis:
+    """Trace `request` on `loaded`, with its levers (checkpointing, freezing, micro-batches) applied
+    for this trace only (engine/levers.py)."""
+    from .levers import analyze_with_levers
+
     loaded = prepare_for_request(loaded, request)  # engine/lora.py: LoRA adapters, sequence limits
+    return analyze_with_levers(loaded, request, report, cancelled, started, _trace_loaded, baseline)
+
+
+def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progress,
+                  cancelled, started: float, levers) -> Analysis:
     dtype = torch_dtype(request.dtype)
     if request.amp:
         # Autocast acts on tensors of its device type only: meta tensors would bypass it, fake
@@ -109,6 +118,7 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
     recorder.register_existing(x, "inputs")
     for t in targets.values():
         recorder.register_existing(t, "inputs")
+    levers.before_step(recorder, trainable)  # gradients of earlier micro-steps
 
     phase_progress = {"forward": (0.05, "forward"), "backward": (0.5, "backward"), "optimizer": (0.85, "optimizer step")}
 
@@ -146,6 +156,10 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
     finally:
         recorder.remove_hooks()
 
+    if levers.count_flops:  # the step's FLOPs and its recomputed forwards', in a pass of their own
+        with tensor_mode, target_attention(request.device):
+            levers.measure_flops(lambda: run_step(model, [x], targets, optimizer, mode=request.mode, amp=request.amp,
+                                                  device=request.device))
     report(0.92, "building timeline")
     raw = recorder.finish(warnings)
     events = event_log(raw)

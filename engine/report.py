@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from .analysis import Analysis
 from .categories import CATEGORIES
+from .lever_fields import json_fields
 
 SCHEMA_VERSION = 1
 
@@ -43,6 +44,7 @@ def analysis_to_dict(a: Analysis, max_points: int = 2000) -> dict:
         "warnings": list(a.warnings),
         "analysis_seconds": a.analysis_seconds,
         "engine": a.engine,
+        **json_fields(a),  # engine/levers.py: checkpoint, frozen_parameters, micro_batch ...
     }
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from .categories import DEVICES, DTYPES, MODES, OPTIMIZERS
 from .errors import RequestError
+from .lever_fields import check_request_levers
 
 # A guard against typos like --batch 10000000000: larger requests are refused, not traced.
 MAX_BATCH = 1_000_000
@@ -37,6 +38,10 @@ class AnalysisRequest:
     lora_rank: int = 0
     lora_alpha: float | None = None
     lora_targets: tuple[str, ...] = ()
+    # Levers (engine/levers.py): checkpointed modules or one preset word, freeze patterns, micro-batch.
+    checkpoint: tuple[str, ...] = ()
+    freeze: tuple[str, ...] = ()
+    micro_batch: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model.strip():
@@ -62,6 +67,8 @@ class AnalysisRequest:
                 raise RequestError(f"{field} must be one of {', '.join(allowed)}; got {value!r}")
         if self.amp and self.dtype != "float32":
             raise RequestError("AMP keeps float32 weights and autocasts the math: use --amp with --dtype float32")
+        # ---- Levers: checkpointing, freezing, gradient accumulation (checked against the model in engine/levers.py)
+        check_request_levers(self)
         self._check_lora()
 
     def _check_lora(self) -> None:

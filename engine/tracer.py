@@ -7,12 +7,18 @@ of them are not mistaken for allocations. Module hooks say which layer runs; dur
 autograd node being executed carries the layer that created it (tagged in its metadata during the
 forward). `saved_tensors_hooks` mark what autograd keeps for backward.
 
+A checkpointed forward (engine/checkpointing.py) runs again in the backward phase: its module
+calls are matched to the forward calls they repeat (the n-th call of a module under the same
+parent call), so the recomputation is attributed to the original layers and never adds a layer;
+what it keeps until backward uses it counts as activations.
+
 Categories are settled after the step, per storage: saved for backward and born in the forward ->
 activations; ends up as a `.grad` -> gradients; ends up in the optimizer's state ->
 optimizer_state; anything else born in the step -> temporaries.
 """
 from __future__ import annotations
 
+import contextlib
 import weakref
 from dataclasses import dataclass, field
 from typing import Callable
@@ -45,6 +51,7 @@ class LayerCall:
     output_shape: tuple[int, ...] = ()
     output_bytes: int = 0
     code: int = 0  # index into the recorder's module names
+    parent: int = -1  # order of the call it ran inside (-1: top level)
 
 
 @dataclass
@@ -111,6 +118,9 @@ class StepRecorder(TorchDispatchMode):
         self.closed = False
         self.kernels = kernel_cache()
         self._handles = []
+        # Recomputation (activation checkpointing): forward calls by parent, and the open regions.
+        self.children: dict[int, list[LayerCall]] = {}
+        self.regions: list[_Region] = []
 
     # ---- Public API
     def register_existing(self, tensor: torch.Tensor, category: str, on_device: bool = True) -> None:
@@ -142,6 +152,29 @@ class StepRecorder(TorchDispatchMode):
         serial = self.storage_serial(tensor)
         if serial is not None and self.alloc_phase.get(serial, -1) >= 0:
             self.category_of[serial] = category
+
+    def checkpoint_region(self) -> LayerCall | None:
+        """The forward call a checkpointed forward starts in (engine/checkpointing.py)."""
+        return self.stack[-1] if self.stack and self.phase == _PHASE["forward"] else None
+
+    def rng_state_stand_in(self) -> torch.Tensor | None:
+        """torch.utils.checkpoint copies the CPU generator's state at each call (5,056 bytes, made
+        outside the dispatcher, so unseen): a meta stand-in of that size for a CPU target. On a GPU
+        target the copies are host memory."""
+        if self.device != "cpu":
+            return None
+        return torch.empty(torch.default_generator.get_state().nbytes, dtype=torch.uint8, device="meta")
+
+    @contextlib.contextmanager
+    def recomputing(self, call: LayerCall | None, _rng_state=None):
+        """Backward runs `call`'s forward again: attribute it to the original layers."""
+        region = _Region(call, len(self.stack), self.next_serial)
+        self.regions.append(region)
+        try:
+            yield
+        finally:
+            del self.stack[region.depth:]  # an early stop leaves calls open
+            self._close_region()
 
     def current_module(self) -> str:
         return self.modules[self._module_code()]
@@ -196,6 +229,9 @@ class StepRecorder(TorchDispatchMode):
         self.op_count += 1
         if self.cancelled is not None and not (self.op_count & 63) and self.cancelled():
             raise CancelledError("analysis cancelled")
+        if self.regions and self.regions[-1].implicit and not torch.is_grad_enabled():
+            del self.stack[self.regions[-1].depth:]  # backward is past a recomputation it saw no end of
+            self._close_region()
         script = kernel_script(func, args) if self.target.kernel_scratch else None
         out = self.kernels.call(func, args, kwargs or {})
         if script is not None:
@@ -225,6 +261,10 @@ class StepRecorder(TorchDispatchMode):
         return code
 
     def _module_code(self) -> int:
+        if self.phase == _PHASE["backward"] and self.stack:  # a recomputed forward
+            return self.stack[-1].code
+        if self.phase == _PHASE["backward"] and self.regions and self.regions[-1].call is not None:
+            return self.regions[-1].call.code
         if self.phase == _PHASE["backward"]:
             node = torch._C._current_autograd_node()
             if node is not None:
@@ -307,6 +347,9 @@ class StepRecorder(TorchDispatchMode):
         name = self.names.get(id(module))
         if name is None:
             return None
+        if self.phase != _PHASE["forward"]:
+            self._recomputed_call(module)
+            return None
         if self.stack:
             self.stack[-1].leaf = False
         if name in self.call_counts and self.stack:
@@ -314,8 +357,10 @@ class StepRecorder(TorchDispatchMode):
         count = self.call_counts.get(name, 0) + 1
         self.call_counts[name] = count
         display = name if count == 1 else f"{name}#{count}"
-        call = LayerCall(order=len(self.calls), name=display, module=module, start_point=len(self.ev_nbytes))
+        call = LayerCall(order=len(self.calls), name=display, module=module, start_point=len(self.ev_nbytes),
+                         parent=self.stack[-1].order if self.stack else -1)
         call.code = self._code(display)
+        self.children.setdefault(call.parent, []).append(call)
         self.calls.append(call)
         self.stack.append(call)
         if self.cancelled is not None and self.cancelled():
@@ -326,6 +371,10 @@ class StepRecorder(TorchDispatchMode):
         if not self.stack or self.stack[-1].module is not module:
             return None
         call = self.stack.pop()
+        if self.phase != _PHASE["forward"]:  # a recomputed call: its forward record stands
+            if self.regions and self.regions[-1].implicit and len(self.stack) <= self.regions[-1].depth:
+                self._close_region()
+            return None
         call.end_point = len(self.ev_nbytes)
         tensors = _tensors(output)
         if self.phase == _PHASE["forward"] and torch.is_grad_enabled():
@@ -336,6 +385,52 @@ class StepRecorder(TorchDispatchMode):
         if call.leaf and self.on_layer is not None:
             self.on_layer(call.order)
         return None
+
+
+    def _close_region(self) -> None:
+        region = self.regions.pop()
+        for serial, _, _ in self.live.values():  # still held after it: saved again for backward
+            if serial > region.first_serial:
+                self.category_of.setdefault(serial, "activations")
+
+    def _recomputed_call(self, module) -> None:
+        """Push the forward call a recomputed module call repeats: the next call of `module` under
+        the same parent call (the checkpointed region's call at the top of the recomputation)."""
+        if not self.regions:  # a checkpoint the model makes itself: its region starts here
+            self.regions.append(_Region(self._call_of_node(), len(self.stack), self.next_serial, implicit=True))
+        region = self.regions[-1]
+        parent = self.stack[-1] if len(self.stack) > region.depth else region.call
+        siblings = self.children.get(parent.order if parent is not None else -1, [])
+        key = (parent.order if parent is not None else -1, id(module))
+        seen = region.cursor.get(key, 0)
+        matches = [c for c in siblings if c.module is module]
+        if not matches:  # not a child of that call in the forward: its first call anywhere
+            matches = [c for c in self.calls if c.module is module][:1]
+        if not matches:
+            return
+        region.cursor[key] = seen + 1
+        self.stack.append(matches[min(seen, len(matches) - 1)])
+
+    def _call_of_node(self) -> LayerCall | None:
+        """The forward call whose autograd node backward is running (the region of a checkpoint
+        the model makes itself): the call that owns the node's layer."""
+        node = torch._C._current_autograd_node()
+        code = node.metadata.get(_META_KEY) if node is not None else None
+        call = next((c for c in self.calls if c.code == code), None)
+        while call is not None and call.leaf and call.parent >= 0:
+            call = self.calls[call.parent]
+        return call
+
+
+@dataclass
+class _Region:
+    """A forward being recomputed in the backward phase."""
+
+    call: LayerCall | None  # the forward call it repeats (its module calls are matched under it)
+    depth: int  # the call stack's depth when it began
+    first_serial: int  # storages with a higher serial were made by the recomputation
+    implicit: bool = False
+    cursor: dict = field(default_factory=dict)  # (parent order, module id) -> calls matched so far
 
 
 def _path_via(caller: LayerCall, module: nn.Module, caller_is_root: bool) -> str | None:

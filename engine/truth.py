@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .levers import accumulated_gradients, accumulating, apply_to_real_model, step_batch
 from .lora import prepare_for_request
 from .loss import make_targets, output_tensors
 from .request import AnalysisRequest
@@ -75,7 +76,8 @@ def build_real_step(request: AnalysisRequest, device: str = "cpu") -> RealStep:
     dtype = torch_dtype(request.dtype)
     model = materialize(loaded.module).to(device=device, dtype=dtype)
     model.train(request.mode == "train")
-    shape = (request.batch, *(request.input_shape if request.input_shape is not None else loaded.input_shape))
+    apply_to_real_model(model, request, loaded.name)  # the trace's levers (engine/levers.py)
+    shape = (step_batch(request), *(request.input_shape if request.input_shape is not None else loaded.input_shape))
     if loaded.input_dtype is not None and not loaded.input_dtype.is_floating_point:
         x = torch.randint(0, loaded.input_high, shape, dtype=loaded.input_dtype, device=device)
     else:
@@ -102,6 +104,8 @@ def measure_cpu_step(request: AnalysisRequest) -> MeasuredStep:
     model.zero_grad(set_to_none=True)
     gc.collect()
     live = [*model.parameters(), *model.buffers(), x, *targets.values()]
+    if accumulating(request):  # the earlier micro-steps' gradients
+        live += accumulated_gradients(list(model.parameters()))
     live += [t for _, t in optimizer_state_tensors(optimizer)]
     start = _unique_bytes(live)
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:

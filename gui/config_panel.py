@@ -17,6 +17,7 @@ from engine.choices import DEVICES, DTYPES, MODES, OPTIMIZERS, OPTIMIZER_HELP, S
 from engine.errors import MemLensError
 from engine.request import AnalysisRequest, parse_shape
 
+from .levers_panel import LeversPanel
 from .hf_panel import HfControls, add_shipped_group
 
 DEBOUNCE_MS = 350
@@ -106,6 +107,9 @@ class ConfigPanel(QWidget):
         form.addRow("Optimizer", self.optimizer)
         form.addRow("Target", self.device)
         form.addRow("First step", self.first_step)
+        self.levers = LeversPanel()  # checkpointing, freeze, micro-batch (gui/levers_panel.py)
+        self.levers.sig_changed.connect(self.schedule)
+        form.addRow(self.levers)
         self.hf.add_rows(form, replaces=self.input)
         self.set_request(initial)
         self.hf.sig_changed.connect(self.schedule)
@@ -162,6 +166,7 @@ class ConfigPanel(QWidget):
             self.optimizer.setCurrentText(request.optimizer)
         self.device.setCurrentText(request.device)
         self.first_step.setChecked(request.first_step)
+        self.levers.set_fields(request)
         self.hf.set_request(request)
         for w, was in zip(widgets, blocked):
             w.blockSignals(was)
@@ -194,6 +199,7 @@ class ConfigPanel(QWidget):
             dtype=self.dtype.currentText(), amp=self.amp.isChecked(), mode=mode,
             optimizer=self.optimizer.currentText() if mode == "train" else "none",
             device=self.device.currentText(), first_step=self.first_step.isChecked(),
+            **self.levers.fields(),
         ).replace(**self.hf.request_fields())
 
     def schedule(self, *_):

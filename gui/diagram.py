@@ -13,7 +13,7 @@ import math
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPen
-from PySide6.QtWidgets import QApplication, QGraphicsScene, QGraphicsView
+from PySide6.QtWidgets import QApplication, QGraphicsScene, QGraphicsView, QMenu
 
 from engine.categories import LAYER_KINDS
 from engine.units import format_size
@@ -43,6 +43,8 @@ class NetworkDiagramWidget(QGraphicsView):
     """The user clicked a layer's block (its name)."""
     sig_layer_hovered = Signal(str)
     """The layer under the mouse changed (empty string: none)."""
+    sig_checkpoint_toggled = Signal(str)
+    """'Checkpoint this block' (or stop) chosen in a group's context menu: the group's module."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -434,6 +436,33 @@ class NetworkDiagramWidget(QGraphicsView):
         elif isinstance(item, GroupToggleItem):
             self._toggle_click_ms = event.timestamp()
             self.toggle_group(item.group_name)
+
+    def contextMenuEvent(self, event) -> None:  # noqa: N802
+        item = self._item_at(event.pos())
+        menu = self.group_menu(getattr(item, "group_name", None) or self._group_of(item))
+        if menu is None:
+            super().contextMenuEvent(event)
+            return
+        menu.exec(event.globalPos())
+
+    def group_menu(self, group_name: str | None):
+        """A group's context menu: checkpoint its module, or stop (None for top-level layers)."""
+        module = (group_name or "").split("#", 1)[0]
+        if not module or self._analysis is None:
+            return None
+        levers = getattr(self._analysis, "levers", None)
+        on = levers is not None and levers.checkpoint is not None and module in levers.checkpoint.blocks
+        menu = QMenu(self)
+        action = menu.addAction(f"{'Stop checkpointing' if on else 'Checkpoint this block'} ({module})")
+        action.setEnabled(self._analysis.request.mode == "train")
+        action.triggered.connect(lambda: self.sig_checkpoint_toggled.emit(module))
+        return menu
+
+    def _group_of(self, item) -> str | None:
+        if isinstance(item, LayerBlockItem) and self._model is not None:
+            group = self._model.group_of.get(item.layer_name)
+            return group.name if group is not None else None
+        return None
 
     def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802
         """Double-click a group's frame or summary block: collapse/expand it; the background: fit."""

@@ -6,6 +6,7 @@ from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QVBoxLay
 
 from engine import units
 from engine.categories import CATEGORIES
+from engine.lever_fields import summary_lines
 from engine.units import format_count
 
 from .style import CARD_STYLE, CATEGORY_COLOURS, CATEGORY_LABELS
@@ -55,6 +56,9 @@ class SummaryWidget(QWidget):
         self.not_included.setWordWrap(True)
         lay.addWidget(self.peak)
         lay.addWidget(self.peak_where)
+        self.levers = QLabel("")  # e.g. 'checkpointing 12 blocks: −3.1 GiB, +24% compute'
+        self.levers.setWordWrap(True)
+        lay.addWidget(self.levers)
         lay.addWidget(self.not_included)
         row.addWidget(card, 2)
 
@@ -107,6 +111,8 @@ class SummaryWidget(QWidget):
         p = a.peak
         self.peak.setText(format_bytes(p.total_bytes))
         self.peak_where.setText(f"in the {p.phase}, at {p.module}\n{p.total_bytes:,} bytes")
+        self.levers.setText("\n".join(summary_lines(a, format_bytes)))
+        self.levers.setVisible(bool(self.levers.text()))
         for cat, label in self.breakdown.items():
             label.setText(format_bytes(p.breakdown[cat]))
         extra = [f"{n.label} {format_bytes(n.bytes)}" if n.bytes else n.label for n in a.not_modelled]

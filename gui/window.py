@@ -171,6 +171,7 @@ class MainWindow(QMainWindow):
         self.config.sig_optimizer_chosen.connect(c.set_companion_optimizer)
         c.set_companion_optimizer(self.config.optimizer_choice())
         self.diagram.bind_selection(self.selection)
+        self.diagram.sig_checkpoint_toggled.connect(self.config.levers.toggle_block)
         self.table.bind_selection(self.selection)
         self.actions = build_menus(self)
         self.report_export = export.ReportExport(c, self)  # File ▸ Export ▸ report (gui/export.py)
@@ -269,6 +270,7 @@ class MainWindow(QMainWindow):
             view.set_analysis(analysis) if data is None else view.set_analysis(analysis, data)
         self.sig_numbers_shown.emit(analysis)
         self.planning.set_analysis(analysis)
+        self.config.levers.set_analysis(analysis)  # the model's blocks for the checkpoint toggles
         if not self.config.is_pending():  # an edit made meanwhile stays, and runs next
             self.config.set_request(analysis.request)
         self.config.remember(analysis.request.model)
@@ -559,6 +561,10 @@ class MainWindow(QMainWindow):
         self.planning = DevicePlanning(self.devices, self.sweeps, self.controller, self.timeline, self)
         self.planning.sig_capacity_changed.connect(self.timeline.set_capacity)
         self.planning.sig_use_settings.connect(self._on_planning_settings)
+        from .levers_panel import CheckpointFitter  # the levers' 'fewest to fit', on this panel's device
+
+        self._fitter = CheckpointFitter(self.config.levers, self.controller, self.devices.current_device,
+                                        self.devices.overrides, lambda: self.analysis and self.analysis.request)
 
     # ---- Scenario A/B (issue 10)
     def _build_scenarios(self) -> None:

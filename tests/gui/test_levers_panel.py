@@ -1,0 +1,110 @@
+"""The levers in the window: the Step panel's checkpointing preset and per-block toggles, freeze
+pattern and micro-batch; a diagram group's 'checkpoint this block'; the summary's line. Real
+analyses, offscreen."""
+import os
+
+import pytest
+from PySide6.QtCore import Qt
+
+from conftest import DATA
+from engine import AnalysisRequest, analyze
+
+pytest.importorskip("PySide6")
+
+from gui.config_panel import ConfigPanel  # noqa: E402
+from gui.diagram import NetworkDiagramWidget  # noqa: E402
+from gui.levers_panel import CheckpointFitter, LeversPanel  # noqa: E402
+from gui.summary import SummaryWidget  # noqa: E402
+from isolation import private_settings  # noqa: E402,F401 - a fixture
+
+BLOCK_NET = os.path.join(DATA, "lever_models.py") + ":block_net"
+
+
+@pytest.fixture(scope="module")
+def checkpointed():
+    return analyze(AnalysisRequest(model=BLOCK_NET, batch=8, checkpoint=("blocks.0",)))
+
+
+def test_presets_and_toggles_set_the_checkpoint_field(qtbot, checkpointed):
+    panel = LeversPanel()
+    qtbot.addWidget(panel)
+    panel.set_analysis(checkpointed)
+    assert [panel.blocks.item(i).text() for i in range(panel.blocks.count())] == ["blocks.0", "blocks.1"]
+    assert panel.fields()["checkpoint"] == ()  # nothing chosen yet: the preset says off
+    with qtbot.waitSignal(panel.sig_changed):
+        panel.preset.setCurrentText("every block")
+    assert panel.fields()["checkpoint"] == ("every-block",)
+    with qtbot.waitSignal(panel.sig_changed):
+        panel.blocks.item(0).setCheckState(Qt.CheckState.Unchecked)
+    assert panel.preset.currentText() == "chosen blocks" and panel.fields()["checkpoint"] == ("blocks.1",)
+
+
+def test_the_config_panel_carries_the_levers_into_the_request(qtbot, private_settings):
+    request = AnalysisRequest(model=BLOCK_NET, batch=8, checkpoint=("every-2-blocks",), freeze=("stem", "head.*"),
+                              micro_batch=4)
+    panel = ConfigPanel(request)
+    qtbot.addWidget(panel)
+    assert panel.request() == request
+    panel.levers.micro_batch.setValue(0)
+    panel.levers.freeze.setText("")
+    panel.levers.preset.setCurrentText("off")
+    assert panel.request() == AnalysisRequest(model=BLOCK_NET, batch=8)
+    with qtbot.waitSignal(panel.sig_invalid):  # a micro-batch above the batch: the panel says why
+        panel.levers.micro_batch.setValue(16)
+        panel._emit_request()
+
+
+def test_checkpoint_this_block_from_the_diagram(qtbot, checkpointed):
+    diagram = NetworkDiagramWidget()
+    qtbot.addWidget(diagram)
+    diagram.set_analysis(checkpointed)
+    panel = LeversPanel()
+    qtbot.addWidget(panel)
+    panel.set_analysis(checkpointed)
+    diagram.sig_checkpoint_toggled.connect(panel.toggle_block)
+    assert diagram.group_menu("") is None  # top-level layers are no block
+    on = diagram.group_menu("blocks.0").actions()[0]
+    assert on.text() == "Stop checkpointing (blocks.0)"
+    off = diagram.group_menu("blocks.1").actions()[0]
+    assert off.text() == "Checkpoint this block (blocks.1)"
+    with qtbot.waitSignal(panel.sig_changed):
+        off.trigger()
+    assert panel.fields()["checkpoint"] == ("blocks.0", "blocks.1")
+
+
+def test_the_summary_says_what_checkpointing_saved_and_costs(qtbot, checkpointed):
+    summary = SummaryWidget()
+    qtbot.addWidget(summary)
+    summary.set_analysis(checkpointed)
+    c = checkpointed.levers.checkpoint
+    assert summary.levers.text().startswith("checkpointing 1 block: ")
+    assert summary.levers.text().endswith(f"+{c.recompute_pct:.0f}% compute")
+    summary.set_analysis(analyze(AnalysisRequest(model=BLOCK_NET, batch=8)))
+    assert summary.levers.text() == "" and summary.levers.isHidden()
+
+
+def test_fewest_to_fit_ticks_the_blocks_the_engine_found(qtbot):
+    from engine.devices import custom_device
+    from gui.controller import Controller
+
+    request = AnalysisRequest(model="resnet18", batch=64)
+    panel = LeversPanel()
+    qtbot.addWidget(panel)
+    panel.set_analysis(analyze(request.replace(batch=1)))
+    controller = Controller()
+    controller.worker.start()  # generic jobs only
+    device = [None]
+    fitter = CheckpointFitter(panel, controller, lambda: device[0], dict, lambda: request)
+    panel.fit.click()
+    assert panel.fit_status.text() == "choose a device in 'GPU: does it fit?' first"
+    device[0] = custom_device(int(1.9 * 2**30))
+    with qtbot.waitSignal(panel.sig_changed, timeout=300_000):
+        panel.fit.click()
+    chosen = panel.fields()["checkpoint"]
+    assert panel.preset.currentText() == "chosen blocks" and 0 < len(chosen) < 8
+    assert panel.fit_status.text().startswith(f"{len(chosen)} of 8 blocks fit custom")
+    device[0] = custom_device(500 * 2**20)
+    with qtbot.waitSignal(controller.sig_error, timeout=300_000):
+        panel.fit.click()
+    assert panel.fit_status.text().startswith("--checkpoint fit: even checkpointing all 8 blocks of resnet18")
+    assert fitter is not None and controller.shutdown(30.0)
