@@ -439,7 +439,7 @@ class AllocatorSimulation:
     peak_reserved_bytes: int  # max_memory_reserved over the step
     peak_allocated_bytes: int  # max_memory_allocated over the step (block sizes, unsplit remainders included)
     peak_requested_bytes: int  # the most bytes requested at once: the traced peak
-    peak_point: int  # the first timeline point where reserved peaks
+    peak_point: int  # the first timeline point where allocated peaks (the step's peak)
     segments_at_peak: tuple[SegmentInfo, ...]
     cuda_mallocs: int  # segments created (or pages mapped) during the step
     cache_flushes: int  # times the capacity forced release_cached_blocks
@@ -448,9 +448,10 @@ class AllocatorSimulation:
 
     @property
     def fragmentation_at_peak(self) -> float:
-        """Share of the reserved peak not in allocated blocks (cached free space, split slack)."""
-        peak = self.peak_reserved_bytes
-        return 0.0 if peak == 0 else 1.0 - int(self.allocated[self.peak_point]) / peak
+        """Share of the reserved bytes not in allocated blocks at the step's peak (cached free
+        blocks, split slack): 1 - allocated / reserved there."""
+        reserved = int(self.reserved[self.peak_point])
+        return 0.0 if reserved == 0 else 1.0 - int(self.allocated[self.peak_point]) / reserved
 
 
 def simulate(initial_bytes, nbytes: np.ndarray, storage: np.ndarray, conf: AllocConf = DEFAULT,
@@ -462,10 +463,31 @@ def simulate(initial_bytes, nbytes: np.ndarray, storage: np.ndarray, conf: Alloc
     leaves alive (gradients, the loss) is freed after it, its cached segments stay, and the peaks
     are reset. Past the capacity, the first allocation that does not fit is `oom_point` and the
     rest is simulated without the limit (so the curve still says how much would be needed).
+    The segment layout is taken at the allocated peak, in a second, identical replay (cheaper
+    than a snapshot at every new maximum).
     """
-    sizes = nbytes.tolist()
-    keys = storage.tolist()
-    allocator = CachingAllocator(conf, capacity_bytes)
+    sizes, keys = nbytes.tolist(), storage.tolist()
+    initial = [int(b) for b in initial_bytes]
+    first = _replay(initial, sizes, keys, conf, capacity_bytes, warmup, None)
+    peak_point = int(np.argmax(first["allocated"]))
+    layout = _replay(initial, sizes, keys, conf, capacity_bytes, warmup, peak_point)["layout"]
+    requested = np.empty(len(sizes) + 1, dtype=np.int64)
+    requested[0] = sum(initial)
+    np.cumsum(nbytes, out=requested[1:])
+    requested[1:] += requested[0]
+    reserved, allocated = first["reserved"], first["allocated"]
+    return AllocatorSimulation(
+        conf=conf.text, capacity_bytes=capacity_bytes, warmup=warmup, reserved=reserved, allocated=allocated,
+        peak_reserved_bytes=int(reserved.max()), peak_allocated_bytes=int(allocated.max()),
+        peak_requested_bytes=int(requested.max()), peak_point=peak_point, segments_at_peak=layout,
+        cuda_mallocs=first["mallocs"], cache_flushes=first["flushes"], oom_point=first["oom"],
+        initial_bytes=tuple(initial),
+    )
+
+
+def _replay(initial: list[int], sizes: list[int], keys: list[int], conf: AllocConf, capacity: int | None,
+            warmup: bool, snapshot_at: int | None) -> dict:
+    allocator = CachingAllocator(conf, capacity)
     oom: list[int] = []
 
     def malloc(key, size, point):
@@ -477,12 +499,10 @@ def simulate(initial_bytes, nbytes: np.ndarray, storage: np.ndarray, conf: Alloc
             allocator.capacity = None
             allocator.malloc(key, size)
 
-    initial = [int(b) for b in initial_bytes]
     for i, size in enumerate(initial):
         malloc(-1 - i, size, 0)
     if warmup:
-        born = _run(allocator, sizes, keys, None, malloc)
-        for key in born:
+        for key in _run(allocator, sizes, keys, malloc, None, None):
             allocator.free(key)
         for i, size in enumerate(initial):  # start storages the step freed come back for the next one
             if -1 - i not in allocator.live:
@@ -490,25 +510,16 @@ def simulate(initial_bytes, nbytes: np.ndarray, storage: np.ndarray, conf: Alloc
         oom.clear()
     allocator.reset_peak()
     mallocs_before = allocator.cuda_mallocs
-    reserved = np.empty(len(sizes) + 1, dtype=np.int64)
-    allocated = np.empty(len(sizes) + 1, dtype=np.int64)
-    reserved[0], allocated[0] = allocator.reserved_bytes, allocator.allocated_bytes
-    peak = {"point": 0, "reserved": allocator.reserved_bytes, "layout": allocator.layout()}
-    _run(allocator, sizes, keys, (reserved, allocated, peak), malloc)
-    requested = np.empty(len(sizes) + 1, dtype=np.int64)
-    requested[0] = sum(initial)
-    np.cumsum(nbytes, out=requested[1:])
-    requested[1:] += requested[0]
-    return AllocatorSimulation(
-        conf=conf.text, capacity_bytes=capacity_bytes, warmup=warmup, reserved=reserved, allocated=allocated,
-        peak_reserved_bytes=int(reserved.max()), peak_allocated_bytes=int(allocated.max()),
-        peak_requested_bytes=int(requested.max()), peak_point=peak["point"], segments_at_peak=peak["layout"],
-        cuda_mallocs=allocator.cuda_mallocs - mallocs_before, cache_flushes=allocator.retries,
-        oom_point=oom[0] if oom else None, initial_bytes=tuple(initial),
-    )
+    curves = (np.empty(len(sizes) + 1, dtype=np.int64), np.empty(len(sizes) + 1, dtype=np.int64))
+    curves[0][0], curves[1][0] = allocator.reserved_bytes, allocator.allocated_bytes
+    out = {"layout": allocator.layout() if snapshot_at == 0 else ()}
+    _run(allocator, sizes, keys, malloc, curves, (snapshot_at, out))
+    out.update(reserved=curves[0], allocated=curves[1], mallocs=allocator.cuda_mallocs - mallocs_before,
+               flushes=allocator.retries, oom=oom[0] if oom else None)
+    return out
 
 
-def _run(allocator: CachingAllocator, sizes: list[int], keys: list[int], record, malloc) -> list[int]:
+def _run(allocator: CachingAllocator, sizes: list[int], keys: list[int], malloc, curves, snapshot) -> list[int]:
     """One pass over the events; returns the storages it allocated that are still live, in order."""
     born: dict[int, None] = {}
     live = allocator.live
@@ -519,10 +530,55 @@ def _run(allocator: CachingAllocator, sizes: list[int], keys: list[int], record,
         elif key in live:
             allocator.free(key)
             born.pop(key, None)
-        if record is not None:
-            reserved, allocated, peak = record
-            reserved[i + 1] = allocator.reserved_bytes
-            allocated[i + 1] = allocator.allocated_bytes
-            if allocator.reserved_bytes > peak["reserved"]:  # only when a segment grows: rare
-                peak.update(point=i + 1, reserved=allocator.reserved_bytes, layout=allocator.layout())
+        if curves is not None:
+            curves[0][i + 1] = allocator.reserved_bytes
+            curves[1][i + 1] = allocator.allocated_bytes
+            if snapshot[0] == i + 1:
+                snapshot[1]["layout"] = allocator.layout()
     return list(born)
+
+
+@dataclass(frozen=True)
+class LibraryWorkspace:
+    """A workspace a CUDA library takes from the caching allocator and keeps (traced)."""
+
+    label: str  # e.g. 'cuBLAS workspace (autograd thread)'
+    bytes: int
+    made: str  # where: 'an earlier step' (live from the start) or the layer of the first matrix product
+
+
+@dataclass(frozen=True, eq=False)
+class CudaMemory:
+    """The CUDA side of an analysis traced for `--device cuda`: the traced library workspaces and
+    the simulated allocator over the step (Analysis.cuda)."""
+
+    arch: tuple[int, int]  # compute capability the sizes are for
+    workspaces: tuple[LibraryWorkspace, ...]
+    simulation: AllocatorSimulation
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def workspace_bytes(self) -> int:
+        return sum(w.bytes for w in self.workspaces)
+
+
+def simulate_trace(initial_bytes, nbytes: np.ndarray, storage: np.ndarray, conf_text: str, first_step: bool,
+                   capacity_bytes: int | None = None) -> AllocatorSimulation:
+    """The step as a measurement sees it: after a warm-up step unless it is the first step."""
+    from .alloc_conf import parse_alloc_conf
+
+    return simulate(initial_bytes, nbytes, storage, parse_alloc_conf(conf_text), capacity_bytes,
+                    warmup=not first_step)
+
+
+def cuda_memory(request, initial_storages: dict[int, int], nbytes: np.ndarray, storage: np.ndarray,
+                workspaces) -> CudaMemory:
+    """Analysis.cuda for a step traced for CUDA: `workspaces` are the library workspaces the
+    trace made (engine/target.py CublasWorkspaces.made)."""
+    from .alloc_conf import parse_alloc_conf
+    from .cuda_workspaces import DEFAULT_ARCH
+
+    simulation = simulate_trace(list(initial_storages.values()), nbytes, storage, request.alloc_conf,
+                                request.first_step)
+    return CudaMemory(request.cuda_arch or DEFAULT_ARCH, tuple(workspaces), simulation,
+                      parse_alloc_conf(request.alloc_conf).warnings)

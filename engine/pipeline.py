@@ -20,6 +20,7 @@ import torchvision.models  # noqa: F401,E402
 from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
 
 from .analysis import Analysis
+from .cuda_allocator import cuda_memory
 from .attention import fast_path_warning, target_attention
 from .errors import CancelledError, MemLensError, RequestError, UnsupportedError
 from .estimate import textbook
@@ -28,7 +29,7 @@ from .request import MAX_INPUT_ELEMENTS, AnalysisRequest
 from .sources import LoadedModel, load_model
 from .sources.empty_init import to_fake
 from .step import build_optimizer, optimizer_state_tensors, prime_optimizer, run_step, torch_dtype
-from .target import target_for
+from .target import CublasWorkspaces, target_for
 from .timeline import build_timeline, event_log, find_peak, layer_table, lifetimes
 from .tracer import StepRecorder
 
@@ -113,9 +114,11 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
         recorder.set_phase(phase)
         report(*phase_progress[phase])
 
+    # CUDA (issue 7): cuBLAS workspaces at each thread's first matrix product
+    workspaces = CublasWorkspaces(recorder, request) if request.device == "cuda" else contextlib.nullcontext()
     recorder.install_hooks()
     try:
-        with tensor_mode, target_attention(request.device), recorder:
+        with tensor_mode, target_attention(request.device), recorder, workspaces:
             run_step(model, [x], targets, optimizer, mode=request.mode, amp=request.amp,
                      device=request.device, on_phase=on_phase)
             # Categories are settled per storage after the step, so marking at the end is enough.
@@ -145,6 +148,10 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
 
     report(0.92, "building timeline")
     raw = recorder.finish(warnings)
+    cuda = None
+    if request.device == "cuda":  # issue 7: the caching allocator over the step
+        cuda = cuda_memory(request, raw.initial_storages, raw.nbytes, raw.storage, workspaces.made)
+        warnings.extend(cuda.warnings)
     events = event_log(raw)
     timeline = build_timeline(raw)
     lives = lifetimes(raw)
@@ -168,6 +175,7 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
         warnings=tuple(warnings),
         analysis_seconds=time.perf_counter() - started,
         engine=f"{'fake CPU' if request.amp else 'meta'} tensors, torch {torch.__version__.split('+')[0]}",
+        cuda=cuda,
     )
     report(1.0, "done")
     return analysis

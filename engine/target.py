@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from .analysis import NotModelled
+from .cuda_allocator import LibraryWorkspace
 
 MIB = 2**20
 aten = torch.ops.aten
@@ -147,3 +149,60 @@ _TARGETS = {"cpu": CPU, "cuda": CUDA}
 
 def target_for(device: str) -> TargetDevice:
     return _TARGETS[device]
+
+
+# ---- cuBLAS workspaces while tracing for CUDA (sizes: engine/cuda_workspaces.py)
+_CUBLAS_OPS = {aten.mm, aten.addmm, aten.bmm, aten.baddbmm, aten.addbmm, aten.addmv, aten.mv, aten.dot,
+               aten.vdot, aten._addmm_activation}
+_LT_OPS = {aten.addmm, aten._addmm_activation}
+_LT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+class CublasWorkspaces(TorchDispatchMode):
+    """Enter inside a `StepRecorder`: at each thread's first cuBLAS call, the workspaces torch
+    makes there. A first step records them as allocations at that op; a steady-state step (an
+    earlier step made them) counts them live from the start. The forward, the loss and the
+    optimizer run in the caller's thread; the backward in autograd's CUDA device thread."""
+
+    def __init__(self, recorder, request):
+        super().__init__()
+        from .cuda_workspaces import DEFAULT_ARCH, cublas_bytes, cublaslt_bytes
+
+        self.recorder = recorder
+        self.first_step = request.first_step
+        arch = request.cuda_arch or DEFAULT_ARCH
+        self.sizes = {"cuBLAS": cublas_bytes(request.cublas_workspace_config, arch),
+                      "cuBLASLt": cublaslt_bytes(request.cublaslt_workspace_size, request.cublas_workspace_config, arch)}
+        self.made: list[LibraryWorkspace] = []
+        self._seen: set[tuple[str, str]] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        packet = func.overloadpacket
+        if packet in _CUBLAS_OPS:
+            thread = "autograd thread" if self.recorder.phase == 1 else "main thread"
+            self._need("cuBLAS", thread)
+            if packet in _LT_OPS and _uses_lt(args, kwargs or {}):
+                self._need("cuBLASLt", thread)  # the Lt handle is the cuBLAS one: both workspaces
+        return out
+
+    def _need(self, library: str, thread: str) -> None:
+        if (library, thread) in self._seen:
+            return
+        self._seen.add((library, thread))
+        nbytes = self.sizes[library]
+        if self.first_step:
+            self.recorder.library_alloc(nbytes)
+            made = self.recorder.current_module()
+        else:
+            self.recorder.add_initial(nbytes, "temporaries")
+            made = "an earlier step"
+        self.made.append(LibraryWorkspace(f"{library} workspace ({thread})", nbytes, made))
+
+
+def _uses_lt(args, kwargs) -> bool:
+    """addmm runs as a cuBLASLt epilogue with a bias vector of the output's width (Blas.cpp)."""
+    bias, mat1, mat2 = args[0], args[1], args[2]
+    return (bias.dim() == 1 and mat1.dim() == 2 and mat2.dim() == 2 and bias.shape[0] == mat2.shape[1]
+            and bias.dtype in _LT_DTYPES and mat1.shape[0] > 1 and mat2.shape[0] > 1 and mat2.shape[1] > 1
+            and kwargs.get("beta", 1) == 1)

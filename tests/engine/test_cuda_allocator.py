@@ -299,7 +299,7 @@ def test_a_warmed_up_step_reuses_its_cached_segments(cuda_resnet18):
 
 
 def _initial(analysis):
-    return analysis.allocator.initial_bytes
+    return analysis.cuda.simulation.initial_bytes
 
 
 @pytest.fixture(scope="module")
