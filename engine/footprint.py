@@ -6,8 +6,11 @@ allocated) -> device total (+ CUDA context, + memory other processes hold). Ever
 bytes and where they come from (traced, simulated, measured, a measured table, a default); lines
 that are not modelled exactly can be overridden by the user, and no line is folded into another.
 
-The allocator reserve is a placeholder default until the allocator simulator replaces it: pass
-`reserve=` (a `ReserveModel`) to `fit_check`, or set `RESERVE_MODEL`.
+For a step traced for CUDA the cuBLAS/cuBLASLt workspaces are traced tensors (in the 'tensors'
+line) and the allocator reserve is simulated (engine/cuda_allocator.py): the segments' peak
+minus the traced peak. Near the capacity the simulation is rerun within it, as the allocator
+releases its cached segments before it reports an out-of-memory. A trace for another device
+checked against a GPU keeps the measured/default lines (`RESERVE_MODEL`, a seam).
 """
 from __future__ import annotations
 
@@ -114,24 +117,90 @@ def fit_check(analysis: Analysis, device: DeviceInfo, overrides: Mapping[str, in
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise RequestError(f"footprint line {key!r} must be a byte count >= 0, got {value!r}")
     gpu = device.kind != "host"
-    overheads = {o.key: FootprintLine(o.key, o.label, o.bytes, o.source, o.note)
-                 for o in target_for("cuda" if gpu else "cpu").overheads(any(layer.kind == "conv" for layer in analysis.layers))}
-    allocated = [FootprintLine("tensors", "traced tensor peak", analysis.peak.total_bytes, "traced",
-                               f"the most bytes live in the step ({analysis.peak.phase}, at '{analysis.peak.module}')")]
-    allocated += [_override(overheads[k], overrides) for k in ("cublas", "workspace") if k in overheads]
-    lines = list(allocated)
-    if gpu:
-        lines.append(_override((reserve or RESERVE_MODEL)(analysis, sum(line.bytes for line in allocated)), overrides))
-        lines.append(_override(overheads["context"], overrides))
-        lines.append(_override(_others_line(device), overrides))
+    lines = footprint_lines(analysis, gpu, overrides, reserve)
     warnings = []
+    if gpu:
+        lines.append(_override(_others_line(device), overrides))
+        lines = _within_capacity(analysis, lines, device.capacity_bytes, overrides)
     if gpu and analysis.request.device != "cuda":
         warnings.append(f"traced for the {analysis.request.device}: trace with --device cuda for a GPU's "
                         "rounding and optimizer implementation")
+    arch = device.compute_capability
+    if gpu and analysis.cuda is not None and arch is not None and tuple(arch) != analysis.cuda.arch:
+        warnings.append(f"traced for compute capability {analysis.cuda.arch[0]}.{analysis.cuda.arch[1]}, "
+                        f"{device.name} has {arch[0]}.{arch[1]}: trace with --cuda-arch {arch[0]}.{arch[1]} "
+                        "for its cuBLAS workspace size")
     return Fit(device, tuple(lines), tuple(warnings))
 
 
+def footprint_lines(analysis: Analysis, gpu: bool = True, overrides: Mapping[str, int] | None = None,
+                    reserve: ReserveModel | None = None) -> list[FootprintLine]:
+    """The lines that do not depend on which device: tensors, workspaces, reserve, context."""
+    overrides = dict(overrides or {})
+    cuda = analysis.cuda
+    convolutions = any(layer.kind == "conv" for layer in analysis.layers)
+    overheads = {o.key: FootprintLine(o.key, o.label, o.bytes, o.source, o.note)
+                 for o in target_for("cuda" if gpu else "cpu").overheads(convolutions, _arch(analysis))}
+    note = f"the most bytes live in the step ({analysis.peak.phase}, at '{analysis.peak.module}')"
+    if cuda is not None and cuda.workspaces:
+        note += (f"; includes the cuBLAS/cuBLASLt workspaces ({format_bytes(cuda.workspace_bytes)}: "
+                 + ", ".join(f"{w.label} {format_bytes(w.bytes)}" for w in cuda.workspaces) + ")")
+        overheads.pop("cublas", None)  # traced: counted once, in the tensors
+    allocated = [FootprintLine("tensors", "traced tensor peak", analysis.peak.total_bytes, "traced", note)]
+    allocated += [_override(overheads[k], overrides) for k in ("cublas", "workspace") if k in overheads]
+    lines = list(allocated)
+    if gpu:
+        if cuda is not None and reserve is None:
+            lines.append(_override(simulated_reserve(analysis, cuda.simulation), overrides))
+        else:
+            lines.append(_override((reserve or RESERVE_MODEL)(analysis, sum(line.bytes for line in allocated)), overrides))
+        lines.append(_override(overheads["context"], overrides))
+    return lines
+
+
+def simulated_reserve(analysis: Analysis, simulation) -> FootprintLine:
+    """The reserve line from the simulated allocator: max_memory_reserved minus the traced peak."""
+    s = simulation
+    note = (f"simulated caching allocator ({'PYTORCH_CUDA_ALLOC_CONF=' + s.conf if s.conf else 'default settings'}"
+            f"{', after a warm-up step' if s.warmup else ', first step'}): segments peak at "
+            f"{format_bytes(s.peak_reserved_bytes)} (max_memory_reserved), blocks at "
+            f"{format_bytes(s.peak_allocated_bytes)} (max_memory_allocated); the rest is unsplit block "
+            f"remainders, segment slack and cached free blocks ({s.fragmentation_at_peak:.0%} of the segments "
+            "free at the peak)")
+    if s.capacity_bytes is not None:
+        note += (f"; within {format_bytes(s.capacity_bytes)} for the allocator the cache is released "
+                 f"{s.cache_flushes} time(s) in the step (slower steps)")
+    return FootprintLine("reserve", "allocator reserve above allocated",
+                         max(0, s.peak_reserved_bytes - analysis.peak.total_bytes), "simulated", note)
+
+
 # ---- Private API
+def _arch(analysis: Analysis):
+    return analysis.cuda.arch if analysis.cuda is not None else None
+
+
+def _within_capacity(analysis: Analysis, lines: list[FootprintLine], capacity: int,
+                     overrides: dict[str, int]) -> list[FootprintLine]:
+    """Over the capacity with a simulated reserve: rerun the allocator within what the other
+    lines leave it, as torch frees its cached segments and retries before an out-of-memory."""
+    total = sum(line.bytes for line in lines)
+    reserve = next((line for line in lines if line.key == "reserve"), None)
+    if total <= capacity or analysis.cuda is None or reserve is None or reserve.source != "simulated":
+        return lines
+    from .cuda_allocator import simulate_trace
+
+    outside = sum(line.bytes for line in lines if line.key not in ("tensors", "reserve"))
+    room = capacity - outside
+    if room <= 0:
+        return lines
+    sim = simulate_trace(analysis.cuda.simulation.initial_bytes, analysis.events.nbytes, analysis.events.storage,
+                         analysis.request.alloc_conf, analysis.request.first_step, capacity_bytes=room)
+    if sim.oom_point is not None:
+        return lines
+    return [_override(simulated_reserve(analysis, sim), overrides) if line.key == "reserve" else line
+            for line in lines]
+
+
 def _others_line(device: DeviceInfo) -> FootprintLine:
     if device.other_processes_bytes is not None:
         return FootprintLine("others", "other processes on the device", device.other_processes_bytes, "measured",
