@@ -214,3 +214,47 @@ def _override(line: FootprintLine, overrides: dict[str, int]) -> FootprintLine:
         return line
     return FootprintLine(line.key, line.label, overrides[line.key], "user",
                          f"entered by the user (default {format_bytes(line.bytes)}: {line.note})")
+
+
+# ---- JSON (engine/report.py)
+def json_fields(analysis: Analysis, max_points: int = 2000) -> dict:
+    """`peak_reserved_bytes`, the device-free `footprint` lines and, for CUDA traces, `allocator`."""
+    cuda = analysis.cuda
+    gpu = analysis.request.device == "cuda"
+    fields = {
+        "peak_reserved_bytes": cuda.simulation.peak_reserved_bytes if cuda is not None else None,
+        "footprint": [{"key": line.key, "label": line.label, "bytes": line.bytes, "source": line.source,
+                       "note": line.note} for line in footprint_lines(analysis, gpu)],
+    }
+    if cuda is not None:
+        s = cuda.simulation
+        picks = analysis.timeline.peak_points(max_points=max_points)
+        fields["allocator"] = {
+            "alloc_conf": s.conf, "warmup": s.warmup, "compute_capability": list(cuda.arch),
+            "peak_allocated_bytes": s.peak_allocated_bytes, "peak_reserved_bytes": s.peak_reserved_bytes,
+            "peak_point": s.peak_point, "fragmentation_at_peak": round(s.fragmentation_at_peak, 6),
+            "segments_at_peak": [{"pool": g.pool, "bytes": g.total_bytes, "allocated_bytes": g.allocated_bytes,
+                                  "blocks": len(g.blocks), "expandable": g.expandable} for g in s.segments_at_peak],
+            "cuda_mallocs": s.cuda_mallocs,
+            "workspaces": [{"label": w.label, "bytes": w.bytes, "made": w.made} for w in cuda.workspaces],
+            "timeline": {"point": picks.tolist(), "reserved": s.reserved[picks].tolist(),
+                         "allocated": s.allocated[picks].tolist()},
+        }
+    return fields
+
+
+def footprint_text(analysis: Analysis) -> list[str]:
+    """The CLI's footprint lines: what a GPU must hold for this step, line by line, with sources."""
+    if analysis.request.device != "cuda":
+        return []
+    lines = footprint_lines(analysis, True)
+    out = ["footprint on the device (without other processes):"]
+    out += [f"  {line.label:<42} {format_bytes(line.bytes):>12}  ({line.source})" for line in lines]
+    out.append(f"  {'total':<42} {format_bytes(sum(line.bytes for line in lines)):>12}")
+    cuda = analysis.cuda
+    if cuda is not None:
+        s = cuda.simulation
+        out.append(f"  simulated max_memory_allocated {format_bytes(s.peak_allocated_bytes)}, max_memory_reserved "
+                   f"{format_bytes(s.peak_reserved_bytes)} ({len(s.segments_at_peak)} segments at the peak, "
+                   f"{s.fragmentation_at_peak:.0%} of them free)")
+    return out

@@ -41,4 +41,11 @@ def analysis_to_dict(a: Analysis, max_points: int = 2000) -> dict:
         "warnings": list(a.warnings),
         "analysis_seconds": a.analysis_seconds,
         "engine": a.engine,
+        **_footprint_json(a, max_points),  # issue 7: peak_reserved_bytes, footprint, allocator
     }
+
+
+def _footprint_json(a: Analysis, max_points: int) -> dict:
+    from .footprint import json_fields  # imports torch (via the target rules): only when writing
+
+    return json_fields(a, max_points)

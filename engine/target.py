@@ -130,8 +130,8 @@ class TargetDevice:
         return (
             NotModelled("CUDA context", None, by_key["context"].note + " (not in max_memory_allocated)"),
             NotModelled("cuDNN convolution workspace", None,
-                        "transient scratch chosen per convolution by cuDNN's heuristics; the fit check adds "
-                        "the largest measured in a step: " + by_key["workspace"].note),
+                        "chosen per convolution by cuDNN's heuristics; the fit check adds a separate line: "
+                        + by_key["workspace"].note),
         )
 
 
