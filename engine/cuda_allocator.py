@@ -180,11 +180,8 @@ class CachingAllocator:
 
     def layout(self) -> tuple["SegmentInfo", ...]:
         """Every segment now: its pool, size, and its blocks in address order (size, allocated)."""
-        heads: dict[int, _Block] = {}
-        for block in [*self.live.values(), *(b for p in self.pools.values() for b in p.blocks.values())]:
-            while block.prev is not None and block.prev.mapped:
-                block = block.prev
-            heads[block.addr] = block
+        heads = {b.addr: b for b in [*self.live.values(), *(b for p in self.pools.values() for b in p.blocks.values())]
+                 if b.prev is None or not b.prev.mapped}
         out = []
         for addr in sorted(heads):
             block, blocks = heads[addr], []
