@@ -43,6 +43,7 @@ K_LARGE_BUFFER = 20 * MIB
 K_MIN_LARGE_ALLOC = 10 * MIB
 K_ROUND_LARGE = 2 * MIB
 _ADDRESS_GAP = 2**40  # segments live far apart: addresses never collide
+_ADDRESS_BASE = 2**50  # above any real device address (a replay starts from recorded ones)
 
 
 class OutOfMemory(Exception):
@@ -242,7 +243,7 @@ class CachingAllocator:
         self.segments[segment] = nbytes
         self.cuda_mallocs += 1
         self._grow(nbytes)
-        return _Block(segment * _ADDRESS_GAP, nbytes, pool.small, segment)
+        return _Block(_segment_base(segment), nbytes, pool.small, segment)
 
     def _new_segment(self) -> int:
         self._next_segment += 1
@@ -295,7 +296,7 @@ class CachingAllocator:
             segment = self._new_segment()
             self.expandable[pool.small] = segment
             self.segments[segment] = 0
-            whole = _Block(segment * _ADDRESS_GAP, _ADDRESS_GAP, pool.small, segment, mapped=False)
+            whole = _Block(_segment_base(segment), _ADDRESS_GAP, pool.small, segment, mapped=False)
             pool.unmapped[whole.addr] = whole
         candidate = None
         for addr in sorted(pool.unmapped):
@@ -349,7 +350,7 @@ class CachingAllocator:
     def _unmap(self, pool: _Pool, block: _Block) -> None:
         """unmap_block: return the whole free pages inside a free block."""
         page = self._page(pool)
-        base = block.segment * _ADDRESS_GAP
+        base = _segment_base(block.segment)
         begin = base + -(-(block.addr - base) // page) * page
         end = base + ((block.addr + block.size - base) // page) * page
         if begin >= end:
@@ -405,6 +406,10 @@ class SegmentInfo:
     allocated_bytes: int
     expandable: bool
     blocks: tuple[tuple[int, bool], ...]  # (bytes, allocated) in address order
+
+
+def _segment_base(segment: int) -> int:
+    return _ADDRESS_BASE + segment * _ADDRESS_GAP
 
 
 def _expandable_size(block: _Block) -> int:
