@@ -122,33 +122,26 @@ def measure(gpu, model: str, batch: int, mode: str, optimizer: str, precision: s
     """One warm-up step, peaks reset, the measured step recorded; what the allocator did."""
     torch = gpu.torch
     from engine.request import AnalysisRequest
-    from engine.step import run_step
+    from engine.step import build_scaler, run_step
     from engine.truth import build_real_step
 
-    amp = precision.startswith("amp_")
     request = AnalysisRequest(model=model, batch=batch, mode=mode, optimizer=optimizer,
                               amp=precision == "amp_float16", device="cuda")
     step = build_real_step(request, gpu.device)
-    scaler = torch.amp.GradScaler(gpu.device) if precision == "amp_float16" and mode == "train" else None
-    autocast_dtype = {"amp_float16": torch.float16, "amp_bfloat16": torch.bfloat16}.get(precision)
+    scaler = build_scaler(request.amp, "cuda", mode, gpu.device)  # float16 AMP: a GradScaler, as engine/step.py
 
     def one_step():
-        if not amp:
-            run_step(step.model, list(step.inputs), step.targets, step.optimizer, mode=mode, amp=False,
-                     device="cuda", tensors_on=gpu.device)
+        if precision != "amp_bfloat16":
+            run_step(step.model, list(step.inputs), step.targets, step.optimizer, mode=mode, amp=request.amp,
+                     device="cuda", tensors_on=gpu.device, scaler=scaler)
             return
+        # bfloat16 AMP on CUDA: autocast without a scaler (the request has no such option yet)
         from engine.loss import compute_loss
 
-        with torch.autocast(gpu.device, dtype=autocast_dtype), torch.set_grad_enabled(mode == "train"):
+        with torch.autocast(gpu.device, dtype=torch.bfloat16), torch.set_grad_enabled(mode == "train"):
             output = step.model(*step.inputs)
             loss = compute_loss(output, step.targets) if mode == "train" else None
-        if loss is None:
-            return
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(step.optimizer)
-            scaler.update()
-        else:
+        if loss is not None:
             loss.backward()
             step.optimizer.step()
 

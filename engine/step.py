@@ -35,6 +35,15 @@ def autocast_for(amp: bool, device: str, tensors_on: str = "cpu"):
     return torch.autocast(tensors_on, dtype=target_for(device).amp_dtype)
 
 
+def build_scaler(amp: bool, device: str, mode: str, tensors_on: str = "cpu"):
+    """CUDA's float16 AMP trains with a `torch.amp.GradScaler` (its scale and growth tensors, the
+    inf checks, the unscale); bfloat16 needs none. On CPU tensors (the trace, the CPU truth) the
+    CPU scaler makes the same tensors."""
+    if not amp or mode != "train" or target_for(device).amp_dtype != torch.float16:
+        return None
+    return torch.amp.GradScaler(tensors_on)
+
+
 def build_optimizer(params: list[nn.Parameter], name: str, device: str):
     """Optimizers as torch builds them by default for the target device: for-loop on the CPU,
     foreach (with its list temporaries) on CUDA."""
@@ -95,6 +104,7 @@ def run_step(
     device: str,
     on_phase: Callable[[str], None] = lambda phase: None,
     tensors_on: str = "cpu",
+    scaler=None,
 ) -> None:
     on_phase("forward")
     if mode == "inference":
@@ -108,10 +118,14 @@ def run_step(
     if loss is None or not loss.requires_grad:
         raise_no_grad()
     on_phase("backward")
-    loss.backward()
+    (loss if scaler is None else scaler.scale(loss)).backward()
     if optimizer is not None:
         on_phase("optimizer")
-        optimizer.step()
+        if scaler is None:
+            optimizer.step()
+        else:  # unscale_ (inf checks, grads unscaled in place), the step if finite, the new scale
+            scaler.step(optimizer)
+            scaler.update()
 
 
 def raise_no_grad():
