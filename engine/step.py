@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .loss import compute_loss
-from .target import target_for
+from .target import CudaAutocast, target_for
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -26,12 +26,14 @@ def torch_dtype(name: str) -> torch.dtype:
 def autocast_for(amp: bool, device: str, tensors_on: str = "cpu"):
     """AMP as DESIGN.md defines it: bfloat16 on the CPU, float16 on CUDA.
 
-    The trace runs on CPU tensors either way (`tensors_on="cpu"`), so the CUDA case uses the CPU
-    autocast with float16: same element sizes, but CPU autocast's op lists, which differ from
-    CUDA's in places. A real step on a GPU (`tensors_on="cuda"`) uses CUDA's autocast.
+    The trace runs on CPU tensors either way (`tensors_on="cpu"`): for a CUDA target it applies
+    CUDA's autocast lists to them (engine/target.py CudaAutocast), not the CPU's. A real step on
+    a GPU (`tensors_on="cuda"`) uses CUDA's autocast itself.
     """
     if not amp:
         return contextlib.nullcontext()
+    if device == "cuda" and tensors_on != "cuda":
+        return CudaAutocast(target_for(device).amp_dtype)
     return torch.autocast(tensors_on, dtype=target_for(device).amp_dtype)
 
 

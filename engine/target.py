@@ -5,6 +5,8 @@ process needs beyond its tensors (CUDA context, library workspaces), with where 
 """
 from __future__ import annotations
 
+import contextlib
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -201,3 +203,102 @@ def _uses_lt(args, kwargs) -> bool:
     return (bias.dim() == 1 and mat1.dim() == 2 and mat2.dim() == 2 and bias.shape[0] == mat2.shape[1]
             and bias.dtype in _LT_DTYPES and mat1.shape[0] > 1 and mat2.shape[0] > 1 and mat2.shape[1] > 1
             and kwargs.get("beta", 1) == 1)
+
+
+# ---- CUDA's autocast while tracing on CPU tensors (aten/src/ATen/autocast_mode.h, torch 2.14)
+_CUDA_LOWER = frozenset("""_convolution conv1d conv2d conv3d conv_tbc conv_transpose1d conv_transpose2d conv_transpose3d
+    convolution prelu addmm addmv addr matmul __matmul__ __rmatmul__ einsum mm mv linalg_vecdot linear addbmm baddbmm
+    bmm chain_matmul linalg_multi_dot _thnn_fused_lstm_cell _thnn_fused_gru_cell lstm_cell gru_cell rnn_tanh_cell
+    rnn_relu_cell _scaled_dot_product_flash_attention scaled_dot_product_attention""".split())
+_CUDA_FP32 = frozenset("""acos asin cosh erfinv exp expm1 log log10 log2 log1p reciprocal rsqrt sinh tan pow __pow__
+    softplus layer_norm native_layer_norm group_norm frobenius_norm nuclear_norm cosine_similarity poisson_nll_loss
+    cosine_embedding_loss nll_loss nll_loss2d cross_entropy_loss hinge_embedding_loss kl_div l1_loss smooth_l1_loss
+    huber_loss mse_loss margin_ranking_loss multilabel_margin_loss soft_margin_loss triplet_margin_loss
+    multi_margin_loss binary_cross_entropy_with_logits dist pdist cdist renorm logsumexp upsample_nearest1d
+    _upsample_nearest_exact1d upsample_nearest2d _upsample_nearest_exact2d upsample_nearest3d _upsample_nearest_exact3d
+    upsample_linear1d upsample_bilinear2d _upsample_bilinear2d_aa upsample_trilinear3d upsample_bicubic2d
+    _upsample_bicubic2d_aa""".split())
+_CUDA_FP32_SET_OPT_DTYPE = frozenset("prod softmax log_softmax cumprod cumsum linalg_vector_norm linalg_matrix_norm sum".split())
+_CUDA_PROMOTE = frozenset("addcdiv addcmul atan2 bilinear cross dot vdot grid_sampler index_put tensordot scatter_add".split())
+
+
+class CudaAutocast(torch.overrides.TorchFunctionMode):
+    """CUDA's autocast policy applied to CPU tensors: what `torch.autocast("cuda")` casts, by
+    torch function, instead of the CPU autocast's lists (CPU keeps layer_norm, group_norm, softmax,
+    exp, sum ... in the low precision, where CUDA runs them in float32). Like autocast, a float32
+    parameter cast to the low precision is cast once per forward (the cast cache)."""
+
+    def __init__(self, dtype: torch.dtype = torch.float16):
+        super().__init__()
+        self.dtype = dtype
+        self.cache: dict[int, torch.Tensor] = {}
+
+    def __exit__(self, *exc):
+        self.cache.clear()  # autocast drops its cache when the outermost region ends
+        return super().__exit__(*exc)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        name = getattr(func, "__name__", "")
+        if name in _CUDA_LOWER:
+            args, kwargs = self._cast(args, self.dtype), self._cast(kwargs, self.dtype)
+        elif name in _CUDA_FP32:
+            args, kwargs = self._cast(args, torch.float32), self._cast(kwargs, torch.float32)
+        elif name in _CUDA_FP32_SET_OPT_DTYPE:
+            if kwargs.get("dtype") is None and any(_eligible(t) and t.dtype != torch.float32 for t in _flat(args)):
+                kwargs["dtype"] = torch.float32
+        elif name in _CUDA_PROMOTE:
+            widest = max((t.dtype for t in _flat(args) if _eligible(t)), key=lambda d: torch.finfo(d).bits, default=None)
+            if widest is not None:
+                args, kwargs = self._cast(args, widest), self._cast(kwargs, widest)
+        elif getattr(func, "__module__", None) == "torch.nn.functional" and inspect.isfunction(func):
+            # A composite (cross_entropy, multi_head_attention_forward ...): autocast acts on the
+            # ops inside it, which this mode sees only if it stays on while the body runs.
+            with _composite_body(), self:
+                return func(*args, **kwargs)
+        return func(*args, **kwargs)
+
+    def _cast(self, value, dtype):
+        if isinstance(value, torch.Tensor):
+            if not _eligible(value) or value.dtype == dtype:
+                return value
+            cacheable = dtype == self.dtype and value.dtype == torch.float32 and value.requires_grad and value.is_leaf
+            if not cacheable:
+                return value.to(dtype)
+            if id(value) not in self.cache:
+                self.cache[id(value)] = value.to(dtype)
+            return self.cache[id(value)]
+        if isinstance(value, (list, tuple)):
+            return type(value)(self._cast(v, dtype) for v in value)
+        if isinstance(value, dict):
+            return {k: self._cast(v, dtype) for k, v in value.items()}
+        return value
+
+
+@contextlib.contextmanager
+def _composite_body():
+    """torch.nn.functional's own has_torch_function checks answer False meanwhile, so its
+    functions run their bodies instead of handing themselves back to the mode (no recursion)."""
+    import torch.nn.functional as F
+
+    names = ("has_torch_function", "has_torch_function_unary", "has_torch_function_variadic")
+    saved = {n: getattr(F, n) for n in names}
+    for n in names:
+        setattr(F, n, lambda *args: False)
+    try:
+        yield
+    finally:
+        for n, f in saved.items():
+            setattr(F, n, f)
+
+
+def _eligible(t) -> bool:
+    return isinstance(t, torch.Tensor) and t.is_floating_point() and t.dtype != torch.float64
+
+
+def _flat(args):
+    for a in args:
+        if isinstance(a, (list, tuple)):
+            yield from _flat(a)
+        else:
+            yield a

@@ -58,3 +58,42 @@ def test_a_real_cpu_step_runs_the_same_scaler_code():
         step.optimizer.zero_grad(set_to_none=True)
     assert scaler._scale.dtype == torch.float32 and scaler._scale.shape == ()
     assert scaler._growth_tracker.dtype == torch.int32 and scaler.get_scale() == 65536.0
+
+
+# ---- CUDA's autocast lists on CPU tensors (engine/target.py CudaAutocast)
+import torch.nn.functional as F  # noqa: E402
+
+from engine.target import CudaAutocast  # noqa: E402
+
+
+def test_cuda_lists_lower_matrix_products_and_keep_normalisation_softmax_and_losses_in_float32():
+    x, w = torch.randn(4, 8), torch.randn(8, 8, requires_grad=True)
+    with CudaAutocast():
+        y = F.linear(x, w)
+        assert y.dtype == torch.float16 and (x @ w).dtype == torch.float16
+        assert F.conv2d(torch.randn(1, 3, 8, 8), torch.randn(4, 3, 3, 3)).dtype == torch.float16
+        assert F.layer_norm(y, (8,)).dtype == torch.float32  # CPU's autocast keeps float16 here
+        assert torch.softmax(y, -1).dtype == torch.float32 and y.sum().dtype == torch.float32  # set_opt_dtype
+        assert y.exp().dtype == torch.float32 and F.relu(y).dtype == torch.float16  # relu: not listed
+        assert torch.cat([y, x]).dtype == torch.float32  # plain type promotion
+    with torch.autocast("cpu", dtype=torch.float16):
+        assert F.layer_norm(F.linear(x, w), (8,)).dtype == torch.float16
+
+
+def test_composites_are_cast_inside_as_autocast_casts_their_ops():
+    with CudaAutocast():
+        logits = F.linear(torch.randn(4, 8), torch.randn(3, 8))
+        assert F.cross_entropy(logits, torch.zeros(4, dtype=torch.long)).dtype == torch.float32
+        mha = torch.nn.MultiheadAttention(8, 2)
+        q = torch.randn(5, 2, 8)
+        assert mha(q, q, q, need_weights=False)[0].dtype == torch.float16
+    assert F.has_torch_function_variadic is torch.overrides.has_torch_function_variadic  # restored
+
+
+def test_a_parameter_is_cast_once_per_forward_like_autocasts_cache():
+    w = torch.randn(8, 8, requires_grad=True)
+    with CudaAutocast() as mode:
+        a = F.linear(torch.randn(2, 8), w)
+        b = F.linear(torch.randn(2, 8), w)
+        assert len(mode.cache) == 1 and a.dtype == b.dtype == torch.float16
+    assert mode.cache == {}
