@@ -12,7 +12,7 @@ Recorded per run: the GPU, compute capability, torch/CUDA/cuDNN/driver versions;
 context (NVML's per-process used memory and cudaMemGetInfo before and after initialisation, in a
 fresh process); the cuBLAS/cuBLASLt workspaces (memory_allocated after a thread's first matrix
 product, forward and backward, in a fresh process). Per case (at least 20 torchvision models, the
-transformer specs; train with Adam and SGD, inference; float32, AMP float16 with GradScaler, AMP
+transformer spec, a GPT-2-style decoder (benchmarks/hf_decoder.py); train with Adam and SGD, inference; float32, AMP float16 with GradScaler, AMP
 bfloat16): max_memory_allocated, max_memory_reserved, memory_allocated/reserved before the
 measured step, the allocator's segments before it (snapshot, compact) and the step's allocator
 trace (alloc/free sizes in order, compact). Cases run breadth first (every model's first
@@ -39,6 +39,7 @@ MODELS = [  # (model, batch): steps of a second or less on a large GPU
     ("shufflenet_v2_x1_0", 32), ("mnasnet1_0", 32), ("regnet_y_400mf", 32), ("googlenet", 16),
     ("inception_v3", 8), ("convnext_tiny", 16), ("vit_b_16", 8), ("swin_t", 8),
     (os.path.join(SPECS, "tiny_transformer.yaml"), 8),
+    (os.path.join(ROOT, "benchmarks", "hf_decoder.py") + ":build", 8),  # a GPT-2-style decoder from a config
 ]
 DRY_MODELS = [("mobilenet_v3_small", 2), (os.path.join(SPECS, "tiny_transformer.yaml"), 2)]
 RUNS = [("train", "adam"), ("train", "sgd"), ("inference", "none")]

@@ -15,8 +15,9 @@ import gpu_accuracy  # noqa: E402
 def test_the_run_covers_twenty_torchvision_models_every_run_and_precision_breadth_first():
     todo = gpu_accuracy.cases(dry_run=False, models=None)
     models = {m for m, *_ in todo}
-    torchvision = {m for m in models if not m.endswith(".yaml")}
+    torchvision = {m for m in models if os.sep not in m}
     assert len(torchvision) >= 20 and any(m.endswith("tiny_transformer.yaml") for m in models)
+    assert any(m.endswith("hf_decoder.py:build") for m in models)  # the Hugging Face-style decoder
     assert {(mode, opt, p) for _, _, mode, opt, p in todo} == {
         (mode, opt, p) for mode, opt in gpu_accuracy.RUNS for p in gpu_accuracy.PRECISIONS}
     first_round = [m for m, *_ in todo[:len(models)]]
