@@ -463,8 +463,9 @@ def simulate(initial_bytes, nbytes: np.ndarray, storage: np.ndarray, conf: Alloc
     The storages live before the step (`initial_bytes`) are allocated first. With `warmup` the
     step runs once before the measured one, like a real measurement (engine/measure.py): what it
     leaves alive (gradients, the loss) is freed after it, its cached segments stay, and the peaks
-    are reset. Past the capacity, the first allocation that does not fit is `oom_point` and the
-    rest is simulated without the limit (so the curve still says how much would be needed).
+    are reset. Past the capacity, the first allocation that does not fit (in the warm-up step or
+    the measured one: both are the step) is `oom_point` and the rest is simulated without the
+    limit (so the curve still says how much would be needed).
     The segment layout is taken at the allocated peak, in a second, identical replay (cheaper
     than a snapshot at every new maximum).
     """
@@ -509,7 +510,6 @@ def _replay(initial: list[int], sizes: list[int], keys: list[int], conf: AllocCo
         for i, size in enumerate(initial):  # start storages the step freed come back for the next one
             if -1 - i not in allocator.live:
                 malloc(-1 - i, size, 0)
-        oom.clear()
     allocator.reset_peak()
     mallocs_before = allocator.cuda_mallocs
     curves = (np.empty(len(sizes) + 1, dtype=np.int64), np.empty(len(sizes) + 1, dtype=np.int64))

@@ -8,8 +8,9 @@ that are not modelled exactly can be overridden by the user, and no line is fold
 
 For a step traced for CUDA the cuBLAS/cuBLASLt workspaces are traced tensors (in the 'tensors'
 line) and the allocator reserve is simulated (engine/cuda_allocator.py): the segments' peak
-minus the traced peak. Near the capacity the simulation is rerun within it, as the allocator
-releases its cached segments before it reports an out-of-memory. A trace for another device
+minus the traced peak. Over the capacity the simulation is rerun within it, as the allocator
+releases its cached segments before it reports an out-of-memory: a warning says when the step
+would still run that way. A trace for another device
 checked against a GPU keeps the measured/default lines (`RESERVE_MODEL`, a seam).
 """
 from __future__ import annotations
@@ -87,11 +88,11 @@ ReserveModel = Callable[[Analysis, int], FootprintLine]
 
 
 def proportional_reserve(analysis: Analysis, allocated_bytes: int) -> FootprintLine:
-    """Placeholder until the caching-allocator simulator: a fixed share of the allocated peak."""
+    """For a trace made for another device (no simulated allocator): a fixed share of the allocated peak."""
     return FootprintLine(
         "reserve", "allocator reserve above allocated", int(allocated_bytes * RESERVE_FRACTION), "default",
         f"{RESERVE_FRACTION:.0%} of the allocated peak: segment rounding and fragmentation "
-        "(max_memory_reserved - max_memory_allocated); a placeholder, not yet simulated or measured - edit it",
+        "(max_memory_reserved - max_memory_allocated); a default: trace with --device cuda to simulate it, or edit it",
     )
 
 
@@ -118,10 +119,12 @@ def fit_check(analysis: Analysis, device: DeviceInfo, overrides: Mapping[str, in
             raise RequestError(f"footprint line {key!r} must be a byte count >= 0, got {value!r}")
     gpu = device.kind != "host"
     lines = footprint_lines(analysis, gpu, overrides, reserve)
-    warnings = []
+    warnings: list[str] = []
     if gpu:
         lines.append(_override(_others_line(device), overrides))
-        lines = _within_capacity(analysis, lines, device.capacity_bytes, overrides)
+        squeezed = _within_capacity(analysis, lines, device.capacity_bytes)
+        if squeezed is not None:
+            warnings.append(squeezed)
     if gpu and analysis.request.device != "cuda":
         warnings.append(f"traced for the {analysis.request.device}: trace with --device cuda for a GPU's "
                         "rounding and optimizer implementation")
@@ -167,9 +170,6 @@ def simulated_reserve(analysis: Analysis, simulation) -> FootprintLine:
             f"{format_bytes(s.peak_allocated_bytes)} (max_memory_allocated); the rest is unsplit block "
             f"remainders, segment slack and cached free blocks ({s.fragmentation_at_peak:.0%} of the segments "
             "free at the peak)")
-    if s.capacity_bytes is not None:
-        note += (f"; within {format_bytes(s.capacity_bytes)} for the allocator the cache is released "
-                 f"{s.cache_flushes} time(s) in the step (slower steps)")
     return FootprintLine("reserve", "allocator reserve above allocated",
                          max(0, s.peak_reserved_bytes - analysis.peak.total_bytes), "simulated", note)
 
@@ -179,26 +179,27 @@ def _arch(analysis: Analysis):
     return analysis.cuda.arch if analysis.cuda is not None else None
 
 
-def _within_capacity(analysis: Analysis, lines: list[FootprintLine], capacity: int,
-                     overrides: dict[str, int]) -> list[FootprintLine]:
+def _within_capacity(analysis: Analysis, lines: list[FootprintLine], capacity: int) -> str | None:
     """Over the capacity with a simulated reserve: rerun the allocator within what the other
-    lines leave it, as torch frees its cached segments and retries before an out-of-memory."""
+    lines leave it, as torch frees its cached segments and retries before an out-of-memory. The
+    verdict stays on the unpressured reserve (what max_memory_reserved reads, and a total that
+    grows smoothly with the batch); this says when the step would still run, flushing its cache."""
     total = sum(line.bytes for line in lines)
     reserve = next((line for line in lines if line.key == "reserve"), None)
     if total <= capacity or analysis.cuda is None or reserve is None or reserve.source != "simulated":
-        return lines
+        return None
     from .cuda_allocator import simulate_trace
 
-    outside = sum(line.bytes for line in lines if line.key not in ("tensors", "reserve"))
-    room = capacity - outside
+    room = capacity - sum(line.bytes for line in lines if line.key not in ("tensors", "reserve"))
     if room <= 0:
-        return lines
+        return None
     sim = simulate_trace(analysis.cuda.simulation.initial_bytes, analysis.events.nbytes, analysis.events.storage,
                          analysis.request.alloc_conf, analysis.request.first_step, capacity_bytes=room)
     if sim.oom_point is not None:
-        return lines
-    return [_override(simulated_reserve(analysis, sim), overrides) if line.key == "reserve" else line
-            for line in lines]
+        return None
+    return (f"over the capacity by {format_bytes(total - capacity)}, yet the simulated allocator stays within it by "
+            f"releasing its cached segments {sim.cache_flushes} time(s) per step (reserved peak "
+            f"{format_bytes(sim.peak_reserved_bytes)}): it would run, with slower steps")
 
 
 def _others_line(device: DeviceInfo) -> FootprintLine:
