@@ -6,12 +6,15 @@ curves, peak and lifetimes are derived from them once, in `engine/timeline.py`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from .categories import CATEGORIES, PHASES
 from .request import AnalysisRequest
+
+if TYPE_CHECKING:
+    from .cuda_allocator import CudaMemory
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,7 @@ class Analysis:
     warnings: tuple[str, ...]
     analysis_seconds: float
     engine: str = field(default="")  # how it was traced, e.g. 'meta tensors, torch 2.14.1'
+    cuda: "CudaMemory | None" = None  # --device cuda: library workspaces and the simulated allocator (issue 7)
     levers: "Levers | None" = None  # checkpointing, freezing, micro-batches (engine/levers.py)
 
     def layer_named(self, name: str) -> Layer | None:

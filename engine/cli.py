@@ -13,6 +13,7 @@ from .errors import MemLensError, RequestError
 from .hf_cli import add_hf_arguments, hf_request_fields
 from .lora import describe as lora_line
 from .isolated import analyze_isolated
+from .cuda_cli import add_cuda_arguments, cuda_request_fields
 from .levers_cli import add_levers_arguments, fit_requested, levers_fields, run_fit
 from .planning_cli import add_planning_arguments, planning_requested, run_planning
 from .request import AnalysisRequest, parse_shape
@@ -70,6 +71,7 @@ def main(argv: list[str]) -> int:
                         help=f"stop an analysis that runs longer (default {DEFAULT_TIMEOUT_S:g}; 0: never): "
                         "a python file that never returns is stopped, not waited on")
     add_planning_arguments(parser)  # engine/planning_cli.py: --gpu, --capacity, --max-batch, --sweep ...
+    add_cuda_arguments(parser)  # engine/cuda_cli.py: --alloc-conf, --cublas-workspace-config, --cuda-arch ...
     try:
         args = parser.parse_args(argv)
         return _run(args)
@@ -90,7 +92,7 @@ def main(argv: list[str]) -> int:
 
 def _run(args) -> int:
     # Everything that needs no torch comes first: a bad request or file is reported at once.
-    request = request_from_args(args)
+    request = request_from_args(args).replace(**cuda_request_fields(args))
     check_source(request.model)
     if fit_requested(args):  # --checkpoint fit: a search against --gpu/--capacity
         return run_fit(args, request)
@@ -199,6 +201,9 @@ def summary_text(a) -> str:
               f"at '{p.module}'"]
     for c in CATEGORIES:
         lines.append(f"  {c:<16} {format_bytes(p.breakdown[c]):>12}")
+    from .footprint import footprint_text  # issue 7: the footprint lines, with their sources
+
+    lines += footprint_text(a)
     t = a.textbook
     lines.append(f"textbook estimate: {format_bytes(t.peak_bytes)} = {t.formula}")
     for nm in a.not_modelled:

@@ -6,8 +6,12 @@ allocated) -> device total (+ CUDA context, + memory other processes hold). Ever
 bytes and where they come from (traced, simulated, measured, a measured table, a default); lines
 that are not modelled exactly can be overridden by the user, and no line is folded into another.
 
-The allocator reserve is a placeholder default until the allocator simulator replaces it: pass
-`reserve=` (a `ReserveModel`) to `fit_check`, or set `RESERVE_MODEL`.
+For a step traced for CUDA the cuBLAS/cuBLASLt workspaces are traced tensors (in the 'tensors'
+line) and the allocator reserve is simulated (engine/cuda_allocator.py): the segments' peak
+minus the traced peak. Over the capacity the simulation is rerun within it, as the allocator
+releases its cached segments before it reports an out-of-memory: a warning says when the step
+would still run that way. A trace for another device
+checked against a GPU keeps the measured/default lines (`RESERVE_MODEL`, a seam).
 """
 from __future__ import annotations
 
@@ -84,11 +88,11 @@ ReserveModel = Callable[[Analysis, int], FootprintLine]
 
 
 def proportional_reserve(analysis: Analysis, allocated_bytes: int) -> FootprintLine:
-    """Placeholder until the caching-allocator simulator: a fixed share of the allocated peak."""
+    """For a trace made for another device (no simulated allocator): a fixed share of the allocated peak."""
     return FootprintLine(
         "reserve", "allocator reserve above allocated", int(allocated_bytes * RESERVE_FRACTION), "default",
         f"{RESERVE_FRACTION:.0%} of the allocated peak: segment rounding and fragmentation "
-        "(max_memory_reserved - max_memory_allocated); a placeholder, not yet simulated or measured - edit it",
+        "(max_memory_reserved - max_memory_allocated); a default: trace with --device cuda to simulate it, or edit it",
     )
 
 
@@ -114,24 +118,90 @@ def fit_check(analysis: Analysis, device: DeviceInfo, overrides: Mapping[str, in
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise RequestError(f"footprint line {key!r} must be a byte count >= 0, got {value!r}")
     gpu = device.kind != "host"
-    overheads = {o.key: FootprintLine(o.key, o.label, o.bytes, o.source, o.note)
-                 for o in target_for("cuda" if gpu else "cpu").overheads(any(layer.kind == "conv" for layer in analysis.layers))}
-    allocated = [FootprintLine("tensors", "traced tensor peak", analysis.peak.total_bytes, "traced",
-                               f"the most bytes live in the step ({analysis.peak.phase}, at '{analysis.peak.module}')")]
-    allocated += [_override(overheads[k], overrides) for k in ("cublas", "workspace") if k in overheads]
-    lines = list(allocated)
+    lines = footprint_lines(analysis, gpu, overrides, reserve)
+    warnings: list[str] = []
     if gpu:
-        lines.append(_override((reserve or RESERVE_MODEL)(analysis, sum(line.bytes for line in allocated)), overrides))
-        lines.append(_override(overheads["context"], overrides))
         lines.append(_override(_others_line(device), overrides))
-    warnings = []
+        squeezed = _within_capacity(analysis, lines, device.capacity_bytes)
+        if squeezed is not None:
+            warnings.append(squeezed)
     if gpu and analysis.request.device != "cuda":
         warnings.append(f"traced for the {analysis.request.device}: trace with --device cuda for a GPU's "
                         "rounding and optimizer implementation")
+    arch = device.compute_capability
+    if gpu and analysis.cuda is not None and arch is not None and tuple(arch) != analysis.cuda.arch:
+        warnings.append(f"traced for compute capability {analysis.cuda.arch[0]}.{analysis.cuda.arch[1]}, "
+                        f"{device.name} has {arch[0]}.{arch[1]}: trace with --cuda-arch {arch[0]}.{arch[1]} "
+                        "for its cuBLAS workspace size")
     return Fit(device, tuple(lines), tuple(warnings))
 
 
+def footprint_lines(analysis: Analysis, gpu: bool = True, overrides: Mapping[str, int] | None = None,
+                    reserve: ReserveModel | None = None) -> list[FootprintLine]:
+    """The lines that do not depend on which device: tensors, workspaces, reserve, context."""
+    overrides = dict(overrides or {})
+    cuda = analysis.cuda
+    convolutions = any(layer.kind == "conv" for layer in analysis.layers)
+    overheads = {o.key: FootprintLine(o.key, o.label, o.bytes, o.source, o.note)
+                 for o in target_for("cuda" if gpu else "cpu").overheads(convolutions, _arch(analysis))}
+    note = f"the most bytes live in the step ({analysis.peak.phase}, at '{analysis.peak.module}')"
+    if cuda is not None and cuda.workspaces:
+        note += (f"; includes the cuBLAS/cuBLASLt workspaces ({format_bytes(cuda.workspace_bytes)}: "
+                 + ", ".join(f"{w.label} {format_bytes(w.bytes)}" for w in cuda.workspaces) + ")")
+        overheads.pop("cublas", None)  # traced: counted once, in the tensors
+    allocated = [FootprintLine("tensors", "traced tensor peak", analysis.peak.total_bytes, "traced", note)]
+    allocated += [_override(overheads[k], overrides) for k in ("cublas", "workspace") if k in overheads]
+    lines = list(allocated)
+    if gpu:
+        if cuda is not None and reserve is None:
+            lines.append(_override(simulated_reserve(analysis, cuda.simulation), overrides))
+        else:
+            lines.append(_override((reserve or RESERVE_MODEL)(analysis, sum(line.bytes for line in allocated)), overrides))
+        lines.append(_override(overheads["context"], overrides))
+    return lines
+
+
+def simulated_reserve(analysis: Analysis, simulation) -> FootprintLine:
+    """The reserve line from the simulated allocator: max_memory_reserved minus the traced peak."""
+    s = simulation
+    note = (f"simulated caching allocator ({'PYTORCH_CUDA_ALLOC_CONF=' + s.conf if s.conf else 'default settings'}"
+            f"{', after a warm-up step' if s.warmup else ', first step'}): segments peak at "
+            f"{format_bytes(s.peak_reserved_bytes)} (max_memory_reserved), blocks at "
+            f"{format_bytes(s.peak_allocated_bytes)} (max_memory_allocated); the rest is unsplit block "
+            f"remainders, segment slack and cached free blocks ({s.fragmentation_at_peak:.0%} of the segments "
+            "free at the peak)")
+    return FootprintLine("reserve", "allocator reserve above allocated",
+                         max(0, s.peak_reserved_bytes - analysis.peak.total_bytes), "simulated", note)
+
+
 # ---- Private API
+def _arch(analysis: Analysis):
+    return analysis.cuda.arch if analysis.cuda is not None else None
+
+
+def _within_capacity(analysis: Analysis, lines: list[FootprintLine], capacity: int) -> str | None:
+    """Over the capacity with a simulated reserve: rerun the allocator within what the other
+    lines leave it, as torch frees its cached segments and retries before an out-of-memory. The
+    verdict stays on the unpressured reserve (what max_memory_reserved reads, and a total that
+    grows smoothly with the batch); this says when the step would still run, flushing its cache."""
+    total = sum(line.bytes for line in lines)
+    reserve = next((line for line in lines if line.key == "reserve"), None)
+    if total <= capacity or analysis.cuda is None or reserve is None or reserve.source != "simulated":
+        return None
+    from .cuda_allocator import simulate_trace
+
+    room = capacity - sum(line.bytes for line in lines if line.key not in ("tensors", "reserve"))
+    if room <= 0:
+        return None
+    sim = simulate_trace(analysis.cuda.simulation.initial_bytes, analysis.events.nbytes, analysis.events.storage,
+                         analysis.request.alloc_conf, analysis.request.first_step, capacity_bytes=room)
+    if sim.oom_point is not None:
+        return None
+    return (f"over the capacity by {format_bytes(total - capacity)}, yet the simulated allocator stays within it by "
+            f"releasing its cached segments {sim.cache_flushes} time(s) per step (reserved peak "
+            f"{format_bytes(sim.peak_reserved_bytes)}): it would run, with slower steps")
+
+
 def _others_line(device: DeviceInfo) -> FootprintLine:
     if device.other_processes_bytes is not None:
         return FootprintLine("others", "other processes on the device", device.other_processes_bytes, "measured",
@@ -145,3 +215,47 @@ def _override(line: FootprintLine, overrides: dict[str, int]) -> FootprintLine:
         return line
     return FootprintLine(line.key, line.label, overrides[line.key], "user",
                          f"entered by the user (default {format_bytes(line.bytes)}: {line.note})")
+
+
+# ---- JSON (engine/report.py)
+def json_fields(analysis: Analysis, max_points: int = 2000) -> dict:
+    """`peak_reserved_bytes`, the device-free `footprint` lines and, for CUDA traces, `allocator`."""
+    cuda = analysis.cuda
+    gpu = analysis.request.device == "cuda"
+    fields = {
+        "peak_reserved_bytes": cuda.simulation.peak_reserved_bytes if cuda is not None else None,
+        "footprint": [{"key": line.key, "label": line.label, "bytes": line.bytes, "source": line.source,
+                       "note": line.note} for line in footprint_lines(analysis, gpu)],
+    }
+    if cuda is not None:
+        s = cuda.simulation
+        picks = analysis.timeline.peak_points(max_points=max_points)
+        fields["allocator"] = {
+            "alloc_conf": s.conf, "warmup": s.warmup, "compute_capability": list(cuda.arch),
+            "peak_allocated_bytes": s.peak_allocated_bytes, "peak_reserved_bytes": s.peak_reserved_bytes,
+            "peak_point": s.peak_point, "fragmentation_at_peak": round(s.fragmentation_at_peak, 6),
+            "segments_at_peak": [{"pool": g.pool, "bytes": g.total_bytes, "allocated_bytes": g.allocated_bytes,
+                                  "blocks": len(g.blocks), "expandable": g.expandable} for g in s.segments_at_peak],
+            "cuda_mallocs": s.cuda_mallocs,
+            "workspaces": [{"label": w.label, "bytes": w.bytes, "made": w.made} for w in cuda.workspaces],
+            "timeline": {"point": picks.tolist(), "reserved": s.reserved[picks].tolist(),
+                         "allocated": s.allocated[picks].tolist()},
+        }
+    return fields
+
+
+def footprint_text(analysis: Analysis) -> list[str]:
+    """The CLI's footprint lines: what a GPU must hold for this step, line by line, with sources."""
+    if analysis.request.device != "cuda":
+        return []
+    lines = footprint_lines(analysis, True)
+    out = ["footprint on the device (without other processes):"]
+    out += [f"  {line.label:<42} {format_bytes(line.bytes):>12}  ({line.source})" for line in lines]
+    out.append(f"  {'total':<42} {format_bytes(sum(line.bytes for line in lines)):>12}")
+    cuda = analysis.cuda
+    if cuda is not None:
+        s = cuda.simulation
+        out.append(f"  simulated max_memory_allocated {format_bytes(s.peak_allocated_bytes)}, max_memory_reserved "
+                   f"{format_bytes(s.peak_reserved_bytes)} ({len(s.segments_at_peak)} segments at the peak, "
+                   f"{s.fragmentation_at_peak:.0%} of them free)")
+    return out

@@ -39,7 +39,7 @@ def measure_on_gpu(request: AnalysisRequest, fit=None, device_index: int = 0,
     report = progress or (lambda fraction, message: None)
     if not torch.cuda.is_available():
         raise RequestError("cannot measure: no CUDA device is available to torch on this machine")
-    from .step import run_step
+    from .step import build_scaler, run_step
     from .truth import build_real_step
 
     def check():
@@ -50,10 +50,11 @@ def measure_on_gpu(request: AnalysisRequest, fit=None, device_index: int = 0,
         report(0.05, "building the model on the GPU")
         step = build_real_step(request.replace(device="cuda"), "cuda")
         model, inputs, targets, optimizer = step.model, step.inputs, step.targets, step.optimizer
+        scaler = build_scaler(request.amp, "cuda", request.mode, "cuda")  # float16 AMP trains with one
         check()
         report(0.3, "warm-up step")
         run_step(model, list(inputs), targets, optimizer, mode=request.mode, amp=request.amp, device="cuda",
-                 tensors_on="cuda")
+                 tensors_on="cuda", scaler=scaler)
         if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)
         model.zero_grad(set_to_none=True)
@@ -65,7 +66,7 @@ def measure_on_gpu(request: AnalysisRequest, fit=None, device_index: int = 0,
         torch.cuda.memory._record_memory_history(max_entries=1_000_000)
         try:
             run_step(model, list(inputs), targets, optimizer, mode=request.mode, amp=request.amp, device="cuda",
-                     tensors_on="cuda")
+                     tensors_on="cuda", scaler=scaler)
             torch.cuda.synchronize()
             snapshot = torch.cuda.memory._snapshot()
         finally:
@@ -73,7 +74,7 @@ def measure_on_gpu(request: AnalysisRequest, fit=None, device_index: int = 0,
         allocated = torch.cuda.max_memory_allocated()
         reserved = torch.cuda.max_memory_reserved()
         name = torch.cuda.get_device_name()
-        del step, model, inputs, targets, optimizer
+        del step, model, inputs, targets, optimizer, scaler
         torch.cuda.empty_cache()
     report(1.0, "done")
     timeline = measured_timeline(snapshot, start)

@@ -20,6 +20,7 @@ import torchvision.models  # noqa: F401,E402
 from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
 
 from .analysis import Analysis
+from .cuda_allocator import cuda_memory
 from .attention import fast_path_warning, target_attention
 from .errors import CancelledError, MemLensError, RequestError, UnsupportedError
 from .estimate import textbook
@@ -28,8 +29,8 @@ from .loss import make_targets, output_tensors
 from .request import MAX_INPUT_ELEMENTS, AnalysisRequest
 from .sources import LoadedModel, load_model
 from .sources.empty_init import to_fake
-from .step import build_optimizer, optimizer_state_tensors, prime_optimizer, run_step, torch_dtype
-from .target import target_for
+from .step import build_optimizer, build_scaler, optimizer_state_tensors, prime_optimizer, run_step, torch_dtype
+from .target import CublasWorkspaces, target_for
 from .timeline import build_timeline, event_log, find_peak, layer_table, lifetimes
 from .tracer import StepRecorder
 
@@ -102,6 +103,11 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
             optimizer = build_optimizer(trainable, request.optimizer, request.device)
             if not request.first_step:
                 prime_optimizer(optimizer, trainable)
+        scaler = build_scaler(request.amp, request.device, request.mode)
+        if scaler is not None:  # CUDA float16 AMP (issue 7)
+            scaler._maybe_opt_step = _step_if_finite
+            if not request.first_step:  # an earlier step made the scale and growth tensors
+                scaler.scale(torch.ones((), device=new_device))
 
     n_leaves = sum(1 for m in model.modules() if not any(True for _ in m.children())) or 1
     recorder = StepRecorder(
@@ -115,6 +121,9 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
     # Without `capturable`, torch keeps Adam's step counters on the host, even for CUDA params.
     for key, t in optimizer_state_tensors(optimizer):
         recorder.register_existing(t, "optimizer_state", on_device=target_for(request.device).on_device(key, t))
+    if scaler is not None and scaler._scale is not None:
+        recorder.register_existing(scaler._scale, "optimizer_state")
+        recorder.register_existing(scaler._growth_tracker, "optimizer_state")
     recorder.register_existing(x, "inputs")
     for t in targets.values():
         recorder.register_existing(t, "inputs")
@@ -126,11 +135,13 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
         recorder.set_phase(phase)
         report(*phase_progress[phase])
 
+    # CUDA (issue 7): cuBLAS workspaces at each thread's first matrix product
+    workspaces = CublasWorkspaces(recorder, request) if request.device == "cuda" else contextlib.nullcontext()
     recorder.install_hooks()
     try:
-        with tensor_mode, target_attention(request.device), recorder:
+        with tensor_mode, target_attention(request.device), recorder, workspaces:
             run_step(model, [x], targets, optimizer, mode=request.mode, amp=request.amp,
-                     device=request.device, on_phase=on_phase)
+                     device=request.device, on_phase=on_phase, scaler=scaler)
             # Categories are settled per storage after the step, so marking at the end is enough.
             for p in trainable:
                 if p.grad is not None:
@@ -162,6 +173,10 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
                                                   device=request.device))
     report(0.92, "building timeline")
     raw = recorder.finish(warnings)
+    cuda = None
+    if request.device == "cuda":  # issue 7: the caching allocator over the step
+        cuda = cuda_memory(request, raw.initial_storages, raw.nbytes, raw.storage, workspaces.made)
+        warnings.extend(cuda.warnings)
     events = event_log(raw)
     timeline = build_timeline(raw)
     lives = lifetimes(raw)
@@ -185,6 +200,7 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
         warnings=tuple(warnings),
         analysis_seconds=time.perf_counter() - started,
         engine=f"{'fake CPU' if request.amp else 'meta'} tensors, torch {torch.__version__.split('+')[0]}",
+        cuda=cuda,
     )
     report(1.0, "done")
     return analysis
@@ -206,6 +222,12 @@ def _check_traceable(loaded: LoadedModel, full_shape: tuple[int, ...], params) -
     if param_bytes > MAX_PARAMETER_BYTES:
         raise RequestError(f"{loaded.name}: {param_bytes:.3g} bytes of parameters is larger than MemLens can "
                            f"trace (at most {MAX_PARAMETER_BYTES:.3g})")
+
+
+def _step_if_finite(optimizer, optimizer_state, *args, **kwargs):
+    """GradScaler.step reads its inf flags with .item(), which traced tensors cannot answer: the
+    trace takes the finite branch (what a training step normally does)."""
+    return optimizer.step(*args, **kwargs)
 
 
 def _drop_state_without_gradient(optimizer, recorder: StepRecorder) -> None:

@@ -44,6 +44,7 @@ def analysis_to_dict(a: Analysis, max_points: int = 2000) -> dict:
         "warnings": list(a.warnings),
         "analysis_seconds": a.analysis_seconds,
         "engine": a.engine,
+        **_footprint_json(a, max_points),  # issue 7: peak_reserved_bytes, footprint, allocator
         **json_fields(a),  # engine/levers.py: checkpoint, frozen_parameters, micro_batch ...
     }
 
@@ -118,3 +119,9 @@ def gather_report(analysis: Analysis, device=None, overrides=None, companion_req
         companion_note = "the other mode was not analysed"
     report(1.0, "done")
     return ReportData(analysis, companion, companion_note, fit, largest, largest_note, command)
+
+
+def _footprint_json(a: Analysis, max_points: int) -> dict:
+    from .footprint import json_fields  # imports torch (via the target rules): only when writing
+
+    return json_fields(a, max_points)

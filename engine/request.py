@@ -42,6 +42,11 @@ class AnalysisRequest:
     checkpoint: tuple[str, ...] = ()
     freeze: tuple[str, ...] = ()
     micro_batch: int | None = None
+    # CUDA memory model (issue 7): the environment torch reads, and the target GPU's architecture.
+    alloc_conf: str = ""  # PYTORCH_CUDA_ALLOC_CONF
+    cublas_workspace_config: str = ""  # CUBLAS_WORKSPACE_CONFIG, e.g. ':4096:8'
+    cublaslt_workspace_size: str = ""  # CUBLASLT_WORKSPACE_SIZE in KiB
+    cuda_arch: tuple[int, int] | None = None  # compute capability; None: 9.0 (Hopper)
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model.strip():
@@ -67,6 +72,18 @@ class AnalysisRequest:
                 raise RequestError(f"{field} must be one of {', '.join(allowed)}; got {value!r}")
         if self.amp and self.dtype != "float32":
             raise RequestError("AMP keeps float32 weights and autocasts the math: use --amp with --dtype float32")
+        # ---- CUDA memory model (issue 7): refuse what torch would refuse, in one line
+        from .alloc_conf import parse_alloc_conf
+        from .cuda_workspaces import parse_cublas_workspace_config, parse_cublaslt_workspace_size
+
+        parse_alloc_conf(self.alloc_conf)
+        parse_cublas_workspace_config(self.cublas_workspace_config)
+        parse_cublaslt_workspace_size(self.cublaslt_workspace_size)
+        if self.cuda_arch is not None:
+            arch = tuple(self.cuda_arch)
+            if len(arch) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in arch):
+                raise RequestError(f"compute capability must be two whole numbers (major, minor), got {self.cuda_arch!r}")
+            object.__setattr__(self, "cuda_arch", arch)
         # ---- Levers: checkpointing, freezing, gradient accumulation (checked against the model in engine/levers.py)
         check_request_levers(self)
         self._check_lora()

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .loss import compute_loss
-from .target import target_for
+from .target import CudaAutocast, target_for
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -26,13 +26,24 @@ def torch_dtype(name: str) -> torch.dtype:
 def autocast_for(amp: bool, device: str, tensors_on: str = "cpu"):
     """AMP as DESIGN.md defines it: bfloat16 on the CPU, float16 on CUDA.
 
-    The trace runs on CPU tensors either way (`tensors_on="cpu"`), so the CUDA case uses the CPU
-    autocast with float16: same element sizes, but CPU autocast's op lists, which differ from
-    CUDA's in places. A real step on a GPU (`tensors_on="cuda"`) uses CUDA's autocast.
+    The trace runs on CPU tensors either way (`tensors_on="cpu"`): for a CUDA target it applies
+    CUDA's autocast lists to them (engine/target.py CudaAutocast), not the CPU's. A real step on
+    a GPU (`tensors_on="cuda"`) uses CUDA's autocast itself.
     """
     if not amp:
         return contextlib.nullcontext()
+    if device == "cuda" and tensors_on != "cuda":
+        return CudaAutocast(target_for(device).amp_dtype)
     return torch.autocast(tensors_on, dtype=target_for(device).amp_dtype)
+
+
+def build_scaler(amp: bool, device: str, mode: str, tensors_on: str = "cpu"):
+    """CUDA's float16 AMP trains with a `torch.amp.GradScaler` (its scale and growth tensors, the
+    inf checks, the unscale); bfloat16 needs none. On CPU tensors (the trace, the CPU truth) the
+    CPU scaler makes the same tensors."""
+    if not amp or mode != "train" or target_for(device).amp_dtype != torch.float16:
+        return None
+    return torch.amp.GradScaler(tensors_on)
 
 
 def build_optimizer(params: list[nn.Parameter], name: str, device: str):
@@ -95,6 +106,7 @@ def run_step(
     device: str,
     on_phase: Callable[[str], None] = lambda phase: None,
     tensors_on: str = "cpu",
+    scaler=None,
 ) -> None:
     on_phase("forward")
     if mode == "inference":
@@ -108,10 +120,14 @@ def run_step(
     if loss is None or not loss.requires_grad:
         raise_no_grad()
     on_phase("backward")
-    loss.backward()
+    (loss if scaler is None else scaler.scale(loss)).backward()
     if optimizer is not None:
         on_phase("optimizer")
-        optimizer.step()
+        if scaler is None:
+            optimizer.step()
+        else:  # unscale_ (inf checks, grads unscaled in place), the step if finite, the new scale
+            scaler.step(optimizer)
+            scaler.update()
 
 
 def raise_no_grad():

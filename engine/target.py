@@ -5,11 +5,15 @@ process needs beyond its tensors (CUDA context, library workspaces), with where 
 """
 from __future__ import annotations
 
+import contextlib
+import inspect
 from dataclasses import dataclass
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from .analysis import NotModelled
+from .cuda_allocator import LibraryWorkspace
 
 MIB = 2**20
 aten = torch.ops.aten
@@ -32,15 +36,10 @@ class Overhead:
     note: str
 
 
-# Measured on an H200 (torch 2.11, docs/VALIDATION.md): memory_allocated after a warm-up step minus
-# the traced live bytes is the cuBLAS/cuBLASLt workspace, 65.0-76.0 MiB over 13 cases.
-CUBLAS_WORKSPACE_BYTES = 64 * MIB
-# The same runs: max_memory_allocated above the traced peak inside the step (cuDNN convolution
-# workspaces for CNNs; library scratch otherwise), largest measured with / without convolutions.
-CONV_WORKSPACE_BYTES = 54 * MIB  # vgg11 train b16: 53.8 MiB
-OTHER_WORKSPACE_BYTES = 30 * MIB  # vit_b_16 bf16 train b8: 29.9 MiB
-# Not measured here: a CUDA 12/13 context with lazy module loading takes 300-600 MiB per process.
-CUDA_CONTEXT_BYTES = 512 * MIB
+# A trace for another device checked against a GPU: the cuBLAS workspaces as measured on an H200
+# (torch 2.11, docs/VALIDATION.md): 65.0 MiB held after training steps = 32 + 32 + 1 MiB (two
+# threads' cuBLAS workspaces and one cuBLASLt workspace, engine/cuda_workspaces.py).
+CUBLAS_WORKSPACE_BYTES = 65 * MIB
 
 
 @dataclass(frozen=True)
@@ -94,22 +93,24 @@ class TargetDevice:
                 query, key, value, attn_mask, needs_lse and torch.is_grad_enabled(), dropout_p, is_causal, scale=scale)[0]
         return None
 
-    def overheads(self, has_convolutions: bool = True) -> tuple[Overhead, ...]:
-        """What a process needs on this device beyond its tensors, with documented defaults."""
+    def overheads(self, has_convolutions: bool = True, arch: tuple[int, int] | None = None) -> tuple[Overhead, ...]:
+        """What a process needs on this device beyond its tensors, from the tables
+        (resources/cuda_overheads.yaml) or their documented defaults."""
         if self.name == "cpu":
             return ()
-        workspace = CONV_WORKSPACE_BYTES if has_convolutions else OTHER_WORKSPACE_BYTES
+        from .cuda_workspaces import context_bytes, cudnn_workspace_bytes
+
+        version = torch.__version__
+        workspace = cudnn_workspace_bytes(arch, version, has_convolutions)
+        context = context_bytes(arch, version)
         return (
             Overhead("cublas", "cuBLAS/cuBLASLt workspace", CUBLAS_WORKSPACE_BYTES, "measured table",
-                     "taken from the caching allocator at the first matrix product and kept: 65-76 MiB "
-                     "measured on an H200 (docs/VALIDATION.md)"),
-            Overhead("workspace", "cuDNN and library workspaces in the step", workspace, "measured table",
-                     "transient scratch above the traced peak, largest measured on an H200 "
-                     + ("with convolutions: 53.8 MiB (vgg11 train)" if has_convolutions
-                        else "without convolutions: 29.9 MiB (vit_b_16 bf16 train)") + " (docs/VALIDATION.md)"),
-            Overhead("context", "CUDA context", CUDA_CONTEXT_BYTES, "default",
-                     "driver, kernels and library handles, outside PyTorch's allocator: typically 300-600 MiB "
-                     "per process with lazy module loading; not measured here, edit it for your setup"),
+                     "taken from the caching allocator at the first matrix product and kept: 65.0 MiB measured "
+                     "on an H200 after training steps (docs/VALIDATION.md); traced instead with --device cuda"),
+            Overhead("workspace", "cuDNN and library workspaces in the step", workspace.bytes, workspace.source,
+                     "transient scratch above the traced peak: " + workspace.note),
+            Overhead("context", "CUDA context", context.bytes, context.source,
+                     "driver, kernels and library handles, outside PyTorch's allocator: " + context.note),
         )
 
     def not_modelled(self) -> tuple[NotModelled, ...]:
@@ -127,14 +128,12 @@ class TargetDevice:
                             "threads in per-thread buffers"),
             )
         by_key = {o.key: o for o in self.overheads()}
+        # The cuBLAS workspaces are traced and the allocator's reserve simulated (issue 7).
         return (
             NotModelled("CUDA context", None, by_key["context"].note + " (not in max_memory_allocated)"),
-            NotModelled("cuBLAS workspace", CUBLAS_WORKSPACE_BYTES, by_key["cublas"].note),
             NotModelled("cuDNN convolution workspace", None,
-                        "transient scratch chosen per convolution: 4-54 MiB measured on CNN training steps"),
-            NotModelled("allocator fragmentation", None,
-                        "memory reserved by the caching allocator beyond what is allocated "
-                        "(memory_reserved - memory_allocated)"),
+                        "chosen per convolution by cuDNN's heuristics; the fit check adds a separate line: "
+                        + by_key["workspace"].note),
         )
 
 
@@ -147,3 +146,159 @@ _TARGETS = {"cpu": CPU, "cuda": CUDA}
 
 def target_for(device: str) -> TargetDevice:
     return _TARGETS[device]
+
+
+# ---- cuBLAS workspaces while tracing for CUDA (sizes: engine/cuda_workspaces.py)
+_CUBLAS_OPS = {aten.mm, aten.addmm, aten.bmm, aten.baddbmm, aten.addbmm, aten.addmv, aten.mv, aten.dot,
+               aten.vdot, aten._addmm_activation}
+_LT_OPS = {aten.addmm, aten._addmm_activation}
+_LT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+class CublasWorkspaces(TorchDispatchMode):
+    """Enter inside a `StepRecorder`: at each thread's first cuBLAS call, the workspaces torch
+    makes there. A first step records them as allocations at that op; a steady-state step (an
+    earlier step made them) counts them live from the start. The forward, the loss and the
+    optimizer run in the caller's thread; the backward in autograd's CUDA device thread."""
+
+    def __init__(self, recorder, request):
+        super().__init__()
+        from .cuda_workspaces import DEFAULT_ARCH, cublas_bytes, cublaslt_bytes
+
+        self.recorder = recorder
+        self.first_step = request.first_step
+        arch = request.cuda_arch or DEFAULT_ARCH
+        self.sizes = {"cuBLAS": cublas_bytes(request.cublas_workspace_config, arch),
+                      "cuBLASLt": cublaslt_bytes(request.cublaslt_workspace_size, request.cublas_workspace_config, arch)}
+        self.made: list[LibraryWorkspace] = []
+        self._seen: set[tuple[str, str]] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        packet = func.overloadpacket
+        if packet in _CUBLAS_OPS:
+            thread = "autograd thread" if self.recorder.phase == 1 else "main thread"
+            self._need("cuBLAS", thread)
+            if packet in _LT_OPS and _uses_lt(args, kwargs or {}):
+                self._need("cuBLASLt", thread)  # the Lt handle is the cuBLAS one: both workspaces
+        return out
+
+    def _need(self, library: str, thread: str) -> None:
+        if (library, thread) in self._seen:
+            return
+        self._seen.add((library, thread))
+        nbytes = self.sizes[library]
+        if self.first_step:
+            self.recorder.library_alloc(nbytes)
+            made = self.recorder.current_module()
+        else:
+            self.recorder.add_initial(nbytes, "temporaries")
+            made = "an earlier step"
+        self.made.append(LibraryWorkspace(f"{library} workspace ({thread})", nbytes, made))
+
+
+def _uses_lt(args, kwargs) -> bool:
+    """addmm runs as a cuBLASLt epilogue with a bias vector of the output's width (Blas.cpp)."""
+    bias, mat1, mat2 = args[0], args[1], args[2]
+    return (bias.dim() == 1 and mat1.dim() == 2 and mat2.dim() == 2 and bias.shape[0] == mat2.shape[1]
+            and bias.dtype in _LT_DTYPES and mat1.shape[0] > 1 and mat2.shape[0] > 1 and mat2.shape[1] > 1
+            and kwargs.get("beta", 1) == 1)
+
+
+# ---- CUDA's autocast while tracing on CPU tensors (aten/src/ATen/autocast_mode.h, torch 2.14)
+_CUDA_LOWER = frozenset("""_convolution conv1d conv2d conv3d conv_tbc conv_transpose1d conv_transpose2d conv_transpose3d
+    convolution prelu addmm addmv addr matmul __matmul__ __rmatmul__ einsum mm mv linalg_vecdot linear addbmm baddbmm
+    bmm chain_matmul linalg_multi_dot _thnn_fused_lstm_cell _thnn_fused_gru_cell lstm_cell gru_cell rnn_tanh_cell
+    rnn_relu_cell _scaled_dot_product_flash_attention scaled_dot_product_attention""".split())
+_CUDA_FP32 = frozenset("""acos asin cosh erfinv exp expm1 log log10 log2 log1p reciprocal rsqrt sinh tan pow __pow__
+    softplus layer_norm native_layer_norm group_norm frobenius_norm nuclear_norm cosine_similarity poisson_nll_loss
+    cosine_embedding_loss nll_loss nll_loss2d cross_entropy_loss hinge_embedding_loss kl_div l1_loss smooth_l1_loss
+    huber_loss mse_loss margin_ranking_loss multilabel_margin_loss soft_margin_loss triplet_margin_loss
+    multi_margin_loss binary_cross_entropy_with_logits dist pdist cdist renorm logsumexp upsample_nearest1d
+    _upsample_nearest_exact1d upsample_nearest2d _upsample_nearest_exact2d upsample_nearest3d _upsample_nearest_exact3d
+    upsample_linear1d upsample_bilinear2d _upsample_bilinear2d_aa upsample_trilinear3d upsample_bicubic2d
+    _upsample_bicubic2d_aa""".split())
+_CUDA_FP32_SET_OPT_DTYPE = frozenset("prod softmax log_softmax cumprod cumsum linalg_vector_norm linalg_matrix_norm sum".split())
+_CUDA_PROMOTE = frozenset("addcdiv addcmul atan2 bilinear cross dot vdot grid_sampler index_put tensordot scatter_add".split())
+
+
+class CudaAutocast(torch.overrides.TorchFunctionMode):
+    """CUDA's autocast policy applied to CPU tensors: what `torch.autocast("cuda")` casts, by
+    torch function, instead of the CPU autocast's lists (CPU keeps layer_norm, group_norm, softmax,
+    exp, sum ... in the low precision, where CUDA runs them in float32). Like autocast, a float32
+    parameter cast to the low precision is cast once per forward (the cast cache)."""
+
+    def __init__(self, dtype: torch.dtype = torch.float16):
+        super().__init__()
+        self.dtype = dtype
+        self.cache: dict[int, torch.Tensor] = {}
+
+    def __exit__(self, *exc):
+        self.cache.clear()  # autocast drops its cache when the outermost region ends
+        return super().__exit__(*exc)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        name = getattr(func, "__name__", "")
+        if name in _CUDA_LOWER:
+            args, kwargs = self._cast(args, self.dtype), self._cast(kwargs, self.dtype)
+        elif name in _CUDA_FP32:
+            args, kwargs = self._cast(args, torch.float32), self._cast(kwargs, torch.float32)
+        elif name in _CUDA_FP32_SET_OPT_DTYPE:
+            if kwargs.get("dtype") is None and any(_eligible(t) and t.dtype != torch.float32 for t in _flat(args)):
+                kwargs["dtype"] = torch.float32
+        elif name in _CUDA_PROMOTE:
+            widest = max((t.dtype for t in _flat(args) if _eligible(t)), key=lambda d: torch.finfo(d).bits, default=None)
+            if widest is not None:
+                args, kwargs = self._cast(args, widest), self._cast(kwargs, widest)
+        elif getattr(func, "__module__", None) == "torch.nn.functional" and inspect.isfunction(func):
+            # A composite (cross_entropy, multi_head_attention_forward ...): autocast acts on the
+            # ops inside it, which this mode sees only if it stays on while the body runs.
+            with _composite_body(), self:
+                return func(*args, **kwargs)
+        return func(*args, **kwargs)
+
+    def _cast(self, value, dtype):
+        if isinstance(value, torch.Tensor):
+            if not _eligible(value) or value.dtype == dtype:
+                return value
+            cacheable = dtype == self.dtype and value.dtype == torch.float32 and value.requires_grad and value.is_leaf
+            if not cacheable:
+                return value.to(dtype)
+            if id(value) not in self.cache:
+                self.cache[id(value)] = value.to(dtype)
+            return self.cache[id(value)]
+        if isinstance(value, (list, tuple)):
+            return type(value)(self._cast(v, dtype) for v in value)
+        if isinstance(value, dict):
+            return {k: self._cast(v, dtype) for k, v in value.items()}
+        return value
+
+
+@contextlib.contextmanager
+def _composite_body():
+    """torch.nn.functional's own has_torch_function checks answer False meanwhile, so its
+    functions run their bodies instead of handing themselves back to the mode (no recursion)."""
+    import torch.nn.functional as F
+
+    names = ("has_torch_function", "has_torch_function_unary", "has_torch_function_variadic")
+    saved = {n: getattr(F, n) for n in names}
+    for n in names:
+        setattr(F, n, lambda *args: False)
+    try:
+        yield
+    finally:
+        for n, f in saved.items():
+            setattr(F, n, f)
+
+
+def _eligible(t) -> bool:
+    return isinstance(t, torch.Tensor) and t.is_floating_point() and t.dtype != torch.float64
+
+
+def _flat(args):
+    for a in args:
+        if isinstance(a, (list, tuple)):
+            yield from _flat(a)
+        else:
+            yield a

@@ -71,6 +71,7 @@ class RawTrace:
     phase_starts: list[tuple[str, int]]  # (phase, event index where it begins)
     op_count: int = 0
     warnings: list[str] = field(default_factory=list)
+    initial_storages: dict[int, int] = field(default_factory=dict)  # serial -> bytes live at the start, in order
 
 
 class StepRecorder(TorchDispatchMode):
@@ -106,6 +107,7 @@ class StepRecorder(TorchDispatchMode):
         self.alloc_phase: dict[int, int] = {}
         self.alloc_call: dict[int, int] = {}
         self.initial = {c: 0 for c in CATEGORIES}
+        self.initial_storages: dict[int, int] = {}
         # Module stack.
         self.calls: list[LayerCall] = []
         self.stack: list[LayerCall] = []
@@ -132,6 +134,7 @@ class StepRecorder(TorchDispatchMode):
         self.category_of[serial] = category
         self.alloc_phase[serial] = -1
         self.initial[category] += nbytes
+        self.initial_storages[serial] = nbytes  # the allocator simulator replays them one by one
 
     def forget_existing(self, tensor: torch.Tensor) -> None:
         """Undo `register_existing` for a storage the step never touched (nor will free)."""
@@ -139,6 +142,7 @@ class StepRecorder(TorchDispatchMode):
         if entry is not None:
             serial, nbytes, _ = entry
             self.initial[self.category_of[serial]] -= nbytes
+            self.initial_storages.pop(serial, None)
 
     def set_phase(self, phase: str) -> None:
         self.phase = _PHASE[phase]
@@ -175,6 +179,22 @@ class StepRecorder(TorchDispatchMode):
         finally:
             del self.stack[region.depth:]  # an early stop leaves calls open
             self._close_region()
+
+    def library_alloc(self, nbytes: int) -> int:
+        """A buffer a library allocates inside an op and keeps (a cuBLAS workspace): a temporary
+        born now, never freed in the step. Returns its serial."""
+        serial = self._new_serial()
+        self._scratch_alloc(serial, nbytes)
+        return serial
+
+    def add_initial(self, nbytes: int, category: str) -> int:
+        """A storage live from the start that no tensor here stands for (made by an earlier step)."""
+        serial = self._new_serial()
+        self.category_of[serial] = category
+        self.alloc_phase[serial] = -1
+        self.initial[category] += nbytes
+        self.initial_storages[serial] = nbytes
+        return serial
 
     def current_module(self) -> str:
         return self.modules[self._module_code()]
@@ -221,6 +241,7 @@ class StepRecorder(TorchDispatchMode):
             phase_starts=self.phase_starts,
             op_count=self.op_count,
             warnings=warnings,
+            initial_storages=dict(self.initial_storages),
         )
 
     # ---- Dispatch

@@ -22,6 +22,7 @@ LINE_COLOURS = {
     "context": "#b279a2",
     "others": "#9d755d",
 }
+SIMULATED_TOTAL = "compared: the simulated reserved peak (tensors + allocator reserve) + workspaces + context + other processes"
 STATE_COLOURS = {"fits": "#2e7d32", "tight": "#e69500", "does not fit": "#c62828"}
 EDITABLE_LINES = (("context", "CUDA context"), ("reserve", "Allocator reserve"), ("workspace", "Workspaces"),
                   ("cublas", "cuBLAS workspace"), ("others", "Other processes"))
@@ -268,6 +269,8 @@ class DevicePanel(QWidget):
         rows = [f"<span style='color:{LINE_COLOURS.get(x.key, '#999')}'>■</span> {x.label}: "
                 f"<b>{format_bytes(x.bytes)}</b> <i style='color:#666'>({x.source})</i>" for x in fit.lines]
         rows.append(f"total <b>{format_bytes(fit.total_bytes)}</b> of {format_bytes(fit.capacity_bytes)}")
+        if any(x.key == "reserve" and x.source == "simulated" for x in fit.lines):  # issue 7
+            rows.append(f"<i style='color:#666'>{SIMULATED_TOTAL}</i>")
         rows += [f"<span style='color:#8a5a00'>{w}</span>" for w in fit.warnings]
         self.legend.setText("<br>".join(rows))
 

@@ -28,6 +28,7 @@ from .style import CATEGORY_LABELS, DEFAULT_DISPLAY, TEXT_PX, Display
 
 HEADROOM = 1.22  # y range above the visible maximum: room for the peak label
 PROGRESS_LABEL = "step progress: phases and layer groups as they run"
+RESERVED_LABEL = "reserved (simulated allocator)"
 
 
 # ---- Qt-free preparation (worker thread)
@@ -133,6 +134,7 @@ class TimelineData:
     present: tuple  # categories that ever hold bytes (the legend lists only these)
     landmarks: Landmarks
     phase_spans: tuple
+    reserved: np.ndarray | None = None  # the simulated allocator's segments per point (CUDA traces)
 
 
 def prepare(analysis) -> TimelineData:
@@ -140,8 +142,10 @@ def prepare(analysis) -> TimelineData:
     t = analysis.timeline
     curves = np.array([t.curves[cat] for cat in CATEGORIES], dtype=np.int64)
     present = tuple(cat for cat, curve in zip(CATEGORIES, curves) if curve.any())
+    cuda = getattr(analysis, "cuda", None)
     return TimelineData(stacked=np.cumsum(curves, axis=0), present=present,
-                        landmarks=progress_landmarks(analysis), phase_spans=tuple(t.phase_spans))
+                        landmarks=progress_landmarks(analysis), phase_spans=tuple(t.phase_spans),
+                        reserved=cuda.simulation.reserved if cuda is not None else None)
 
 
 # ---- The progress axis (shared with the lifetimes)
@@ -251,6 +255,7 @@ class MemoryTimelineWidget(pg.PlotWidget):
         self._selection = None
         self.curves: dict[str, pg.PlotCurveItem] = {}
         self.fills: dict[str, pg.FillBetweenItem] = {}
+        self.reserved_curve = None
         self.apply_display(DEFAULT_DISPLAY)
 
     # ---- Public API
@@ -381,6 +386,8 @@ class MemoryTimelineWidget(pg.PlotWidget):
         t = analysis.timeline
         n = len(t)
         top = int(t.total.max()) if n else 0
+        if data.reserved is not None:
+            top = max(top, int(data.reserved.max()))
         self._unit = choose_unit(max(top, 1), self._display.decimal_units)
         self.getAxis("left").setLabel(f"live memory ({self._unit[0]})")
         self._axis.set_progress(data.phase_spans, data.landmarks)
@@ -402,6 +409,11 @@ class MemoryTimelineWidget(pg.PlotWidget):
             self.addItem(fill)
             self.curves[cat], self.fills[cat] = item, fill
             lower = item
+        self.reserved_curve = None
+        if data.reserved is not None:  # the caching allocator's segments above what tensors hold
+            self.reserved_curve = pg.PlotCurveItem(pen=pg.mkPen(theme.text, width=1.5 * theme.line_width,
+                                                                style=Qt.PenStyle.DashLine))
+            self.addItem(self.reserved_curve)
         self._set_legend()
         peak = analysis.peak
         factor = self._unit[1]
@@ -450,6 +462,9 @@ class MemoryTimelineWidget(pg.PlotWidget):
         px = self._display.px(TEXT_PX["normal"])
         entries = [(theme.categories[c], CATEGORY_LABELS[c]) for c in reversed(CATEGORIES) if c in self._data.present]
         chunks = [f"<span style='color:{colour}'>■</span>&nbsp;{label}" for colour, label in entries]
+        if self._data.reserved is not None:
+            chunks.insert(0, f"<span style='color:{theme.text}'>┄</span>&nbsp;{RESERVED_LABEL}")
+            entries = [(theme.text, RESERVED_LABEL), *entries]
         off_scale = self.capacity_off_scale()
         if off_scale:  # the line is above the plotted range: say where it is instead
             chunks.append(f"<span style='color:{theme.peak}'>▲&nbsp;{off_scale}</span>")
@@ -490,6 +505,11 @@ class MemoryTimelineWidget(pg.PlotWidget):
         for fill in self.fills.values():
             fill.updatePath()
         visible_max = float(stacked[-1].max()) if len(picks) else 1.0
+        if self.reserved_curve is not None:
+            # Segments change at few events: draw them as steps (each value holds until the next pick).
+            reserved = self._data.reserved[picks] / factor
+            self.reserved_curve.setData(np.repeat(x, 2)[1:], np.repeat(reserved, 2)[:-1])
+            visible_max = max(visible_max, float(reserved.max()) if len(picks) else 0.0)
         capacity = (self._capacity[0] or 0) / factor
         if capacity <= 3 * visible_max:
             visible_max = max(visible_max, capacity)

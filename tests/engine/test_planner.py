@@ -3,6 +3,7 @@
 The exactness property is checked against fresh, independent analyses (a new model, a new trace,
 the fit check's total), not against the planner's own figures: peak(b) <= capacity < peak(b + 1).
 """
+import math
 import os
 
 import pytest
@@ -41,7 +42,10 @@ def test_largest_batch_is_exact_with_respect_to_the_trace(request_, capacity):
     assert (found.peak_bytes, found.next_peak_bytes) == (at_b, at_next)
     assert found.fit.total_bytes == at_b and found.fit.state in ("fits", "tight")
     assert b > 50  # a real search, not batch 1
-    assert found.traces <= 7  # a handful of traces, never a scan
+    # Never a scan: at most doubling up to the answer, then bisecting. (Was <= 7 while the fit
+    # total was affine in the batch; the simulated allocator reserve (issue 7) is a step function
+    # of it, so the secant no longer lands in one or two traces.)
+    assert found.traces <= 2 * math.ceil(math.log2(b)) + 4
     assert [p.value for p in found.points][0] == 1
 
 
@@ -62,7 +66,7 @@ def test_longest_sequence_is_exact():
     s = found.value
     assert required(request.replace(input_shape=(s,)), device) <= device.capacity_bytes
     assert required(request.replace(input_shape=(s + 1,)), device) > device.capacity_bytes
-    assert found.traces <= 6
+    assert found.traces <= 2 * math.ceil(math.log2(s)) + 4  # never a scan (was <= 6: see above)
 
 
 def test_a_model_too_big_for_batch_1_says_what_it_needs():

@@ -2,6 +2,7 @@
 import csv
 import io
 import json
+import math
 import os
 import subprocess
 import sys
@@ -31,7 +32,9 @@ def test_max_batch_json_has_the_documented_keys_and_is_exact():
     assert doc["peak_bytes_at_max"] <= doc["capacity_bytes"] < doc["peak_bytes_at_max_plus_one"]
     assert doc["request"]["batch"] == b and doc["model"] == "small-resnet"  # the analysis at the answer
     assert doc["fit"]["total_bytes"] == doc["peak_bytes_at_max"]
-    assert doc["traces"] == len(doc["points"]) <= 7 and doc["seconds"] > 0
+    # Never a scan: doubling then bisecting at worst (was <= 7 while the fit total was affine in the
+    # batch; the simulated allocator reserve of issue 7 is a step function of it).
+    assert doc["traces"] == len(doc["points"]) <= 2 * math.ceil(math.log2(b)) + 4 and doc["seconds"] > 0
     # The same figure from an independent analysis.
     request = AnalysisRequest(model=CNN, batch=b + 1, device="cuda")
     assert fit_check(analyze(request), custom_device(2**30)).total_bytes == doc["peak_bytes_at_max_plus_one"]

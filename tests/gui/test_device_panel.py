@@ -116,7 +116,7 @@ def test_the_gauge_stacks_the_lines_against_the_capacity_in_the_verdict_colour(p
     assert pixel(gauge, (x0 + x1) / 2, mid) == LINE_COLOURS[key]  # the traced tensors, drawn
     assert pixel(gauge, gauge.capacity_x(), bar.bottom() + 3) == STATE_COLOURS[state]  # the capacity mark
     assert gauge.verdict_text().startswith(state.upper())
-    assert "traced tensor peak" in panel.legend.text() and "measured table" in panel.legend.text()
+    assert "traced tensor peak" in panel.legend.text() and "(simulated)" in panel.legend.text()
 
 
 def test_largest_batch_read_out_and_apply(panel, qtbot):

@@ -1,0 +1,99 @@
+"""CUDA AMP as CUDA runs it: float16 training with a GradScaler (its scale and growth tensors, the
+inf checks, the unscale), inference and bfloat16 without one. The step code is shared by the
+trace and the real runs (engine/step.py)."""
+import os
+
+import torch
+
+from engine import AnalysisRequest, analyze
+from engine.step import build_scaler, run_step
+from engine.truth import build_real_step
+
+TINY = os.path.join(os.path.dirname(__file__), "..", "data", "tiny_mlp.py") + ":build"
+
+
+def cuda(**changes):
+    return analyze(AnalysisRequest(model=TINY, batch=2, device="cuda", optimizer="adam", **changes))
+
+
+def test_float16_training_holds_the_scalers_scale_and_growth_tensors_from_the_start():
+    """Steady state: an earlier step made them (a float32 scale, an int32 growth tracker): one
+    512-byte block each beside the same Adam state."""
+    amp, plain = cuda(amp=True), cuda()
+    assert amp.timeline.live_at(0)["optimizer_state"] == plain.timeline.live_at(0)["optimizer_state"] + 2 * 512
+
+
+def test_a_first_step_makes_them_inside_the_step():
+    amp, plain = cuda(amp=True, first_step=True), cuda(first_step=True)
+    assert amp.timeline.live_at(0)["optimizer_state"] == plain.timeline.live_at(0)["optimizer_state"] == 0
+    scaler_blocks = [life for life in amp.lifetimes if life.category == "optimizer_state" and life.nbytes == 512]
+    assert len(scaler_blocks) >= 2  # the scale and the growth tracker (the tiny net's biases are 512 B too)
+
+
+def test_the_scaler_adds_the_inf_checks_and_the_unscale_to_the_optimizer_phase():
+    amp, plain = cuda(amp=True), cuda()
+    def optimizer_allocations(a):
+        start = next(s for p, s, e in a.timeline.phase_spans if p == "optimizer")
+        return int((a.events.nbytes[start:] > 0).sum())
+    assert optimizer_allocations(amp) > optimizer_allocations(plain)
+
+
+def test_inference_and_cpu_amp_have_no_scaler():
+    assert build_scaler(True, "cuda", "inference") is None
+    assert build_scaler(True, "cpu", "train") is None  # bfloat16
+    assert build_scaler(False, "cuda", "train") is None
+    inference = analyze(AnalysisRequest(model=TINY, batch=2, device="cuda", mode="inference", amp=True))
+    assert inference.timeline.live_at(0)["optimizer_state"] == 0
+
+
+def test_a_real_cpu_step_runs_the_same_scaler_code():
+    """The CPU truth can run CUDA's float16 step: the scaler reads its inf flags for real and,
+    the gradients being finite, keeps its initial scale."""
+    request = AnalysisRequest(model=TINY, batch=2, device="cuda", amp=True, optimizer="sgd")
+    step = build_real_step(request, "cpu")
+    scaler = build_scaler(True, "cuda", "train", "cpu")
+    for _ in range(2):
+        run_step(step.model, step.inputs, step.targets, step.optimizer, mode="train", amp=True, device="cuda",
+                 scaler=scaler)
+        step.optimizer.zero_grad(set_to_none=True)
+    assert scaler._scale.dtype == torch.float32 and scaler._scale.shape == ()
+    assert scaler._growth_tracker.dtype == torch.int32 and scaler.get_scale() == 65536.0
+
+
+# ---- CUDA's autocast lists on CPU tensors (engine/target.py CudaAutocast)
+import torch.nn.functional as F  # noqa: E402
+
+from engine.target import CudaAutocast  # noqa: E402
+
+
+def test_cuda_lists_lower_matrix_products_and_keep_normalisation_softmax_and_losses_in_float32():
+    x, w = torch.randn(4, 8), torch.randn(8, 8, requires_grad=True)
+    with CudaAutocast():
+        y = F.linear(x, w)
+        assert y.dtype == torch.float16 and (x @ w).dtype == torch.float16
+        assert F.conv2d(torch.randn(1, 3, 8, 8), torch.randn(4, 3, 3, 3)).dtype == torch.float16
+        assert F.layer_norm(y, (8,)).dtype == torch.float32  # CPU's autocast keeps float16 here
+        assert torch.softmax(y, -1).dtype == torch.float32 and y.sum().dtype == torch.float32  # set_opt_dtype
+        assert y.exp().dtype == torch.float32 and F.relu(y).dtype == torch.float16  # relu: not listed
+        assert torch.cat([y, x]).dtype == torch.float32  # plain type promotion
+    with torch.autocast("cpu", dtype=torch.float16):
+        assert F.layer_norm(F.linear(x, w), (8,)).dtype == torch.float16
+
+
+def test_composites_are_cast_inside_as_autocast_casts_their_ops():
+    with CudaAutocast():
+        logits = F.linear(torch.randn(4, 8), torch.randn(3, 8))
+        assert F.cross_entropy(logits, torch.zeros(4, dtype=torch.long)).dtype == torch.float32
+        mha = torch.nn.MultiheadAttention(8, 2)
+        q = torch.randn(5, 2, 8)
+        assert mha(q, q, q, need_weights=False)[0].dtype == torch.float16
+    assert F.has_torch_function_variadic is torch.overrides.has_torch_function_variadic  # restored
+
+
+def test_a_parameter_is_cast_once_per_forward_like_autocasts_cache():
+    w = torch.randn(8, 8, requires_grad=True)
+    with CudaAutocast() as mode:
+        a = F.linear(torch.randn(2, 8), w)
+        b = F.linear(torch.randn(2, 8), w)
+        assert len(mode.cache) == 1 and a.dtype == b.dtype == torch.float16
+    assert mode.cache == {}

@@ -1,0 +1,49 @@
+"""benchmarks/gpu_accuracy.py, the script a GPU session runs once: its code paths on the CPU
+(--dry-run), and the coverage it promises (at least 20 torchvision models, three runs, three
+precisions, breadth first so a run cut short still covers every model)."""
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import gpu_accuracy  # noqa: E402
+
+
+def test_the_run_covers_twenty_torchvision_models_every_run_and_precision_breadth_first():
+    todo = gpu_accuracy.cases(dry_run=False, models=None)
+    models = {m for m, *_ in todo}
+    torchvision = {m for m in models if os.sep not in m}
+    assert len(torchvision) >= 20 and any(m.endswith("tiny_transformer.yaml") for m in models)
+    assert any(m.endswith("hf_decoder.py:build") for m in models)  # the Hugging Face-style decoder
+    assert {(mode, opt, p) for _, _, mode, opt, p in todo} == {
+        (mode, opt, p) for mode, opt in gpu_accuracy.RUNS for p in gpu_accuracy.PRECISIONS}
+    first_round = [m for m, *_ in todo[:len(models)]]
+    assert len(set(first_round)) == len(models)  # every model before any model's second configuration
+
+
+def test_dry_run_records_every_field_and_says_it_is_not_a_measurement(tmp_path):
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "gpu_accuracy.py"), "--dry-run",
+                           "--models", "tiny_transformer.yaml", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    document = json.loads((tmp_path / "gpu_accuracy.json").read_text())
+    assert document["dry_run"] is True and document["gpu"] == "dry run (CPU)"
+    assert [(c["model"], c["mode"], c["precision"]) for c in document["cases"]] == [
+        ("tiny_transformer.yaml", "train", "float32"), ("tiny_transformer.yaml", "inference", "float32")]
+    for case in document["cases"]:
+        assert "error" not in case, case.get("error")
+        assert case["max_memory_allocated"] is None and case["max_memory_reserved"] is None
+        assert case["trace"]["events"] == 0 and case["segments_before"] == []
+
+
+def test_no_cuda_without_dry_run_is_refused_plainly(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "gpu_accuracy.py"), "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 2 and "no CUDA device" in done.stderr

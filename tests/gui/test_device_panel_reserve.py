@@ -1,0 +1,41 @@
+"""The device panel's fit lines for a step traced for CUDA: the simulated reserve is shown with
+its source, and the panel says what the total compares with the capacity."""
+import os
+
+import pytest
+
+from conftest import SPECS
+from engine import AnalysisRequest, analyze
+from engine.devices import catalog, detect, find_gpu
+from engine.footprint import fit_check
+
+pytest.importorskip("PySide6")
+
+from gui.device_panel import SIMULATED_TOTAL, DevicePanel  # noqa: E402
+from isolation import private_settings  # noqa: E402,F401 - a fixture
+
+CNN = os.path.join(SPECS, "small_cnn.yaml")
+
+
+@pytest.fixture
+def panel(qtbot, private_settings):  # noqa: F811
+    p = DevicePanel()
+    qtbot.addWidget(p)
+    p.resize(520, 900)
+    p.set_detection(detect(), catalog())
+    p.show()
+    return p
+
+
+def test_a_cuda_trace_shows_the_simulated_reserve_and_what_the_total_is(panel):
+    fit = fit_check(analyze(AnalysisRequest(model=CNN, batch=8, device="cuda")), find_gpu("L4"))
+    panel.set_fit(fit)
+    text = panel.legend.text()
+    assert "allocator reserve above allocated" in text and "(simulated)" in text
+    assert SIMULATED_TOTAL in text and "cuBLAS" not in text.split(SIMULATED_TOTAL)[0].split("traced")[0]
+
+
+def test_a_cpu_trace_on_a_gpu_does_not_claim_a_simulation(panel):
+    fit = fit_check(analyze(AnalysisRequest(model=CNN, batch=8)), find_gpu("L4"))
+    panel.set_fit(fit)
+    assert SIMULATED_TOTAL not in panel.legend.text() and "(default)" in panel.legend.text()
