@@ -116,18 +116,30 @@ def _checkpointed_forward(module: nn.Module, forward: Callable) -> Callable:
         # torch keeps the RNG state for the recomputation as long as the checkpoint's frame, which
         # holds this function: a stand-in held here lives exactly as long.
         rng_state = listener.rng_state_stand_in() if listener is not None else None
+        # torch re-enters torch.autocast for the recomputation, not the trace's own CUDA autocast
+        # (a torch function mode, engine/target.py): re-enter it here, or backward recomputes in float32.
+        autocast = _active_cuda_autocast()
         calls = [0]
 
         def body(*a, **k):
             calls[0] += 1
             if calls[0] == 1 or listener is None:  # the forward itself
                 return forward(*a, **k)
-            with listener.recomputing(region, rng_state):  # backward running it again
-                return forward(*a, **k)
+            with listener.recomputing(region, rng_state), autocast or contextlib.nullcontext():
+                return forward(*a, **k)  # backward running it again
 
         return checkpoint(body, *args, use_reentrant=False, **kwargs)
 
     return run_checkpointed
+
+
+def _active_cuda_autocast():
+    """The trace's CUDA autocast mode when the forward runs under it (CUDA AMP on CPU tensors)."""
+    from torch.overrides import _get_current_function_mode_stack
+
+    from .target import CudaAutocast
+
+    return next((m for m in reversed(_get_current_function_mode_stack()) if isinstance(m, CudaAutocast)), None)
 
 
 def _listener():

@@ -118,6 +118,20 @@ def test_checkpointing_every_block_of_resnet18_lowers_the_backward_peak():
     assert 25 < ckpt.levers.checkpoint.recompute_pct < 40  # the blocks' forwards, about a third of fwd+bwd
 
 
+def test_under_cuda_amp_the_recomputation_runs_in_float16_as_the_forward_did():
+    """torch re-enters torch.autocast for a recomputation, not the trace's CUDA autocast mode:
+    the recomputed blocks must still see float16 inputs (a float32 conv would refuse them)."""
+    request = AnalysisRequest(model="resnet18", batch=16, optimizer="sgd", device="cuda", amp=True)
+    plain = analyze(request)
+    checkpointed = analyze(request.replace(checkpoint=("every-block",)))
+    assert checkpointed.levers.checkpoint.saved_bytes > 0
+    assert checkpointed.peak.total_bytes < plain.peak.total_bytes
+    # the recomputed forwards allocate what the float16 forward did, not twice as much
+    def forward_activations(a):
+        return sum(layer.saved_bytes for layer in a.layers if layer.name.startswith("layer"))
+    assert forward_activations(checkpointed) <= forward_activations(plain)
+
+
 def test_the_model_is_left_as_it_was():
     loaded = load_model(BLOCK_NET)
     from engine.pipeline import analyze_loaded
