@@ -196,6 +196,8 @@ class Analysis:
     warnings: tuple[str, ...]
     analysis_seconds: float
     engine: str = field(default="")  # how it was traced, e.g. 'meta tensors, torch 2.14.1'
+    # Issue 12: per-rank figures of a distributed step (engine/distributed/summary.py); None on one device.
+    distributed: object | None = None
 
     def layer_named(self, name: str) -> Layer | None:
         return next((layer for layer in self.layers if layer.name == name), None)

@@ -32,6 +32,13 @@ class AnalysisRequest:
     optimizer: str | None = None  # None: adam when training, none for inference
     device: str = "cpu"
     first_step: bool = False
+    # Distributed (issue 12, engine/distributed/): the strategy, the number of ranks, what is
+    # offloaded to the host, and DDP's bucket size. The defaults are one device, as before.
+    strategy: str = "single"
+    world_size: int = 1
+    offload: str | None = None
+    bucket_cap_mb: int = 25
+    gradient_as_bucket_view: bool = False
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model.strip():
@@ -57,6 +64,12 @@ class AnalysisRequest:
                 raise RequestError(f"{field} must be one of {', '.join(allowed)}; got {value!r}")
         if self.amp and self.dtype != "float32":
             raise RequestError("AMP keeps float32 weights and autocasts the math: use --amp with --dtype float32")
+        # ---- Distributed (engine/distributed/strategies.py)
+        from .distributed.strategies import check as check_distributed
+
+        if (problem := check_distributed(self.strategy, self.world_size, self.offload, self.bucket_cap_mb,
+                                         self.mode)) is not None:
+            raise RequestError(problem)
 
     @property
     def ignored_optimizer(self) -> str | None:
