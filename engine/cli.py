@@ -8,6 +8,7 @@ import sys
 import tempfile
 
 from .categories import CATEGORIES
+from .distributed_cli import add_distributed_arguments, distributed_fields, summary_lines
 from .choices import DEFAULTS, DEVICES, DTYPES, MODES, OPTIMIZERS
 from .errors import MemLensError, RequestError
 from .isolated import analyze_isolated
@@ -40,6 +41,7 @@ def request_from_args(args: argparse.Namespace) -> AnalysisRequest:
         dtype=args.dtype, amp=args.amp, mode=args.mode,
         optimizer=args.optimizer,
         device=args.device, first_step=args.first_step,
+        **distributed_fields(args),  # engine/distributed_cli.py
     )
 
 
@@ -63,6 +65,7 @@ def main(argv: list[str]) -> int:
                         help=f"stop an analysis that runs longer (default {DEFAULT_TIMEOUT_S:g}; 0: never): "
                         "a python file that never returns is stopped, not waited on")
     add_planning_arguments(parser)  # engine/planning_cli.py: --gpu, --capacity, --max-batch, --sweep ...
+    add_distributed_arguments(parser)  # engine/distributed_cli.py: --strategy, --world-size, --offload ...
     try:
         args = parser.parse_args(argv)
         return _run(args)
@@ -196,6 +199,7 @@ def summary_text(a) -> str:
     lines.append(f"textbook estimate: {format_bytes(t.peak_bytes)} = {t.formula}")
     for nm in a.not_modelled:
         lines.append(f"not modelled: {nm.label}: {nm.note}")
+    lines += summary_lines(a)  # engine/distributed_cli.py
     for w in a.warnings:
         lines.append(f"warning: {w}")
     lines.append(f"analysed in {a.analysis_seconds:.2f} s ({a.engine})")

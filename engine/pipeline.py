@@ -182,7 +182,7 @@ def trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progress
         not_modelled=target_for(request.device).not_modelled(),
         warnings=tuple(warnings),
         analysis_seconds=time.perf_counter() - started,
-        engine=f"{'fake CPU' if request.amp else 'meta'} tensors, torch {torch.__version__.split('+')[0]}",
+        engine=f"{'fake CPU' if request.amp or plan is not None else 'meta'} tensors, torch {torch.__version__.split('+')[0]}",
     )
     if plan is not None:  # ---- distributed hook: what this rank holds, read before the model goes
         analysis = plan.finish(analysis, recorder, model, optimizer)

@@ -5,6 +5,7 @@ import dataclasses
 
 from .analysis import Analysis
 from .categories import CATEGORIES
+from .distributed_cli import json_fields
 
 SCHEMA_VERSION = 1
 
@@ -41,4 +42,5 @@ def analysis_to_dict(a: Analysis, max_points: int = 2000) -> dict:
         "warnings": list(a.warnings),
         "analysis_seconds": a.analysis_seconds,
         "engine": a.engine,
+        **json_fields(a),  # engine/distributed_cli.py: strategy, world_size, per_rank_peak_bytes, communication
     }
