@@ -155,17 +155,16 @@ class DistributedRecorder(StepRecorder):
         for code in (_CAT[c] for c in host):
             keep &= raw.category != code
         keep &= ~((raw.phase == optimizer_phase) & (raw.category == _CAT["temporaries"]))
-        self.host_bytes = sum(raw.initial[c] for c in host) + int(raw.nbytes[~keep].clip(min=0).sum())
+        self.host_bytes = sum(raw.initial[c] for c in host)  # the offloaded state, held on the host
         initial = {c: (0 if c in host else b) for c, b in raw.initial.items()}
-        index = np.cumsum(keep) - 1  # old event index -> new
         raw.nbytes, raw.storage, raw.category = raw.nbytes[keep], raw.storage[keep], raw.category[keep]
         raw.module, raw.phase = raw.module[keep], raw.phase[keep]
         raw.initial = initial
-        raw.phase_starts = [(p, int(np.searchsorted(np.flatnonzero(keep), i))) for p, i in raw.phase_starts]
+        kept = np.flatnonzero(keep)  # an old event index maps to the number of kept events before it
+        raw.phase_starts = [(p, int(np.searchsorted(kept, i))) for p, i in raw.phase_starts]
         for call in raw.calls:
-            call.start_point = int(np.searchsorted(np.flatnonzero(keep), call.start_point))
-            call.end_point = int(np.searchsorted(np.flatnonzero(keep), call.end_point)) if call.end_point >= 0 else -1
-        del index
+            call.start_point = int(np.searchsorted(kept, call.start_point))
+            call.end_point = int(np.searchsorted(kept, call.end_point)) if call.end_point >= 0 else -1
         return raw
 
 
