@@ -17,6 +17,8 @@ from engine.choices import DEVICES, DTYPES, MODES, OPTIMIZERS, OPTIMIZER_HELP, S
 from engine.errors import MemLensError
 from engine.request import AnalysisRequest, parse_shape
 
+from .distributed_panel import DistributedPanel
+
 DEBOUNCE_MS = 350
 FAMILY_TITLES = {"classification": "Classification", "segmentation": "Segmentation", "video": "Video",
                  "detection": "Detection (not supported)", "optical_flow": "Optical flow (not supported)",
@@ -115,6 +117,10 @@ class ConfigPanel(QWidget):
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(source, 1)
         layout.addWidget(config)
+        self.distributed = DistributedPanel()  # ---- issue 12: strategy and world size
+        self.distributed.set_request(initial)
+        self.distributed.sig_changed.connect(self.schedule)
+        layout.addWidget(self.distributed)
 
     # ---- Public API
     def set_catalog(self, catalog: dict[str, list[str]]) -> None:
@@ -159,6 +165,8 @@ class ConfigPanel(QWidget):
         self._mark_input(True)
         self._show_current()
         self._on_mode()
+        if hasattr(self, "distributed"):  # issue 12
+            self.distributed.set_request(request)
 
     def remember(self, model: str) -> None:
         """Put a file that analysed at the top of the recent files (torchvision names are not files)."""
@@ -185,6 +193,7 @@ class ConfigPanel(QWidget):
             dtype=self.dtype.currentText(), amp=self.amp.isChecked(), mode=mode,
             optimizer=self.optimizer.currentText() if mode == "train" else "none",
             device=self.device.currentText(), first_step=self.first_step.isChecked(),
+            **self.distributed.fields(),  # issue 12: gui/distributed_panel.py
         )
 
     def schedule(self, *_):

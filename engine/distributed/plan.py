@@ -111,7 +111,9 @@ def _ranks_to_trace(groups: dict[tuple, list[int]], states: list[dict]) -> list[
 
 
 def _summarised(request, results, groups, states):
-    rank0, analysis0, plan0 = results[0]
+    """The analysis of the traced rank with the highest peak (rank 0 unless another holds more), so
+    the fit check and the largest batch plan for the fullest GPU, with every rank summarised."""
+    rank0, analysis0, plan0 = max(results, key=lambda r: (r[1].peak.total_bytes, -r[0]))
     n = request.world_size
     peaks: list[int | None] = [None] * n
     traces = []
@@ -129,8 +131,10 @@ def _summarised(request, results, groups, states):
     for r in derived:
         peaks[r] = analysis0.peak.total_bytes + sum(states[r].values()) - base
     if derived:
-        notes.append(f"{len(derived)} of {n} ranks not traced: their peaks are rank 0's plus the difference in "
-                     "model-state bytes their shards hold")
+        notes.append(f"{len(derived)} of {n} ranks not traced: their peaks are rank {rank0}'s plus the difference "
+                     "in model-state bytes their shards hold")
+    if rank0 != 0:
+        notes.append(f"the timeline shows rank {rank0}, the traced rank with the highest peak")
     comm = analysis0.timeline.curves["communication"]
     breakdown = analysis0.peak.breakdown
     held = sum(plan0.held.values())
