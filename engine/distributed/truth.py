@@ -8,6 +8,8 @@ Validation only (the tests and benchmarks use it); it allocates everything for r
   forward, so the measured step uses the rebuilt ones; they are live from the start, and read
   through a comm hook that wraps the default all-reduce (Python cannot reach DDP's buckets).
 - FSDP2's unsharded parameters are freed between steps (their storage resized to 0).
+- Collectives complete as they are issued, as under the trace's fake backend (see
+  `_complete_collectives_when_issued`): gloo's staging buffers then land at repeatable points.
 """
 from __future__ import annotations
 
@@ -72,6 +74,7 @@ def _measure_rank(rank: int, port: int, request) -> RankMeasurement:
     from .wrap import apply, zero1_optimizer
 
     torch.set_num_threads(1)  # N ranks share this machine's cores
+    _complete_collectives_when_issued()
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=request.world_size,
                             timeout=datetime.timedelta(seconds=120))
@@ -118,6 +121,27 @@ def _measure_rank(rank: int, port: int, request) -> RankMeasurement:
         return RankMeasurement(rank, start + peak, start, held)
     finally:
         dist.destroy_process_group()
+
+
+def _complete_collectives_when_issued() -> None:
+    """FSDP2 issues its all-gathers and reduce-scatters asynchronously; gloo runs them on worker
+    threads that stage each one through a full-size buffer of their own. Where that buffer lands
+    relative to the main thread's compute is down to thread timing (resnet18, 4 ranks: one rank
+    +18 MB, the next exact, in the same run). The trace's fake backend completes each collective
+    as it is issued; so does this harness (the real collective, waited for at once), which makes
+    the measurement repeatable. Only this spawned rank process is patched."""
+    import torch.distributed as dist
+
+    def completed(collective):
+        def call(*args, async_op=False, **kwargs):
+            work = collective(*args, async_op=async_op, **kwargs)
+            if work is not None:
+                work.wait()  # FSDP2 takes None as done; holding the Work would keep gloo's buffer
+            return None
+        return call
+
+    dist.all_gather_single = completed(dist.all_gather_single)
+    dist.reduce_scatter_single = completed(dist.reduce_scatter_single)
 
 
 def _recording_allreduce(buckets, bucket):
