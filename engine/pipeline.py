@@ -67,7 +67,7 @@ def trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progress
         # CPU tensors take part exactly as real ones (slower to trace, so only for AMP).
         # FSDP refuses meta parameters and DDP's reducer needs a device: fake CPU tensors too.
         tensor_mode = FakeTensorMode()
-        model = to_fake(plan.fresh(loaded.module) if plan else loaded.module, tensor_mode, dtype)
+        model = plan.materialize(loaded.module, tensor_mode, dtype) if plan else to_fake(loaded.module, tensor_mode, dtype)
         new_device = "cpu"
     else:
         tensor_mode = contextlib.nullcontext()
