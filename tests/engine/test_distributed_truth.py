@@ -10,16 +10,17 @@ import os
 
 import pytest
 
-from conftest import SPECS
+from conftest import DATA, SPECS
 from engine import AnalysisRequest, analyze
 from engine.distributed.truth import measure_ranks
 
 TOLERANCE = 0.03
 TINY_TRANSFORMER = os.path.join(SPECS, "tiny_transformer.yaml")
+TINY_LLAMA = os.path.join(DATA, "dist_models.py") + ":tiny_llama"  # a Hugging Face config, 2 layers
 
 
 def case(model, batch, shape, strategy, world_size):
-    name = os.path.basename(model).removesuffix(".yaml")
+    name = os.path.basename(model).removesuffix(".yaml").replace("dist_models.py:", "")
     return pytest.param(model, batch, shape, strategy, world_size, id=f"{name}-{strategy}-{world_size}")
 
 
@@ -30,6 +31,8 @@ CASES = [
     case(TINY_TRANSFORMER, 8, None, "ddp", 4),
     case(TINY_TRANSFORMER, 8, None, "fsdp", 4),
     case("resnet18", 2, (3, 64, 64), "zero1", 2),  # ranks own different optimizer state
+    case(TINY_LLAMA, 4, None, "ddp", 2),
+    case(TINY_LLAMA, 4, None, "fsdp", 2),
 ]
 
 
