@@ -8,8 +8,6 @@ import contextlib
 import copy
 import dataclasses
 
-import numpy as np
-
 from ..errors import UnsupportedError
 from ..step import optimizer_state_tensors
 from ..target import target_for
@@ -34,7 +32,6 @@ class Plan:
         self.request, self.rank, self.mesh = request, rank, mesh
         self.held: dict[str, int] = {}
         self.host_bytes = 0
-        self.recorder_made: DistributedRecorder | None = None
 
     def materialize(self, module, tensor_mode, dtype):
         """A copy of the meta-built model as fake CPU tensors, sharded for FSDP.
@@ -77,9 +74,8 @@ class Plan:
 
     def recorder(self, model, device, cancelled=None, on_layer=None):
         bucket = "gradients" if self.request.gradient_as_bucket_view else "communication"
-        self.recorder_made = DistributedRecorder(model, device, cancelled, on_layer, bucket_category=bucket,
-                                                 offload=self.request.offload)
-        return self.recorder_made
+        return DistributedRecorder(model, device, cancelled, on_layer, bucket_category=bucket,
+                                   offload=self.request.offload)
 
     def tracing(self, recorder):
         return recorder.fsdp_storage_hooks() if is_fsdp(self.request.strategy) else contextlib.nullcontext()
