@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from .distributed.strategies import OFFLOADS, STRATEGIES
+from .distributed.strategies import MIXED_DTYPES, OFFLOADS, STRATEGIES
 from .units import format_bytes
 
 
@@ -22,6 +22,10 @@ def add_distributed_arguments(parser: argparse.ArgumentParser) -> None:
                        "too) in host memory")
     group.add_argument("--bucket-cap-mb", type=int, default=25, metavar="MB", help="DDP gradient bucket size (25)")
     group.add_argument("--gradient-as-bucket-view", action="store_true", help="DDP: gradients are views of its buckets")
+    group.add_argument("--param-dtype", default=None, choices=MIXED_DTYPES, help="FSDP mixed precision: all-gather and "
+                       "compute dtype")
+    group.add_argument("--reduce-dtype", default=None, choices=MIXED_DTYPES, help="FSDP mixed precision: gradient "
+                       "reduce-scatter dtype")
 
 
 def distributed_fields(args: argparse.Namespace) -> dict:
@@ -32,7 +36,8 @@ def distributed_fields(args: argparse.Namespace) -> dict:
         world_size = 1 if strategy == "single" else 8
     return {"strategy": strategy, "world_size": world_size, "offload": getattr(args, "offload", None),
             "bucket_cap_mb": getattr(args, "bucket_cap_mb", 25),
-            "gradient_as_bucket_view": getattr(args, "gradient_as_bucket_view", False)}
+            "gradient_as_bucket_view": getattr(args, "gradient_as_bucket_view", False),
+            "param_dtype": getattr(args, "param_dtype", None), "reduce_dtype": getattr(args, "reduce_dtype", None)}
 
 
 def json_fields(analysis) -> dict:

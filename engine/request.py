@@ -39,6 +39,8 @@ class AnalysisRequest:
     offload: str | None = None
     bucket_cap_mb: int = 25
     gradient_as_bucket_view: bool = False
+    param_dtype: str | None = None  # FSDP2 mixed precision: all-gather and compute dtype (None: the parameters')
+    reduce_dtype: str | None = None  # FSDP2 mixed precision: gradient reduce-scatter dtype
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model.strip():
@@ -68,7 +70,7 @@ class AnalysisRequest:
         from .distributed.strategies import check as check_distributed
 
         if (problem := check_distributed(self.strategy, self.world_size, self.offload, self.bucket_cap_mb,
-                                         self.mode)) is not None:
+                                         self.mode, self.param_dtype, self.reduce_dtype)) is not None:
             raise RequestError(problem)
 
     @property

@@ -48,7 +48,8 @@ class Plan:
         model = copy.deepcopy(module)
         if not is_fsdp(self.request.strategy):
             return to_fake(model, tensor_mode, dtype)
-        model = apply_fsdp(model.to(dtype), self.mesh, self.request.strategy)
+        r = self.request
+        model = apply_fsdp(model.to(dtype), self.mesh, r.strategy, _dtype(r.param_dtype), _dtype(r.reduce_dtype))
         allowed, tensor_mode.allow_non_fake_inputs = tensor_mode.allow_non_fake_inputs, True  # meta in, fake out
         try:
             with tensor_mode:
@@ -180,6 +181,12 @@ def _strategy_notes(request) -> list[str]:
                       else "parameter shards, their gradients and optimizer state live in host memory; "
                            "all-gathered parameters are on the device"))
     return out
+
+
+def _dtype(name):
+    from ..step import torch_dtype
+
+    return None if name is None else torch_dtype(name)
 
 
 def _itemsize(request) -> int:

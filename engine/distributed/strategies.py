@@ -25,6 +25,7 @@ from __future__ import annotations
 STRATEGIES = ("single", "ddp", "fsdp", "fsdp-no-reshard", "zero1", "zero2", "zero3")
 OFFLOADS = ("optimizer", "params")
 MAX_WORLD_SIZE = 1024
+MIXED_DTYPES = ("float32", "float16", "bfloat16")
 
 # zero2 and zero3 are FSDP under another name: the table says which FSDP they run.
 FSDP_RESHARD = {"fsdp": True, "zero3": True, "fsdp-no-reshard": False, "zero2": False}
@@ -45,7 +46,8 @@ def needs_power_of_two(strategy: str) -> bool:
     return is_fsdp(strategy) or strategy == "zero1"
 
 
-def check(strategy: str, world_size: int, offload: str | None, bucket_cap_mb, mode: str) -> str | None:
+def check(strategy: str, world_size: int, offload: str | None, bucket_cap_mb, mode: str,
+          param_dtype: str | None = None, reduce_dtype: str | None = None) -> str | None:
     """One line saying what is wrong with these distributed fields, or None."""
     if strategy not in STRATEGIES:
         return f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}"
@@ -67,4 +69,9 @@ def check(strategy: str, world_size: int, offload: str | None, bucket_cap_mb, mo
         return f"--offload params needs a sharded strategy (fsdp, fsdp-no-reshard, zero2, zero3), not {strategy}"
     if isinstance(bucket_cap_mb, bool) or not isinstance(bucket_cap_mb, (int, float)) or not 0 < bucket_cap_mb <= 1024:
         return f"bucket size must be between 0 and 1024 MB, got {bucket_cap_mb!r}"
+    for name, value in (("param dtype", param_dtype), ("reduce dtype", reduce_dtype)):
+        if value is not None and value not in MIXED_DTYPES:
+            return f"{name} must be one of {', '.join(MIXED_DTYPES)}; got {value!r}"
+        if value is not None and not is_fsdp(strategy):
+            return f"a {name} is FSDP2's mixed-precision policy: it needs fsdp, fsdp-no-reshard, zero2 or zero3"
     return None

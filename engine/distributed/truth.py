@@ -67,7 +67,7 @@ def _measure_rank(rank: int, port: int, request) -> RankMeasurement:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.profiler import ProfilerActivity, profile
 
-    from ..step import build_optimizer, optimizer_state_tensors, run_step
+    from ..step import build_optimizer, optimizer_state_tensors, run_step, torch_dtype
     from ..truth import build_real_step
     from .recorder import local
     from .strategies import DDP_LIKE
@@ -81,8 +81,9 @@ def _measure_rank(rank: int, port: int, request) -> RankMeasurement:
     try:
         mesh = init_device_mesh("cpu", (request.world_size,))
         step = build_real_step(request, "cpu")
+        mixed = {k: getattr(request, k) and torch_dtype(getattr(request, k)) for k in ("param_dtype", "reduce_dtype")}
         model = apply(step.model, request.strategy, mesh, bucket_cap_mb=request.bucket_cap_mb,
-                      gradient_as_bucket_view=request.gradient_as_bucket_view, fake=False)
+                      gradient_as_bucket_view=request.gradient_as_bucket_view, fake=False, **mixed)
         inner = model.module if request.strategy in DDP_LIKE else model
         optimizer = None
         if request.mode == "train":

@@ -112,6 +112,15 @@ def test_sharding_lowers_the_peak_and_no_reshard_keeps_parameters_gathered_into_
     assert gathered_when_backward_starts(full) == 0 < gathered_when_backward_starts(no_reshard)
 
 
+def test_fsdp_mixed_precision_gathers_half_the_bytes():
+    full = mlp("fsdp", 4)
+    half = mlp("fsdp", 4, param_dtype="bfloat16", reduce_dtype="float32")
+    assert held(half) == held(full)  # shards, gradients and optimizer state stay float32
+    # every gathered weight is 2 bytes instead of 4: the all-gather buffers halve
+    gathered = lambda a: a.timeline.curves["communication"].max()  # noqa: E731
+    assert gathered(half) < gathered(full)
+
+
 # ---- Offload
 def test_offloaded_optimizer_state_leaves_the_device_timeline():
     on, off = mlp("fsdp", 4), mlp("fsdp", 4, offload="optimizer")
@@ -167,6 +176,8 @@ def test_deepspeed_reference_formulas():
      "inference mode runs no optimizer"),
     ({"strategy": "ddp", "world_size": 2, "offload": "params"}, "--offload params needs a sharded strategy"),
     ({"strategy": "ddp", "world_size": 2, "bucket_cap_mb": 0}, "bucket size must be between 0 and 1024 MB"),
+    ({"strategy": "ddp", "world_size": 2, "param_dtype": "bfloat16"}, "FSDP2's mixed-precision policy"),
+    ({"strategy": "fsdp", "world_size": 2, "reduce_dtype": "int8"}, "reduce dtype must be one of"),
 ])
 def test_bad_distributed_requests_are_refused_in_one_line(fields, message):
     with pytest.raises(RequestError, match=message) as info:
