@@ -201,6 +201,8 @@ class Analysis:
     engine: str = field(default="")  # how it was traced, e.g. 'meta tensors, torch 2.14.1'
     cuda: "CudaMemory | None" = None  # --device cuda: library workspaces and the simulated allocator (issue 7)
     levers: "Levers | None" = None  # checkpointing, freezing, micro-batches (engine/levers.py)
+    # Issue 12: per-rank figures of a distributed step (engine/distributed/summary.py); None on one device.
+    distributed: object | None = None
 
     def layer_named(self, name: str) -> Layer | None:
         return next((layer for layer in self.layers if layer.name == name), None)

@@ -12,6 +12,7 @@ CATEGORIES = (
     "activations",  # saved for backward
     "temporaries",  # transient op outputs and workspaces
     "inputs",  # batch and targets
+    "communication",  # collective buffers of a distributed step (engine/distributed/recorder.py)
 )
 
 PHASES = ("forward", "backward", "optimizer")

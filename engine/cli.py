@@ -8,6 +8,8 @@ import sys
 import tempfile
 
 from .categories import CATEGORIES
+from .distributed_cli import add_distributed_arguments, distributed_fields
+from .distributed_cli import summary_lines as distributed_lines
 from .choices import DEFAULTS, DEVICES, DTYPES, MODES, OPTIMIZERS
 from .errors import MemLensError, RequestError
 from .hf_cli import add_hf_arguments, hf_request_fields
@@ -48,6 +50,7 @@ def request_from_args(args: argparse.Namespace) -> AnalysisRequest:
         optimizer=args.optimizer,
         device=args.device, first_step=args.first_step, **fields,
         **levers_fields(args),  # engine/levers_cli.py: --checkpoint, --freeze, --micro-batch
+        **distributed_fields(args),  # engine/distributed_cli.py
     )
 
 
@@ -72,6 +75,7 @@ def main(argv: list[str]) -> int:
                         "a python file that never returns is stopped, not waited on")
     add_planning_arguments(parser)  # engine/planning_cli.py: --gpu, --capacity, --max-batch, --sweep ...
     add_cuda_arguments(parser)  # engine/cuda_cli.py: --alloc-conf, --cublas-workspace-config, --cuda-arch ...
+    add_distributed_arguments(parser)  # engine/distributed_cli.py: --strategy, --world-size, --offload ...
     try:
         args = parser.parse_args(argv)
         return _run(args)
@@ -182,7 +186,7 @@ class _JsonOutput:
 
 
 def summary_text(a) -> str:
-    from .lever_fields import summary_lines
+    from .lever_fields import summary_lines as lever_lines
 
     r = a.request
     lines = [
@@ -192,7 +196,7 @@ def summary_text(a) -> str:
         f"{', first step' if r.first_step and r.mode == 'train' else ''}, target {r.device}",
         f"parameters: {a.parameters:,} ({format_bytes(a.parameter_bytes)})",
         *filter(None, [lora_line(r)]),  # engine/lora.py
-        *summary_lines(a),  # the levers pulled (engine/levers.py)
+        *lever_lines(a),  # the levers pulled (engine/levers.py)
         "",
         layers_text(a),
     ]
@@ -208,6 +212,7 @@ def summary_text(a) -> str:
     lines.append(f"textbook estimate: {format_bytes(t.peak_bytes)} = {t.formula}")
     for nm in a.not_modelled:
         lines.append(f"not modelled: {nm.label}: {nm.note}")
+    lines += distributed_lines(a)  # engine/distributed_cli.py
     for w in a.warnings:
         lines.append(f"warning: {w}")
     lines.append(f"analysed in {a.analysis_seconds:.2f} s ({a.engine})")

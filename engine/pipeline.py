@@ -58,23 +58,39 @@ def analyze_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progre
     from .levers import analyze_with_levers
 
     loaded = prepare_for_request(loaded, request)  # engine/lora.py: LoRA adapters, sequence limits
-    return analyze_with_levers(loaded, request, report, cancelled, started, _trace_loaded, baseline)
+    return analyze_with_levers(loaded, request, report, cancelled, started, _trace_ranks, baseline)
+
+
+def _trace_ranks(loaded: LoadedModel, request: AnalysisRequest, report: Progress,
+                 cancelled, started: float, levers) -> Analysis:
+    """One device: one trace. Distributed: one trace per distinct rank, under a fake process group."""
+    if request.strategy != "single":
+        from .distributed import analyze_distributed
+
+        def trace_rank(loaded, request, report, cancelled, started, plan):
+            return _trace_loaded(loaded, request, report, cancelled, started, levers, plan)
+
+        return analyze_distributed(loaded, request, report, cancelled, started, trace_rank)
+    return _trace_loaded(loaded, request, report, cancelled, started, levers)
 
 
 def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progress,
-                  cancelled, started: float, levers) -> Analysis:
+                  cancelled, started: float, levers, plan=None) -> Analysis:
+    """One trace; `plan` (engine/distributed/plan.py) wraps the model as one rank of N."""
     dtype = torch_dtype(request.dtype)
-    if request.amp:
+    if request.amp or plan is not None:
         # Autocast acts on tensors of its device type only: meta tensors would bypass it, fake
         # CPU tensors take part exactly as real ones (slower to trace, so only for AMP).
+        # FSDP refuses meta parameters and DDP's reducer needs a device: fake CPU tensors too.
         tensor_mode = FakeTensorMode()
-        model = to_fake(loaded.module, tensor_mode, dtype)
+        model = plan.materialize(loaded.module, tensor_mode, dtype) if plan else to_fake(loaded.module, tensor_mode, dtype)
         new_device = "cpu"
     else:
         tensor_mode = contextlib.nullcontext()
         model = loaded.module.to(dtype)
         new_device = "meta"
     model.train(request.mode == "train")
+    runner = plan.wrap(model, tensor_mode) if plan is not None else model  # ---- distributed hook
     params = list(model.parameters())
     trainable = [p for p in params if p.requires_grad]
     shape = request.input_shape if request.input_shape is not None else loaded.input_shape
@@ -101,6 +117,8 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
             targets = make_targets(_output_shapes(model, x, loaded, request), dtype, device=new_device,
                                    task=loaded.task)
             optimizer = build_optimizer(trainable, request.optimizer, request.device)
+            if plan is not None:  # ---- distributed hook: ZeRO-1 partitions the optimizer
+                optimizer = plan.wrap_optimizer(optimizer)
             if not request.first_step:
                 prime_optimizer(optimizer, trainable)
         scaler = build_scaler(request.amp, request.device, request.mode)
@@ -110,7 +128,7 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
                 scaler.scale(torch.ones((), device=new_device))
 
     n_leaves = sum(1 for m in model.modules() if not any(True for _ in m.children())) or 1
-    recorder = StepRecorder(
+    recorder = (plan.recorder if plan is not None else StepRecorder)(
         model, request.device, cancelled,
         on_layer=lambda order: report(0.05 + 0.45 * min(1.0, order / (n_leaves * 1.2)), "forward"),
     )
@@ -139,8 +157,9 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
     workspaces = CublasWorkspaces(recorder, request) if request.device == "cuda" else contextlib.nullcontext()
     recorder.install_hooks()
     try:
-        with tensor_mode, target_attention(request.device), recorder, workspaces:
-            run_step(model, [x], targets, optimizer, mode=request.mode, amp=request.amp,
+        tracing = plan.tracing(recorder) if plan is not None else contextlib.nullcontext()
+        with tensor_mode, target_attention(request.device), tracing, recorder, workspaces:
+            run_step(runner, [x], targets, optimizer, mode=request.mode, amp=request.amp,
                      device=request.device, on_phase=on_phase, scaler=scaler)
             # Categories are settled per storage after the step, so marking at the end is enough.
             for p in trainable:
@@ -199,9 +218,11 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
         not_modelled=target_for(request.device).not_modelled(),
         warnings=tuple(warnings),
         analysis_seconds=time.perf_counter() - started,
-        engine=f"{'fake CPU' if request.amp else 'meta'} tensors, torch {torch.__version__.split('+')[0]}",
+        engine=f"{'fake CPU' if request.amp or plan is not None else 'meta'} tensors, torch {torch.__version__.split('+')[0]}",
         cuda=cuda,
     )
+    if plan is not None:  # ---- distributed hook: what this rank holds, read before the model goes
+        analysis = plan.finish(analysis, recorder, model, optimizer)
     report(1.0, "done")
     return analysis
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from .analysis import Analysis
 from .categories import CATEGORIES
+from .distributed_cli import json_fields as distributed_json_fields
 from .lever_fields import json_fields
 
 SCHEMA_VERSION = 1
@@ -46,6 +47,7 @@ def analysis_to_dict(a: Analysis, max_points: int = 2000) -> dict:
         "engine": a.engine,
         **_footprint_json(a, max_points),  # issue 7: peak_reserved_bytes, footprint, allocator
         **json_fields(a),  # engine/levers.py: checkpoint, frozen_parameters, micro_batch ...
+        **distributed_json_fields(a),  # engine/distributed_cli.py: strategy, world_size, per_rank_peak_bytes, communication
     }
 
 

@@ -47,6 +47,15 @@ class AnalysisRequest:
     cublas_workspace_config: str = ""  # CUBLAS_WORKSPACE_CONFIG, e.g. ':4096:8'
     cublaslt_workspace_size: str = ""  # CUBLASLT_WORKSPACE_SIZE in KiB
     cuda_arch: tuple[int, int] | None = None  # compute capability; None: 9.0 (Hopper)
+    # Distributed (issue 12, engine/distributed/): the strategy, the number of ranks, what is
+    # offloaded to the host, and DDP's bucket size. The defaults are one device, as before.
+    strategy: str = "single"
+    world_size: int = 1
+    offload: str | None = None
+    bucket_cap_mb: int = 25
+    gradient_as_bucket_view: bool = False
+    param_dtype: str | None = None  # FSDP2 mixed precision: all-gather and compute dtype (None: the parameters')
+    reduce_dtype: str | None = None  # FSDP2 mixed precision: gradient reduce-scatter dtype
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model.strip():
@@ -87,6 +96,12 @@ class AnalysisRequest:
         # ---- Levers: checkpointing, freezing, gradient accumulation (checked against the model in engine/levers.py)
         check_request_levers(self)
         self._check_lora()
+        # ---- Distributed (engine/distributed/strategies.py)
+        from .distributed.strategies import check as check_distributed
+
+        if (problem := check_distributed(self.strategy, self.world_size, self.offload, self.bucket_cap_mb,
+                                         self.mode, self.param_dtype, self.reduce_dtype)) is not None:
+            raise RequestError(problem)
 
     def _check_lora(self) -> None:
         """LoRA (Hugging Face models): a rank >= 0, a positive alpha, module names; only on an HF config."""

@@ -75,7 +75,7 @@ def prime_optimizer(optimizer, params: list[nn.Parameter]) -> None:
     for p in params:
         if p.requires_grad:
             p.grad = torch.zeros_like(p)
-    if isinstance(optimizer, torch.optim.Adam):
+    if isinstance(local_optimizer(optimizer), torch.optim.Adam):
         import torch.optim.adam as adam_module
 
         update = adam_module.adam
@@ -89,10 +89,17 @@ def prime_optimizer(optimizer, params: list[nn.Parameter]) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
+def local_optimizer(optimizer):
+    """The optimizer that holds this rank's state: ZeRO-1's ZeroRedundancyOptimizer keeps it in
+    the inner optimizer of the parameters the rank owns (engine/distributed)."""
+    return getattr(optimizer, "optim", optimizer)
+
+
 def optimizer_state_tensors(optimizer) -> list[tuple[str, torch.Tensor]]:
     if optimizer is None:
         return []
-    return [(k, v) for state in optimizer.state.values() for k, v in state.items() if isinstance(v, torch.Tensor)]
+    state = local_optimizer(optimizer).state
+    return [(k, v) for s in state.values() for k, v in s.items() if isinstance(v, torch.Tensor)]
 
 
 def run_step(

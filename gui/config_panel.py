@@ -19,6 +19,7 @@ from engine.request import AnalysisRequest, parse_shape
 
 from .levers_panel import LeversPanel
 from .hf_panel import HfControls, add_shipped_group
+from .distributed_panel import DistributedPanel
 
 DEBOUNCE_MS = 350
 FAMILY_TITLES = {"classification": "Classification", "segmentation": "Segmentation", "video": "Video",
@@ -126,6 +127,10 @@ class ConfigPanel(QWidget):
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(source, 1)
         layout.addWidget(config)
+        self.distributed = DistributedPanel()  # ---- issue 12: strategy and world size
+        self.distributed.set_request(initial)
+        self.distributed.sig_changed.connect(self.schedule)
+        layout.addWidget(self.distributed)
 
     # ---- Public API
     def set_catalog(self, catalog: dict[str, list[str]]) -> None:
@@ -173,6 +178,8 @@ class ConfigPanel(QWidget):
         self._mark_input(True)
         self._show_current()
         self._on_mode()
+        if hasattr(self, "distributed"):  # issue 12
+            self.distributed.set_request(request)
 
     def remember(self, model: str) -> None:
         """Put a file that analysed at the top of the recent files (torchvision names are not files)."""
@@ -200,6 +207,7 @@ class ConfigPanel(QWidget):
             optimizer=self.optimizer.currentText() if mode == "train" else "none",
             device=self.device.currentText(), first_step=self.first_step.isChecked(),
             **self.levers.fields(),
+            **self.distributed.fields(),  # issue 12: gui/distributed_panel.py
         ).replace(**self.hf.request_fields())
 
     def schedule(self, *_):

@@ -19,6 +19,7 @@ CATEGORY_LABELS = {
     "activations": "Activations (saved)",
     "temporaries": "Temporaries",
     "inputs": "Inputs",
+    "communication": "Communication",
 }
 
 
@@ -55,6 +56,7 @@ _LIGHT_CATEGORIES = {
     "activations": "#2ca02c",
     "temporaries": "#9467bd",
     "inputs": "#8c564b",
+    "communication": "#17becf",  # cyan: the one tab10 hue no other category uses
 }
 # Okabe–Ito: distinguishable with the common colour-vision deficiencies and on a washed-out projector.
 _HIGH_CONTRAST_CATEGORIES = {
@@ -65,6 +67,7 @@ _HIGH_CONTRAST_CATEGORIES = {
     "activations": "#009E73",
     "temporaries": "#CC79A7",
     "inputs": "#6B4E00",
+    "communication": "#3D3D3D",  # neutral dark grey: apart from every Okabe-Ito hue, also projected
 }
 _PHASES = {"forward": (70, 110, 160, 30), "backward": (160, 110, 50, 30), "optimizer": (110, 110, 110, 34)}
 # Slate ramp: a lightness scale with a faint blue cast, far from every category hue.

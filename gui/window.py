@@ -255,7 +255,8 @@ class MainWindow(QMainWindow):
         """The views every main analysis goes to, by name."""
         return {"summary": self.summary, "diagram": self.diagram, "timeline": self.timeline,
                 "lifetimes": self.lifetimes, "table": self.table, "compare": self.compare,
-                "scenarios": self.scenarios}
+                "scenarios": self.scenarios,
+                "ranks": getattr(self, "rank_view", None)}  # issue 12
 
     def set_analysis(self, analysis, prepared: dict | None = None) -> None:
         """Put `analysis` on every view (with the data the worker prepared for each, if any)."""
@@ -559,6 +560,7 @@ class MainWindow(QMainWindow):
         self.lower_tabs.setTabToolTip(self.lower_tabs.count() - 1,
                                       "Footprint vs batch, resolution or sequence length on the chosen GPU")
         self.planning = DevicePlanning(self.devices, self.sweeps, self.controller, self.timeline, self)
+        self._build_rank_view()  # issue 12
         self.planning.sig_capacity_changed.connect(self.timeline.set_capacity)
         self.planning.sig_use_settings.connect(self._on_planning_settings)
         from .levers_panel import CheckpointFitter  # the levers' 'fewest to fit', on this panel's device
@@ -582,6 +584,32 @@ class MainWindow(QMainWindow):
         self.build_plots()
         self.lower_tabs.setCurrentWidget(self.scenarios)
         self.scenarios.pin_dialog()
+
+    # ---- One GPU of N (issue 12)
+    def _build_rank_view(self) -> None:
+        from .rank_view import RankView
+
+        self.rank_view = RankView()
+        self.lower_tabs.addTab(self.rank_view, "GPUs (per rank)")
+        self.rank_view.sig_sweep_requested.connect(self._on_world_size_sweep)
+        self.controller.sig_partial.connect(self._on_world_size_point)
+        self.controller.sig_result.connect(lambda kind, _: self._on_world_size_status(kind, "done"))
+        self.controller.sig_error.connect(self._on_world_size_status)
+
+    def _on_world_size_point(self, kind: str, point) -> None:
+        if kind == "world_sizes":
+            self.rank_view.add_point(point)
+
+    def _on_world_size_status(self, kind: str, message: str) -> None:
+        if kind == "world_sizes":
+            self.rank_view.set_sweep_status(message)
+
+    def _on_world_size_sweep(self) -> None:
+        from engine.distributed.sweep import world_size_sweep
+
+        request = self.analysis.request
+        self.controller.submit("world_sizes", lambda progress, cancelled, partial: world_size_sweep(
+            request, progress=progress, cancelled=cancelled, on_point=partial))
 
     def _on_planning_settings(self, changes: dict) -> None:
         # The panel's Apply (a batch size), or CUDA's rules for a chosen GPU: analyse with them.

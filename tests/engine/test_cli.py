@@ -23,7 +23,7 @@ def test_json_output_has_the_documented_fields():
         assert key in doc
     assert doc["model"] == "resnet18" and doc["parameters"] == 11_689_512
     assert set(doc["peak_breakdown"]) == {"parameters", "buffers", "gradients", "optimizer_state",
-                                          "activations", "temporaries", "inputs"}
+                                          "activations", "temporaries", "inputs", "communication"}
     assert sum(doc["peak_breakdown"].values()) == doc["peak_bytes"]
     assert {"parameters_bytes", "peak_bytes"} <= set(doc["textbook"])
     layer = doc["layers"][0]

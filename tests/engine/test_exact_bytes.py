@@ -22,7 +22,7 @@ def test_inference_peak_is_params_input_and_two_live_feature_maps():
     assert a.parameter_bytes == 848
     assert a.timeline.live_at(0) == {
         "parameters": 848, "buffers": 0, "gradients": 0, "optimizer_state": 0,
-        "activations": 0, "temporaries": 0, "inputs": 64,
+        "activations": 0, "temporaries": 0, "inputs": 64, "communication": 0,
     }
     # Linear1's output (2*16*4 = 128) is still referenced when ReLU writes its own 128 bytes.
     assert a.peak.total_bytes == 848 + 64 + 128 + 128

@@ -1,0 +1,144 @@
+"""One GPU of N: small multiples of the per-rank timeline (rank 0, plus each rank whose shards
+differ from it) and the table of peak per GPU against the number of GPUs.
+
+Draws only what the engine computed: `Analysis.distributed` (engine/distributed/summary.py) and
+the world-size sweep's points (engine/distributed/sweep.py), which the window runs through the
+controller's job system when `sig_sweep_requested` fires.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSplitter, QTableWidget, QTableWidgetItem,
+                               QVBoxLayout, QWidget)
+
+from engine.units import format_size
+
+from . import style
+
+COLUMNS = ("GPUs", "Peak per GPU", "Model states", "Communication at peak")
+MAX_PANELS = 4
+
+
+def prepare(analysis) -> dict:
+    """The small multiples' curves in GiB (Qt-free; one per traced rank)."""
+    d = analysis.distributed
+    if d is None:
+        return {"panels": []}
+    return {"panels": [(_title(t, d.world_size), np.asarray(t.curve_points, dtype=float),
+                        np.asarray(t.curve_bytes, dtype=float) / 2**30) for t in d.ranks[:MAX_PANELS]]}
+
+
+class RankView(QWidget):
+    """Per-rank timelines and the peak-per-GPU table."""
+
+    sig_sweep_requested = Signal()
+    """Trace the current request at 1, 2, 4 ... 64 GPUs."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.display = style.Display()
+        self.analysis = None
+        self.header = QLabel("Choose a strategy and a number of GPUs (left panel) to see one GPU of N.")
+        self.header.setWordWrap(True)
+        self.plots = pg.GraphicsLayoutWidget()
+        self.plots.setBackground("w")
+        self.plots.setMinimumHeight(40)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.verticalHeader().setVisible(False)
+        self.table.setToolTip("Peak memory of the fullest GPU for each number of GPUs (same strategy and step)")
+        self.sweep_button = QPushButton("Peak per GPU vs GPUs")
+        self.sweep_button.setToolTip("Trace this step on 1, 2, 4 ... 64 GPUs with the chosen strategy")
+        self.sweep_button.setEnabled(False)
+        self.sweep_button.clicked.connect(self._on_sweep)
+        self.sweep_status = QLabel("")
+        table_box = QWidget()
+        col = QVBoxLayout(table_box)
+        col.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        row.addWidget(self.sweep_button)
+        row.addWidget(self.sweep_status, 1)
+        col.addLayout(row)
+        col.addWidget(self.table, 1)
+        split = QSplitter()
+        split.addWidget(self.plots)
+        split.addWidget(table_box)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.header)
+        layout.addWidget(split, 1)
+
+    # ---- Public API
+    def set_analysis(self, analysis, prepared: dict | None = None) -> None:
+        self.analysis = analysis
+        d = analysis.distributed
+        self.sweep_button.setEnabled(d is not None)
+        self.table.setRowCount(0)
+        self.sweep_status.setText("")
+        if d is None:
+            self.header.setText("One device. Choose a strategy and a number of GPUs (left panel) to see one GPU of N.")
+        else:
+            worst = d.worst_rank
+            self.header.setText(
+                f"{d.strategy} over {d.world_size} GPUs: peak per GPU {format_size(d.max_peak_bytes, self._decimal)} "
+                f"(rank {worst}); communication buffers {format_size(d.communication_at_peak_bytes, self._decimal)} "
+                f"at the peak. DeepSpeed's model-state formulas: ZeRO-2 "
+                f"{format_size(d.reference.zero2_bytes, self._decimal)}, ZeRO-3 "
+                f"{format_size(d.reference.zero3_bytes, self._decimal)} (K=12) vs traced model states "
+                f"{format_size(d.reference.memlens_model_state_bytes, self._decimal)}.")
+        self._draw((prepared or prepare(analysis))["panels"])
+
+    def add_point(self, point) -> None:
+        """One world size of the sweep, as it is computed."""
+        r = self.table.rowCount()
+        self.table.insertRow(r)
+        cells = (str(point.world_size), format_size(point.peak_bytes, self._decimal),
+                 format_size(point.model_state_bytes, self._decimal),
+                 format_size(point.communication_bytes, self._decimal))
+        for c, text in enumerate(cells):
+            self.table.setItem(r, c, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
+
+    def set_sweep_status(self, text: str, running: bool = False) -> None:
+        self.sweep_status.setText(text)
+        self.sweep_button.setEnabled(not running and self.analysis is not None
+                                     and self.analysis.distributed is not None)
+
+    def apply_display(self, display) -> None:
+        self.display = display
+        if self.analysis is not None:
+            self.set_analysis(self.analysis)
+
+    # ---- Private API
+    @property
+    def _decimal(self) -> bool:
+        return self.display.decimal_units
+
+    def _on_sweep(self) -> None:
+        self.table.setRowCount(0)
+        self.set_sweep_status("tracing…", running=True)
+        self.sig_sweep_requested.emit()
+
+    def _draw(self, panels) -> None:
+        self.plots.clear()
+        colour = self.display.colours.categories["communication"]
+        first = None
+        for i, (title, x, gib) in enumerate(panels):
+            plot = self.plots.addPlot(row=0, col=i, title=title)
+            plot.plot(x, gib, pen=pg.mkPen(colour, width=1.5), fillLevel=0, brush=pg.mkBrush(colour + "55"))
+            plot.setLabel("left", "GiB")
+            plot.showGrid(y=True, alpha=0.25)
+            if first is None:
+                first = plot
+            else:
+                plot.setYLink(first)
+
+
+def _title(trace, world_size: int) -> str:
+    others = len(trace.ranks) - 1
+    like = f" + {others} like it" if others else ""
+    return f"rank {trace.rank}{like}: {format_size(trace.peak_bytes, False)}"

@@ -1,0 +1,98 @@
+"""One GPU of N in the window (issue 12): the strategy controls build the request, the rank view
+draws the engine's per-rank summary and world-size sweep, the analysis cache keeps the summary,
+and the fit check plans for the fullest GPU."""
+import os
+
+import pytest
+
+from conftest import DATA
+from engine import AnalysisRequest, analyze
+from engine.devices import custom_device
+from engine.distributed.sweep import world_size_sweep
+from engine.footprint import fit_check
+
+pytest.importorskip("PySide6")
+
+from gui import analysis_cache  # noqa: E402
+from gui.config_panel import ConfigPanel  # noqa: E402
+from gui.distributed_panel import DistributedPanel  # noqa: E402
+from gui.rank_view import RankView  # noqa: E402
+from isolation import private_settings  # noqa: E402,F401 - a fixture
+
+MLP = os.path.join(DATA, "tiny_mlp.py") + ":build"
+
+
+@pytest.fixture(scope="module")
+def fsdp8():
+    # 8 ranks: Linear(16,4)'s 4 rows leave ranks 4-7 without optimizer state for it: two groups.
+    return analyze(AnalysisRequest(model=MLP, batch=4, strategy="fsdp", world_size=8))
+
+
+def test_choosing_a_strategy_offers_eight_gpus_and_builds_the_request(qtbot, private_settings):
+    panel = ConfigPanel(AnalysisRequest(model=MLP, batch=4))
+    qtbot.addWidget(panel)
+    assert panel.request().strategy == "single" and not panel.distributed.world_size.isEnabled()
+    with qtbot.waitSignal(panel.sig_request_changed, timeout=3000) as blocker:
+        panel.distributed.strategy.setCurrentText("zero3")
+    request = blocker.args[0]
+    assert (request.strategy, request.world_size, request.offload) == ("zero3", 8, None)
+    panel.distributed.offload.setCurrentText("optimizer")
+    assert panel.request().offload == "optimizer"
+
+
+def test_a_world_size_the_strategy_cannot_use_is_explained(qtbot, private_settings):
+    panel = ConfigPanel(AnalysisRequest(model=MLP, batch=4, strategy="fsdp", world_size=4))
+    qtbot.addWidget(panel)
+    panel.distributed.world_size.setValue(6)
+    with qtbot.waitSignal(panel.sig_invalid, timeout=3000) as blocker:
+        pass
+    assert "needs a power-of-two world size" in blocker.args[0]
+
+
+def test_set_request_shows_the_distributed_fields_without_re_analysing(qtbot):
+    panel = DistributedPanel()
+    qtbot.addWidget(panel)
+    with qtbot.assertNotEmitted(panel.sig_changed):
+        panel.set_request(AnalysisRequest(model=MLP, strategy="ddp", world_size=16, bucket_cap_mb=50))
+    assert panel.fields() == {"strategy": "ddp", "world_size": 16, "offload": None, "bucket_cap_mb": 50}
+    assert panel.bucket.isEnabled()
+
+
+def test_rank_view_shows_rank_zero_and_the_rank_that_differs(qtbot, fsdp8):
+    view = RankView()
+    qtbot.addWidget(view)
+    view.set_analysis(fsdp8)
+    titles = [item.titleLabel.text for item in view.plots.ci.items if hasattr(item, "titleLabel")]
+    assert len(titles) == 2 and titles[0].startswith("rank 0 + 3 like it") and titles[1].startswith("rank 4 + 3")
+    assert "fsdp over 8 GPUs" in view.header.text() and view.sweep_button.isEnabled()
+
+
+def test_rank_view_tables_the_engine_sweep_of_world_sizes(qtbot, fsdp8):
+    view = RankView()
+    qtbot.addWidget(view)
+    view.set_analysis(fsdp8)
+    points = world_size_sweep(fsdp8.request, world_sizes=(1, 2, 4))
+    for point in points:
+        view.add_point(point)
+    assert [view.table.item(r, 0).text() for r in range(3)] == ["1", "2", "4"]
+    # model states shrink with the shards: 848 B on one GPU, 424 B on two, 212 B on four (x4 with Adam)
+    assert [p.model_state_bytes for p in points] == [848 * 4 + 16, 424 * 4 + 16, 212 * 4 + 16]
+
+
+def test_one_device_analysis_says_how_to_see_one_gpu_of_n(qtbot):
+    view = RankView()
+    qtbot.addWidget(view)
+    view.set_analysis(analyze(AnalysisRequest(model=MLP, batch=4)))
+    assert "One device" in view.header.text() and not view.sweep_button.isEnabled()
+
+
+def test_the_cache_keeps_the_per_rank_summary(fsdp8, tmp_path):
+    analysis_cache.save(fsdp8, str(tmp_path))
+    back = analysis_cache.load(fsdp8.request, str(tmp_path))
+    assert back is not None and back.distributed == fsdp8.distributed
+
+
+def test_the_fit_check_plans_for_the_fullest_gpu(fsdp8):
+    fit = fit_check(fsdp8, custom_device(2**30))
+    tensors = next(line for line in fit.lines if line.key == "tensors")
+    assert tensors.bytes == fsdp8.distributed.max_peak_bytes == fsdp8.peak.total_bytes
