@@ -93,8 +93,9 @@ def wrap(model: nn.Module, names: tuple[str, ...]) -> Callable[[], None]:
     wrapped = []
     for name in names:
         module = modules[name]
-        wrapped.append((module, module.__dict__.get("forward")))
-        module.forward = _checkpointed_forward(module, module.forward)
+        own = module.__dict__.get("forward")
+        wrapped.append((module, own))
+        module.forward = _CheckpointedForward(module, own)
 
     def undo() -> None:
         for module, own in reversed(wrapped):
@@ -107,30 +108,39 @@ def wrap(model: nn.Module, names: tuple[str, ...]) -> Callable[[], None]:
 
 
 # ---- Private API
-def _checkpointed_forward(module: nn.Module, forward: Callable) -> Callable:
+class _CheckpointedForward:
+    """A checkpointed module's forward: an object holding its module rather than a closure, so that
+    a deep copy of the model (each distributed rank's, engine/distributed/plan.py) runs its copy."""
+
+    def __init__(self, module: nn.Module, own: Callable | None):
+        self.module, self.own = module, own  # `own`: an instance-level forward the module had
+
+    def __call__(self, *args, **kwargs):
+        forward = self.own if self.own is not None else type(self.module).forward.__get__(self.module)
+        return _run_checkpointed(forward, *args, **kwargs)
+
+
+def _run_checkpointed(forward: Callable, *args, **kwargs):
     from torch.utils.checkpoint import checkpoint
 
-    def run_checkpointed(*args, **kwargs):
-        listener = _listener()
-        region = listener.checkpoint_region() if listener is not None else None
-        # torch keeps the RNG state for the recomputation as long as the checkpoint's frame, which
-        # holds this function: a stand-in held here lives exactly as long.
-        rng_state = listener.rng_state_stand_in() if listener is not None else None
-        # torch re-enters torch.autocast for the recomputation, not the trace's own CUDA autocast
-        # (a torch function mode, engine/target.py): re-enter it here, or backward recomputes in float32.
-        autocast = _active_cuda_autocast()
-        calls = [0]
+    listener = _listener()
+    region = listener.checkpoint_region() if listener is not None else None
+    # torch keeps the RNG state for the recomputation as long as the checkpoint's frame, which
+    # holds this function: a stand-in held here lives exactly as long.
+    rng_state = listener.rng_state_stand_in() if listener is not None else None
+    # torch re-enters torch.autocast for the recomputation, not the trace's own CUDA autocast
+    # (a torch function mode, engine/target.py): re-enter it here, or backward recomputes in float32.
+    autocast = _active_cuda_autocast()
+    calls = [0]
 
-        def body(*a, **k):
-            calls[0] += 1
-            if calls[0] == 1 or listener is None:  # the forward itself
-                return forward(*a, **k)
-            with listener.recomputing(region, rng_state), autocast or contextlib.nullcontext():
-                return forward(*a, **k)  # backward running it again
+    def body(*a, **k):
+        calls[0] += 1
+        if calls[0] == 1 or listener is None:  # the forward itself
+            return forward(*a, **k)
+        with listener.recomputing(region, rng_state), autocast or contextlib.nullcontext():
+            return forward(*a, **k)  # backward running it again
 
-        return checkpoint(body, *args, use_reentrant=False, **kwargs)
-
-    return run_checkpointed
+    return checkpoint(body, *args, use_reentrant=False, **kwargs)
 
 
 def _active_cuda_autocast():
