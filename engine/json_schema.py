@@ -37,7 +37,20 @@ _REQUEST = _object({
     "input_shape": {"type": ["array", "null"], "items": {"type": "integer", "minimum": 1}},
     "dtype": {"enum": list(DTYPES)}, "amp": _BOOL, "mode": {"enum": list(MODES)},
     "optimizer": {"enum": list(OPTIMIZERS)}, "device": {"enum": list(DEVICES)}, "first_step": _BOOL,
+    # Hugging Face LoRA (engine/lora.py)
+    "lora_rank": _COUNT, "lora_alpha": {"type": ["number", "null"]}, "lora_targets": _array(_STR),
+    # levers (engine/levers.py)
+    "checkpoint": _array(_STR), "freeze": _array(_STR), "micro_batch": {"type": ["integer", "null"], "minimum": 1},
+    # the CUDA memory model (engine/cuda_cli.py)
+    "alloc_conf": _STR, "cublas_workspace_config": _STR, "cublaslt_workspace_size": _STR,
+    "cuda_arch": {"type": ["array", "null"], "items": _COUNT},
+    # distributed (engine/distributed/)
+    "strategy": _STR, "world_size": {"type": "integer", "minimum": 1},
+    "offload": {"type": ["string", "null"]}, "bucket_cap_mb": _COUNT, "gradient_as_bucket_view": _BOOL,
+    "param_dtype": {"type": ["string", "null"]}, "reduce_dtype": {"type": ["string", "null"]},
 })
+
+_LINE = _object({"key": _STR, "label": _STR, "bytes": _BYTES, "source": _STR, "note": _STR})
 
 _LAYER = _object({
     "name": _STR, "type": _STR, "kind": {"enum": list(LAYER_KINDS)},
@@ -56,9 +69,39 @@ _TIMELINE = _object({
 _FIT = _object({
     "capacity_bytes": _BYTES, "total_bytes": _BYTES, "state": {"enum": ["fits", "tight", "does not fit"]},
     "headroom_bytes": _INT, "headroom_pct": _NUM,
-    "lines": _array(_object({"key": _STR, "label": _STR, "bytes": _BYTES, "source": _STR, "note": _STR})),
+    "lines": _array(_LINE),
     "warnings": _array(_STR),
 })
+
+# The CUDA memory model's keys (engine/footprint.py json_fields; `allocator` only for CUDA traces).
+_CUDA = {
+    "peak_reserved_bytes": {"type": ["integer", "null"], "minimum": 0},
+    "footprint": _array(_LINE),
+    "allocator": {"type": "object"},  # the simulator's summary: see docs/SCHEMA.md
+}
+
+# The levers' keys (engine/lever_fields.py json_fields; `checkpoint_search` with --checkpoint fit).
+_LEVERS = {
+    "model_blocks": _array(_STR),
+    "checkpoint": {"type": ["object", "null"], "properties": {
+        "blocks": _array(_STR), "baseline_peak_bytes": _BYTES, "saved_bytes": _INT, "recompute_flops": _COUNT,
+        "step_flops": _COUNT, "recompute_pct": _NUM}, "additionalProperties": False},
+    "frozen_parameters": _COUNT,
+    "frozen_tensors": _COUNT,
+    "micro_batch": {"type": ["object", "null"], "properties": {
+        "size": _COUNT, "steps": _COUNT, "last_size": _COUNT, "accumulated_gradient_bytes": _BYTES},
+        "additionalProperties": False},
+    "checkpoint_search": {"type": "object"},
+}
+
+# The distributed keys (engine/distributed_cli.py json_fields).
+_DISTRIBUTED = {
+    "strategy": _STR,
+    "world_size": {"type": "integer", "minimum": 1},
+    "per_rank_peak_bytes": _array(_BYTES),
+    "communication": _object({"category": _STR, "peak_bytes": _BYTES, "at_peak_bytes": _BYTES}),
+    "distributed": {"type": ["object", "null"]},  # per-rank figures and the ZeRO reference: docs/SCHEMA.md
+}
 
 # The keys `analyze --max-batch / --max-resolution / --max-seq --json` adds (engine/planning_cli.py).
 _LARGEST = {
@@ -100,7 +143,10 @@ ANALYSIS_SCHEMA = {
         "engine": _STR,
         "fit": _FIT,  # with --gpu / --capacity
         **_LARGEST,
-    }, optional=("fit", *_LARGEST)),
+        **_CUDA,
+        **_LEVERS,
+        **_DISTRIBUTED,
+    }, optional=("fit", *_LARGEST, "allocator", "checkpoint_search")),
 }
 
 
