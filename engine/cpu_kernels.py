@@ -27,13 +27,14 @@ Convolution backward: the input gradient through blocked copies (channels padded
 with a stride the kernel also takes a scratch and a second input-sized buffer), the weight
 gradient through copies padded to the block of the kernel oneDNN picks (16 with AVX-512 when the
 input has 16 channels, else AVX2's 8; a "first convolution" with 1-3 input channels reads the
-input as it is).
+input as it is). AVX2's 8-channel weight-gradient kernel, when the output is one block of
+channels, sums per-thread copies of the gradient in a scratchpad (`_avx2_weight_grad_scratchpad`).
 A bfloat16 matrix product on AVX-512 without native bfloat16 accumulates its whole output in
 float32. LSTMs: `engine/cpu_lstm.py`.
 Not modelled (listed as such, lower bounds): the per-thread scratchpads (AMX tiles, the
 transposed kernels' buffers beyond one input image per thread when the kernel size is not the
-stride, the strided input-gradient kernel's, the weight-gradient reductions of small-channel
-kernels on several threads), grouped convolutions on the slow path, bfloat16 backward with
+stride, the strided input-gradient kernel's, the weight-gradient reductions of AVX-512's
+16-channel kernel on several threads), grouped convolutions on the slow path, bfloat16 backward with
 channels below a block, brgemm's per-thread buffers of bfloat16 matrix products on CPUs with
 native bfloat16 (AMX also copies the right-hand matrix).
 """
@@ -179,11 +180,12 @@ def _conv_backward(args) -> list[Step] | None:
     if mask[1]:
         if fp32:
             go_copy, in_copy, w_bytes = _weight_grad_copies(c, block)
+            accumulate = _avx2_weight_grad_scratchpad(c, block, w_bytes, mask[2])
         else:
             go_copy, in_copy, w_bytes = c.n * co * c.out_pixels * e, c.n * ci * c.in_pixels * e, co * ci * c.taps * e
-        # AMX reduces the weight gradient in float32 (one accumulator at least: a lower bound of
-        # its scratchpad, the rest being per-thread tiles).
-        accumulate = co * ci * c.taps * 4 if c.path == "amx" else 0
+            # AMX reduces the weight gradient in float32 (one accumulator at least: a lower bound
+            # of its scratchpad, the rest being per-thread tiles).
+            accumulate = co * ci * c.taps * 4 if c.path == "amx" else 0
         steps += [("alloc", "grad_out", go_copy), ("alloc", "input", in_copy), ("alloc", "grad_w", w_bytes),
                   ("alloc", "accumulate", accumulate), ("alloc", "grad_b", c.c_out * e if mask[2] else 0),
                   ("free", "accumulate"), ("free", "input"), ("free", "grad_out"),
@@ -203,6 +205,31 @@ def _weight_grad_copies(c: _Conv, block: int) -> tuple[int, int, int]:
         return go_copy, 0, _pad(c.c_out, b) * c.c_in * c.taps * c.elem
     ci = _pad(c.c_in, b)
     return go_copy, c.n * ci * c.in_pixels * c.elem, _pad(c.c_out, b) * ci * c.taps * c.elem
+
+
+def _avx2_weight_grad_scratchpad(c: _Conv, block: int, w_bytes: int, bias: bool) -> int:
+    """The scratchpad of AVX2's 8-channel float32 weight-gradient kernel (on AVX2 CPUs, and on
+    AVX-512 ones for inputs below 16 channels) when the output has a single block of channels:
+    oneDNN cannot split the work over output channels, so with one input block each thread
+    (one image or more each) sums its own weight and bias gradient, (threads - 1) copies, plus a
+    fixed 24576 bytes (20864 for a 1x1 kernel); with several input blocks the threads split
+    those instead and take 12288 bytes. A bias whose channels are not a whole block adds its
+    padded copy (128 + 4 x 8 bytes). Measured with 1, 2 and 4 threads on 1-32 input channels,
+    1x1 to 7x7 kernels, batch 2-4, 7-64 pixels wide (2026-11-28); unmeasured splits (another
+    kernel, several output blocks) take none here."""
+    first = c.c_in in ((1, 2, 3) if block == 16 else (3,))
+    b = block if first or c.c_in >= block else 8
+    if b != 8 or _pad(c.c_out, b) != b:
+        return 0
+    bias_bytes = 4 * b if bias else 0
+    padded_bias = 128 + bias_bytes if bias and c.c_out % b else 0
+    threads = min(torch.get_num_threads(), c.n)
+    if threads < 2:
+        return padded_bias
+    if _pad(c.c_in, b) > b:
+        return 12288 + (threads - 1) * bias_bytes + padded_bias
+    fixed = 20864 if c.taps == 1 else 24576
+    return (threads - 1) * (w_bytes + bias_bytes) + fixed + padded_bias
 
 
 def _transposed(x, weight, stride, groups) -> _Conv | None:

@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from engine.cpu_isa import cpu_flags, family_from
-from test_truth_cpu import AMP, AVX2_SMALL_CHANNELS, TOLERANCE, user_model
+from test_truth_cpu import AMP, TOLERANCE, user_model
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "truth_worker.py")
 
@@ -42,9 +42,6 @@ CASES = [
     (user_model("lstm"), 4, "inference", "none", None),
 ]
 
-XFAIL = {
-    ("avx2", user_model("reused_relu"), "train"): AVX2_SMALL_CHANNELS,
-}
 
 
 def _id(case):
@@ -56,9 +53,7 @@ def _id(case):
 def _params():
     for isa in ISAS:
         for case in CASES:
-            reason = XFAIL.get((isa, case[0], case[2]))
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            yield pytest.param(isa, case, marks=marks, id=f"{isa}-{_id(case)}")
+            yield pytest.param(isa, case, id=f"{isa}-{_id(case)}")
 
 
 @functools.cache
