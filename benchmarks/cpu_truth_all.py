@@ -10,7 +10,8 @@ the memory available now is skipped and listed as such. The cheapest models run 
 
 Resumable: each (model, mode) appends one JSON line to benchmarks/results/cpu_truth_<family>.jsonl
 as soon as it is measured, and a rerun skips the pairs already there (`--summary` only prints
-the file's table and figures).
+the file's figures; `--retrace` traces the measured pairs again with the current engine and
+rewrites their traced peak and error, keeping the measurement).
 """
 from __future__ import annotations
 
@@ -84,10 +85,10 @@ def by_cost(names: list[str]) -> list[str]:
 
 def run(name: str, mode: str) -> dict:
     shape = SMALLER.get(name)
-    request = AnalysisRequest(model=name, batch=2, mode=mode, optimizer=MODES[mode], input_shape=shape)
-    start = time.perf_counter()
     row = {"model": name, "mode": mode, "optimizer": MODES[mode], "batch": 2,
            "input_shape": list(shape) if shape else None}
+    request = request_of(row)
+    start = time.perf_counter()
     try:
         traced = analyze(request).peak.total_bytes
         row["traced"] = traced
@@ -102,6 +103,20 @@ def run(name: str, mode: str) -> dict:
     gc.collect()
     row["seconds"] = round(time.perf_counter() - start, 1)
     return row
+
+
+def request_of(row: dict) -> AnalysisRequest:
+    shape = tuple(row["input_shape"]) if row.get("input_shape") else None
+    return AnalysisRequest(model=row["model"], batch=row["batch"], mode=row["mode"], optimizer=row["optimizer"],
+                           input_shape=shape)
+
+
+def retrace(rows: list[dict]) -> None:
+    for row in rows:
+        if "measured" in row:
+            row["traced"] = analyze(request_of(row)).peak.total_bytes
+            row["error"] = round((row["traced"] - row["measured"]) / row["measured"], 6)
+            gc.collect()
 
 
 def summary(rows: list[dict]) -> str:
@@ -121,6 +136,7 @@ def main() -> None:
     parser.add_argument("--models", help="comma-separated names (default: every classification model)")
     parser.add_argument("--mode", choices=["train", "inference", "both"], default="both")
     parser.add_argument("--summary", action="store_true", help="print the results file's figures and stop")
+    parser.add_argument("--retrace", action="store_true", help="trace the measured pairs again, then stop")
     args = parser.parse_args()
     family = onednn_family()
     path = results_path(family)
@@ -128,7 +144,11 @@ def main() -> None:
     if os.path.exists(path):
         with open(path) as f:
             rows = [json.loads(line) for line in f if line.startswith("{")]
-    if args.summary:
+    if args.retrace:
+        retrace(rows)
+        with open(path, "w") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows)
+    if args.summary or args.retrace:
         print(summary(rows))
         return
     done = {(r["model"], r["mode"]) for r in rows}

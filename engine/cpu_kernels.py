@@ -18,7 +18,8 @@ Their per-thread scratchpad (tiles, a few hundred KiB per convolution, shape- an
 dependent) is not modelled: it is listed as such in the analysis.
 Convolutions oneDNN does not take (e.g. a batch of 1 with a small input, or bfloat16 on a CPU
 without native bf16) run the slow path, which unfolds the batch into im2col columns
-(N x C_in x kh x kw x H_out x W_out) before allocating the output.
+(N x C_in x kh x kw x H_out x W_out) before allocating the output, and again in its backward
+(`_slow_backward`).
 Transposed convolutions (float32, every family alike) go through oneDNN's backward-data
 kernel: a per-thread scratch, an input copy, the weight with output channels padded to the
 block, the output, then the real output and a second output-sized buffer. Their backward is a
@@ -123,8 +124,8 @@ def _conv_forward(args) -> list[Step] | None:
         return None
     out = c.n * c.c_out * c.out_pixels * c.elem
     if c.path == "slow":
-        if groups > 1:
-            return None  # per-group loop of the slow path: not modelled
+        if groups > 1 or any(d != 1 for d in dilation):
+            return None  # the slow path's per-group loop, slow_conv_dilated2d: not modelled
         if c.taps == 1 and all(s == 1 for s in stride) and all(p == 0 for p in padding):
             return None
         # slow_conv2d unfolds the whole batch into im2col columns first.
@@ -156,8 +157,11 @@ def _conv_backward(args) -> list[Step] | None:
     not modelled; bfloat16 with channels below a block is not either."""
     grad_out, x, weight, _, stride, padding, dilation, transposed, _, groups, mask = args[:11]
     c = _conv(x, weight, stride, padding, dilation, transposed, groups)
-    if c is None or c.path == "slow" or groups > 1:
+    if c is None or groups > 1:
         return None
+    if c.path == "slow":
+        # A dilated convolution runs slow_conv_dilated2d instead: not modelled.
+        return None if any(d != 1 for d in dilation) else _slow_backward(c, stride, padding, mask)
     block = 16 if c.path == "amx" else _block(c)
     fp32 = c.elem == 4 and c.path == "onednn"
     if not fp32 and (c.c_in < block or c.c_out < block):
@@ -183,13 +187,31 @@ def _conv_backward(args) -> list[Step] | None:
             accumulate = _avx2_weight_grad_scratchpad(c, block, w_bytes, mask[2])
         else:
             go_copy, in_copy, w_bytes = c.n * co * c.out_pixels * e, c.n * ci * c.in_pixels * e, co * ci * c.taps * e
-            # AMX reduces the weight gradient in float32 (one accumulator at least: a lower bound
-            # of its scratchpad, the rest being per-thread tiles).
-            accumulate = co * ci * c.taps * 4 if c.path == "amx" else 0
+            # bfloat16 weight gradients are reduced in float32 on every family that runs them (one
+            # accumulator at least: a lower bound of the scratchpad, the rest being per-thread
+            # transposed copies or AMX tiles; measured 1.0-13x it on resnet18's shapes).
+            accumulate = co * ci * c.taps * 4
         steps += [("alloc", "grad_out", go_copy), ("alloc", "input", in_copy), ("alloc", "grad_w", w_bytes),
                   ("alloc", "accumulate", accumulate), ("alloc", "grad_b", c.c_out * e if mask[2] else 0),
                   ("free", "accumulate"), ("free", "input"), ("free", "grad_out"),
                   ("out", 2), ("out", 1), ("free", "grad_w"), ("free", "grad_b")]
+    return steps
+
+
+def _slow_backward(c: _Conv, stride, padding, mask) -> list[Step]:
+    """slow_conv2d's backward (bfloat16 on CPUs without native bf16, float32 convolutions oneDNN
+    does not take): the input gradient, the bias gradient (bfloat16 sums a float32 copy of the
+    output gradient), the weight gradient, then im2col columns of the whole batch, taken even
+    when the input needs no gradient (none for a 1x1 kernel without stride or padding)."""
+    steps: list[Step] = [("out", 0)] if mask[0] else []
+    if mask[2]:
+        steps.append(("out", 2))
+        if c.elem == 2:
+            steps += [("alloc", "sum", c.c_out * 4), ("alloc", "grad_out", c.n * c.c_out * c.out_pixels * 4),
+                      ("free", "grad_out"), ("free", "sum")]
+    steps.append(("out", 1))
+    if not (c.taps == 1 and all(s == 1 for s in stride) and all(p == 0 for p in padding)):
+        steps += [("alloc", "columns", c.n * c.c_in * c.taps * c.out_pixels * c.elem), ("free", "columns")]
     return steps
 
 

@@ -28,6 +28,8 @@ def family(monkeypatch):
     def use(name):
         monkeypatch.setattr(cpu_isa, "onednn_family", lambda: name)
         monkeypatch.setattr(cpu_kernels, "onednn_family", lambda: name)
+        # oneDNN takes bfloat16 convolutions from AVX-512 on (native or emulated), not on AVX2.
+        monkeypatch.setattr(cpu_kernels, "_onednn_low_precision", lambda: name != AVX2)
 
     yield use
     torch.set_num_threads(threads)
@@ -157,6 +159,48 @@ def test_wide_strided_convolutions_also_take_the_second_buffer(family):
     for name in (AVX2, AVX512):
         family(name)
         assert conv_backward(2, 64, 128, 3, 2, 28) == without(measured, 290864)
+
+
+# ---- bfloat16 convolution backward
+def bf16_conv_backward(n, c_in, c_out, k, stride, h, input_grad=True, bias=False):
+    x, w = torch.empty(n, c_in, h, h, dtype=torch.bfloat16, device="meta"), torch.empty(
+        c_out, c_in, k, k, dtype=torch.bfloat16, device="meta")
+    h_out = (h + 2 * (k // 2) - k) // stride + 1
+    grad_out = torch.empty(n, c_out, h_out, h_out, dtype=torch.bfloat16, device="meta")
+    args = (grad_out, x, w, [c_out] if bias else None, [stride] * 2, [k // 2] * 2, [1, 1], False, [0, 0], 1,
+            [input_grad, True, bias])
+    outputs = (x.numel() * 2 if input_grad else 0, w.numel() * 2, c_out * 2 if bias else 0)
+    return events(kernel_script(aten.convolution_backward.default, args), outputs)
+
+
+def test_avx2s_bf16_backward_unfolds_the_whole_batch_into_columns_like_its_forward(family):
+    # No oneDNN bfloat16 on AVX2: slow_conv2d's backward, 2 threads, batch 2 (AMP on AVX2).
+    family(AVX2)
+    assert bf16_conv_backward(2, 64, 64, 3, 1, 56) == [802816, 73728, 7225344, -7225344]
+    # A bias sums the output gradient in float32 first.
+    assert bf16_conv_backward(2, 64, 64, 3, 1, 56, bias=True) == [
+        802816, 128, 256, 1605632, -1605632, -256, 73728, 7225344, -7225344]
+    # The first convolution takes its columns though its input needs no gradient.
+    assert bf16_conv_backward(2, 3, 64, 7, 2, 64, input_grad=False) == [18816, 602112, -602112]
+    # A 1x1 kernel without stride or padding reads the input as it is.
+    assert bf16_conv_backward(2, 64, 128, 1, 1, 28) == [200704, 16384]
+
+
+@pytest.mark.parametrize("name", [AVX512, AVX512_BF16, AMX])
+@pytest.mark.parametrize("c, h, avx512, amx", [(512, 7, 9582980, 9774768), (128, 28, 2019716, 1070768),
+                                               (64, 56, 1937796, 645808)])
+def test_a_bf16_weight_gradient_is_reduced_in_float32_a_lower_bound_of_its_scratchpad(family, name, c, h, avx512, amx):
+    # c -> c channels, 3x3, batch 2, 2 threads: oneDNN's weight-gradient scratchpad, measured on
+    # AVX-512 (with or without native bf16: the same) and AMX, holds at least a float32 weight.
+    measured = amx if name == AMX else avx512
+    family(name)
+    x, w = torch.empty(2, c, h, h, dtype=torch.bfloat16, device="meta"), torch.empty(
+        c, c, 3, 3, dtype=torch.bfloat16, device="meta")
+    args = (torch.empty(2, c, h, h, dtype=torch.bfloat16, device="meta"), x, w, None, [1, 1], [1, 1], [1, 1],
+            False, [0, 0], 1, [True, True, False])
+    script = kernel_script(aten.convolution_backward.default, args)
+    accumulate = sum(step[2] for step in script if step[:2] == ("alloc", "accumulate"))
+    assert accumulate == c * c * 9 * 4 <= measured
 
 
 # ---- Transposed convolution (float32: the same kernel on every family)
