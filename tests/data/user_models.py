@@ -81,6 +81,20 @@ class LSTMTagger(nn.Module):
         return self.out(y)
 
 
+class BidirectionalLSTMTagger(nn.Module):
+    """Two bidirectional layers: the second reads both directions' outputs (256 wide)."""
+
+    def __init__(self, vocab=1000, embed=64, hidden=128, tags=10):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed)
+        self.lstm = nn.LSTM(embed, hidden, num_layers=2, batch_first=True, bidirectional=True)
+        self.out = nn.Linear(2 * hidden, tags)
+
+    def forward(self, tokens):
+        y, _ = self.lstm(self.embed(tokens))
+        return self.out(y)
+
+
 class PackedLSTMClassifier(nn.Module):
     """Variable-length sequences packed before the LSTM (lengths 20, 19, 18, ... down the batch),
     classified from the last hidden state."""
@@ -117,6 +131,10 @@ def build_reused_relu():
 
 def build_lstm():
     return LSTMTagger(), torch.zeros(1, 20, dtype=torch.long)
+
+
+def build_bidirectional_lstm():
+    return BidirectionalLSTMTagger(), torch.zeros(1, 20, dtype=torch.long)
 
 
 def build_packed_lstm():

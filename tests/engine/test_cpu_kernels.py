@@ -291,6 +291,35 @@ def test_an_lstm_layer_copies_its_weights_with_onednns_padded_leading_dimension_
     assert traced == [163840 if b == 193368 else -163840 if b == -193368 else b for b in measured]
 
 
+def rnn_layer_backward(t, n, e, h, grad_out):
+    x, hx, w_ih, w_hh = meta(t, n, e), meta(n, h), meta(4 * h, e), meta(4 * h, h)
+    args = (x, w_ih, w_hh, meta(4 * h), meta(4 * h), hx, hx, meta(t, n, h), hx, hx, grad_out, hx, hx, False, 2, h,
+            1, True, True, False, [], False, meta(1))
+    script = kernel_script(aten.mkldnn_rnn_layer_backward.default, args)
+    return [step[2] for step in script if step[0] == "alloc" and step[2]]
+
+
+@pytest.mark.parametrize("e, h, transposed", [
+    (64, 128, []), (256, 128, [557056]), (200, 128, [425984]), (100, 128, [229376]), (64, 256, [1114112]),
+    (128, 100, [179200]),
+])
+def test_an_lstm_backward_copies_the_weights_transposed_where_onednn_pads_their_width(e, h, transposed):
+    # 20 steps, batch 4 (nn.LSTM, 1 layer): the measured allocations inside
+    # mkldnn_rnn_layer_backward before its weight copies: a transposed input (or recurrent)
+    # weight, 4h rows with oneDNN's leading dimension, when that pads the width.
+    ld = -(-4 * h // 16) * 16 + (16 if 4 * h % 256 == 0 else 0)  # the gates' padded leading dimension
+    bias, scratch = 4 * h * 4, 20 * 4 * ld * 4
+    assert rnn_layer_backward(20, 4, e, h, meta(20, 4, h)) == [bias, bias, *transposed, e * ld * 4, h * ld * 4, scratch]
+
+
+def test_a_bidirectional_layers_output_gradient_is_copied_contiguous():
+    # 2 x 128 hidden units, 20 steps, batch 4: the gradient of one direction is a slice of the
+    # concatenated output's (measured: a 40960-byte copy before the backward's outputs).
+    sliced = meta(20, 4, 256)[:, :, 128:]
+    assert rnn_layer_backward(20, 4, 256, 128, sliced)[0] == 40960
+    assert 40960 not in rnn_layer_backward(20, 4, 256, 128, meta(20, 4, 128))
+
+
 # ---- Which family oneDNN runs
 @pytest.mark.parametrize("flags, cap, expected", [
     ({"avx2", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16", "amx_bf16", "amx_tile"}, None, AMX),

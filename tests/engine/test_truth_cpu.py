@@ -53,7 +53,7 @@ CASES = [
     case(TINY_TRANSFORMER, 4, "inference", "none", marks=pytest.mark.xfail(
         strict=True, reason="nn.TransformerEncoderLayer's fused inference fast path is not modelled (+12%)")),
     # Users' own small models, batch 4 (few input channels, transposed convolutions, one
-    # in-place ReLU reused, modules applied recursively, LSTMs with and without packing).
+    # in-place ReLU reused, modules applied recursively, LSTMs with and without packing, bidirectional).
     case(user_model("mnist"), 4, "train", "adam"),
     case(user_model("mnist"), 4, "inference", "none"),
     case(user_model("recursive"), 4, "train", "adam"),
@@ -66,6 +66,10 @@ CASES = [
     case(user_model("packed_lstm"), 4, "inference", "none"),
     case(user_model("lstm"), 4, "train", "adam"),
     case(user_model("lstm"), 4, "inference", "none"),
+    case(user_model("bidirectional_lstm"), 4, "train", "adam"),
+    case(user_model("bidirectional_lstm"), 4, "inference", "none", marks=pytest.mark.xfail(strict=True, reason=(
+        "oneDNN's inference scratchpad beyond the gates grows with an input wider than the hidden state "
+        "(124 KiB for the second layer's 256 inputs, -3.2%): not modelled"))),
 ]
 
 
