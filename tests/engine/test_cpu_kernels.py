@@ -161,6 +161,22 @@ def test_wide_strided_convolutions_also_take_the_second_buffer(family):
         assert conv_backward(2, 64, 128, 3, 2, 28) == without(measured, 290864)
 
 
+# ---- Grouped convolutions
+@pytest.mark.parametrize("name", [AVX2, AMX])
+@pytest.mark.parametrize("c, groups, stride, measured", [
+    (72, 3, 2, [451584, 62208, 112896, -62208, -451584, 112896, -112896]),  # regnet_x_1_6gf's 24 per group
+    (40, 5, 1, [250880, 11520, 250880, -11520, -250880, 250880, -250880]),
+    (64, 2, 1, [401408, 73728, 401408, -73728, -401408, 401408, -401408]),
+])
+def test_grouped_float32_convolutions_copy_without_padding_channels(family, name, c, groups, stride, measured):
+    # c -> c channels in groups, 3x3, 28x28, batch 2, inference (nothing padded to 8 or 16).
+    family(name)
+    x, w = meta(2, c, 28, 28), meta(c, c // groups, 3, 3)
+    h_out = (28 + 2 - 3) // stride + 1
+    args = (x, w, meta(c), [stride] * 2, [1, 1], [1, 1], False, [0, 0], groups)
+    assert events(kernel_script(aten.convolution.default, args), (2 * c * h_out * h_out * 4,)) == measured
+
+
 # ---- bfloat16 convolution backward
 def bf16_conv_backward(n, c_in, c_out, k, stride, h, input_grad=True, bias=False):
     x, w = torch.empty(n, c_in, h, h, dtype=torch.bfloat16, device="meta"), torch.empty(
