@@ -53,7 +53,8 @@ CASES = [
     case(TINY_TRANSFORMER, 4, "inference", "none", marks=pytest.mark.xfail(
         strict=True, reason="nn.TransformerEncoderLayer's fused inference fast path is not modelled (+12%)")),
     # Users' own small models, batch 4 (few input channels, transposed convolutions, one
-    # in-place ReLU reused, modules applied recursively, LSTMs with and without packing, bidirectional).
+    # in-place ReLU reused, modules applied recursively, LSTMs with and without packing or
+    # bidirectional, a grouped convolution).
     case(user_model("mnist"), 4, "train", "adam"),
     case(user_model("mnist"), 4, "inference", "none"),
     case(user_model("recursive"), 4, "train", "adam"),
@@ -70,6 +71,8 @@ CASES = [
     case(user_model("bidirectional_lstm"), 4, "inference", "none", marks=pytest.mark.xfail(strict=True, reason=(
         "oneDNN's inference scratchpad beyond the gates grows with an input wider than the hidden state "
         "(124 KiB for the second layer's 256 inputs, -3.2%): not modelled"))),
+    case(user_model("grouped"), 4, "train", "adam"),
+    case(user_model("grouped"), 4, "inference", "none"),
 ]
 
 

@@ -3,10 +3,10 @@ pick their kernels, and with them their scratch buffers, by instruction set, so 
 holds on one CPU and fails on another is a bug in the model (issue 8).
 
 One subprocess per instruction set runs a subset of the truth cases chosen to exercise the
-ISA-dependent kernels (float32 and bfloat16 convolutions, AMP, few channels, transposed
-convolutions, LSTMs, a vision transformer's attention and matrix products; recursive modules and
-packed sequences run the same kernels on every family and stay in test_truth_cpu.py); each
-(ISA, case) is one test. Target: within 2%, as in test_truth_cpu.py.
+ISA-dependent kernels (float32 and bfloat16 convolutions, AMP, few channels, grouped and
+transposed convolutions, LSTMs, a vision transformer's attention and matrix products;
+recursive modules and packed sequences run the same kernels on every family and stay in
+test_truth_cpu.py); each (ISA, case) is one test. Target: within 2%, as in test_truth_cpu.py.
 """
 import functools
 import json
@@ -38,6 +38,8 @@ CASES = [
     (user_model("autoencoder"), 4, "inference", "none", None),
     (user_model("reused_relu"), 4, "train", "adam", None),
     (user_model("reused_relu"), 4, "inference", "none", None),
+    (user_model("grouped"), 4, "train", "adam", None),
+    (user_model("grouped"), 4, "inference", "none", None),
     (user_model("lstm"), 4, "train", "adam", None),
     (user_model("lstm"), 4, "inference", "none", None),
     ("vit_b_16", 1, "train", "adamw", None),  # attention and large float32 matrix products
