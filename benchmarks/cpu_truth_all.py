@@ -10,8 +10,8 @@ the memory available now is skipped and listed as such. The cheapest models run 
 
 Resumable: each (model, mode) appends one JSON line to benchmarks/results/cpu_truth_<family>.jsonl
 as soon as it is measured, and a rerun skips the pairs already there (`--summary` only prints
-the file's figures; `--retrace` traces the measured pairs again with the current engine and
-rewrites their traced peak and error, keeping the measurement).
+the file's figures; `--retrace` traces the measured pairs again (those of `--models` if given)
+with the current engine and rewrites their traced peak and error, keeping the measurement).
 """
 from __future__ import annotations
 
@@ -111,9 +111,9 @@ def request_of(row: dict) -> AnalysisRequest:
                            input_shape=shape)
 
 
-def retrace(rows: list[dict]) -> None:
+def retrace(rows: list[dict], names: set[str] | None) -> None:
     for row in rows:
-        if "measured" in row:
+        if "measured" in row and (names is None or row["model"] in names):
             row["traced"] = analyze(request_of(row)).peak.total_bytes
             row["error"] = round((row["traced"] - row["measured"]) / row["measured"], 6)
             gc.collect()
@@ -145,7 +145,7 @@ def main() -> None:
         with open(path) as f:
             rows = [json.loads(line) for line in f if line.startswith("{")]
     if args.retrace:
-        retrace(rows)
+        retrace(rows, set(args.models.split(",")) if args.models else None)
         with open(path, "w") as f:
             f.writelines(json.dumps(row) + "\n" for row in rows)
     if args.summary or args.retrace:
