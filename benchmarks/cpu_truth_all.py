@@ -2,20 +2,30 @@
 (batch 2, Adam) and a real inference pass, each traced by MemLens and measured by the allocator
 (engine/truth.py). Target: within 2% (docs/VALIDATION.md).
 
-Run: `.venv/bin/python benchmarks/cpu_truth_all.py [--models a,b] [--mode train|inference|both]`
+Run: `nice -n 19 .venv/bin/python benchmarks/cpu_truth_all.py [--models a,b] [--mode train|inference|both]`
 Restrict the instruction set as for the truth tests, e.g. `ONEDNN_MAX_CPU_ISA=AVX2
-ATEN_CPU_CAPABILITY=avx2`. Native resolution, except the largest models (SMALLER); a model whose
-traced peak exceeds half the memory available now is skipped and listed as such.
+ATEN_CPU_CAPABILITY=avx2`. Leave the thread count as it is: oneDNN's scratchpads follow it.
+Native resolution, except the largest models (SMALLER); a model whose traced peak exceeds half
+the memory available now is skipped and listed as such. The cheapest models run first.
+
+Resumable: each (model, mode) appends one JSON line to benchmarks/results/cpu_truth_<family>.jsonl
+as soon as it is measured, and a rerun skips the pairs already there (`--summary` only prints
+the file's figures; `--retrace` traces the measured pairs again (those of `--models` if given)
+with the current engine and rewrites their traced peak and error, keeping the measurement).
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import gc
+import json
 import os
+import platform
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
@@ -37,6 +47,21 @@ SMALLER = {
 MODES = {"train": "adam", "inference": "none"}
 
 
+def results_path(family: str) -> str:
+    return os.path.join(ROOT, "benchmarks", "results", f"cpu_truth_{family}.jsonl")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def available_bytes() -> int:
     with open("/proc/meminfo") as f:
         for line in f:
@@ -45,45 +70,108 @@ def available_bytes() -> int:
     return 1 << 62
 
 
-def run(name: str, mode: str) -> tuple[str, int | None, int | None, float | None]:
-    request = AnalysisRequest(model=name, batch=2, mode=mode, optimizer=MODES[mode], input_shape=SMALLER.get(name))
-    traced = analyze(request).peak.total_bytes
-    if traced > available_bytes() // 2:
-        return "skipped (memory)", traced, None, None
-    measured = measure_cpu_step(request).peak_bytes
+def by_cost(names: list[str]) -> list[str]:
+    """Cheapest first (torchvision's GFLOPs per image at the weights' resolution), so an
+    interrupted run has measured as many models as its time allowed."""
+    import torchvision.models as tvm
+
+    def gflops(name):
+        try:
+            return tvm.get_model_weights(name).DEFAULT.meta.get("_ops", 1e9)
+        except (ValueError, AttributeError, KeyError):
+            return 1e9
+    return sorted(names, key=gflops)
+
+
+def run(name: str, mode: str) -> dict:
+    shape = SMALLER.get(name)
+    row = {"model": name, "mode": mode, "optimizer": MODES[mode], "batch": 2,
+           "input_shape": list(shape) if shape else None}
+    request = request_of(row)
+    start = time.perf_counter()
+    try:
+        traced = analyze(request).peak.total_bytes
+        row["traced"] = traced
+        if traced > available_bytes() // 2:
+            row["note"] = "skipped (memory)"
+        else:
+            measured = measure_cpu_step(request).peak_bytes
+            row["measured"] = measured
+            row["error"] = round((traced - measured) / measured, 6)
+    except Exception as e:  # a model that cannot run here is reported, not fatal
+        row["note"] = f"error: {type(e).__name__}: {str(e)[:120]}"
     gc.collect()
-    return "", traced, measured, (traced - measured) / measured
+    row["seconds"] = round(time.perf_counter() - start, 1)
+    return row
+
+
+def request_of(row: dict) -> AnalysisRequest:
+    shape = tuple(row["input_shape"]) if row.get("input_shape") else None
+    return AnalysisRequest(model=row["model"], batch=row["batch"], mode=row["mode"], optimizer=row["optimizer"],
+                           input_shape=shape)
+
+
+def retrace(rows: list[dict], names: set[str] | None) -> None:
+    for row in rows:
+        if "measured" in row and (names is None or row["model"] in names):
+            row["traced"] = analyze(request_of(row)).peak.total_bytes
+            row["error"] = round((row["traced"] - row["measured"]) / row["measured"], 6)
+            gc.collect()
+
+
+def summary(rows: list[dict]) -> str:
+    errors = [r["error"] for r in rows if "error" in r]
+    skipped = [f"{r['model']} {r['mode']} ({r['note']})" for r in rows if "error" not in r]
+    lines = [f"{len(errors)} measured: {sum(abs(e) < TOLERANCE for e in errors)} within 2%, "
+             f"{sum(abs(e) < 0.01 for e in errors)} within 1%"
+             + (f", worst {max(errors, key=abs):+.2%}" if errors else "")]
+    lines += [f"outside 2%: {r['model']} {r['mode']} {r['error']:+.2%}" for r in rows
+              if "error" in r and abs(r["error"]) >= TOLERANCE]
+    lines += [f"not measured: {s}" for s in skipped]
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", help="comma-separated names (default: every classification model)")
     parser.add_argument("--mode", choices=["train", "inference", "both"], default="both")
+    parser.add_argument("--summary", action="store_true", help="print the results file's figures and stop")
+    parser.add_argument("--retrace", action="store_true", help="trace the measured pairs again, then stop")
     args = parser.parse_args()
-    names = args.models.split(",") if args.models else catalog()["classification"]
+    family = onednn_family()
+    path = results_path(family)
+    rows = []
+    if os.path.exists(path):
+        with open(path) as f:
+            rows = [json.loads(line) for line in f if line.startswith("{")]
+    if args.retrace:
+        retrace(rows, set(args.models.split(",")) if args.models else None)
+        with open(path, "w") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows)
+    if args.summary or args.retrace:
+        print(summary(rows))
+        return
+    done = {(r["model"], r["mode"]) for r in rows}
+    names = args.models.split(",") if args.models else by_cost(catalog()["classification"])
     modes = list(MODES) if args.mode == "both" else [args.mode]
-    print(f"oneDNN family {onednn_family()}, ATen {torch.backends.cpu.get_cpu_capability()}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}")
-    print(f"{'model':28s} {'mode':9s} {'traced':>14s} {'measured':>14s} {'error':>8s}  note")
-    errors: list[float] = []
-    skipped = 0
+    context = {"family": family, "aten": torch.backends.cpu.get_cpu_capability(),
+               "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": cpu_model(),
+               "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA")}
+    print(json.dumps(context), flush=True)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     for name in names:
         for mode in modes:
-            start = time.perf_counter()
-            try:
-                note, traced, measured, error = run(name, mode)
-            except Exception as e:  # a model that cannot run here is reported, not fatal
-                note, traced, measured, error = f"error: {type(e).__name__}: {str(e)[:80]}", None, None, None
-            if error is None:
-                skipped += 1
-            else:
-                errors.append(error)
-                note = (note or ("" if abs(error) < TOLERANCE else "OUTSIDE 2%")) + f" {time.perf_counter() - start:.0f}s"
-            print(f"{name:28s} {mode:9s} {traced or 0:>14,d} {measured or 0:>14,d} "
-                  f"{'' if error is None else f'{error:+.2%}':>8s}  {note}", flush=True)
-    if errors:
-        print(f"\n{len(errors)} measured, {skipped} skipped: {sum(abs(e) < TOLERANCE for e in errors)} within 2%, "
-              f"{sum(abs(e) < 0.01 for e in errors)} within 1%, worst {max(errors, key=abs):+.2%}")
+            if (name, mode) in done:
+                continue
+            row = run(name, mode)
+            row.update(context, date=datetime.date.today().isoformat())
+            with open(path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            rows.append(row)
+            error = f"{row['error']:+.2%}" if "error" in row else ""
+            print(f"{name:24s} {mode:9s} {row.get('traced', 0):>14,d} {row.get('measured', 0):>14,d} "
+                  f"{error:>8s} {row['seconds']:>6.0f}s {row.get('note', '')}", flush=True)
+    print(summary(rows))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ convolution that ATen hands to oneDNN (`_uses_onednn`, ATen's `use_mkldnn` rule)
 2. reorders the input into a blocked layout when it has at least one block of channels
    (channels padded up to the block: 16 with AVX-512, 8 below),
 3. reorders the weight (output channels padded to the block, input channels too when the input
-   is blocked; bfloat16 pads unblocked input channels to a pair),
+   is blocked; bfloat16 pads unblocked input channels to a pair; grouped float32 convolutions
+   pad no channel anywhere),
 4. computes the output in the blocked layout, frees the copies, allocates the real output (the
    tensor the trace sees), copies into it and frees the blocked output.
 With AMX (bfloat16 on Sapphire Rapids and later) oneDNN's brgemm kernels work in channels-last:
@@ -18,7 +19,8 @@ Their per-thread scratchpad (tiles, a few hundred KiB per convolution, shape- an
 dependent) is not modelled: it is listed as such in the analysis.
 Convolutions oneDNN does not take (e.g. a batch of 1 with a small input, or bfloat16 on a CPU
 without native bf16) run the slow path, which unfolds the batch into im2col columns
-(N x C_in x kh x kw x H_out x W_out) before allocating the output.
+(N x C_in x kh x kw x H_out x W_out) before allocating the output, and again in its backward
+(`_slow_backward`).
 Transposed convolutions (float32, every family alike) go through oneDNN's backward-data
 kernel: a per-thread scratch, an input copy, the weight with output channels padded to the
 block, the output, then the real output and a second output-sized buffer. Their backward is a
@@ -27,13 +29,14 @@ Convolution backward: the input gradient through blocked copies (channels padded
 with a stride the kernel also takes a scratch and a second input-sized buffer), the weight
 gradient through copies padded to the block of the kernel oneDNN picks (16 with AVX-512 when the
 input has 16 channels, else AVX2's 8; a "first convolution" with 1-3 input channels reads the
-input as it is).
+input as it is). AVX2's 8-channel weight-gradient kernel, when the output is one block of
+channels, sums per-thread copies of the gradient in a scratchpad (`_avx2_weight_grad_scratchpad`).
 A bfloat16 matrix product on AVX-512 without native bfloat16 accumulates its whole output in
 float32. LSTMs: `engine/cpu_lstm.py`.
 Not modelled (listed as such, lower bounds): the per-thread scratchpads (AMX tiles, the
 transposed kernels' buffers beyond one input image per thread when the kernel size is not the
-stride, the strided input-gradient kernel's, the weight-gradient reductions of small-channel
-kernels on several threads), grouped convolutions on the slow path, bfloat16 backward with
+stride, the strided input-gradient kernel's, the weight-gradient reductions of AVX-512's
+16-channel kernel on several threads), grouped convolutions on the slow path, bfloat16 backward with
 channels below a block, brgemm's per-thread buffers of bfloat16 matrix products on CPUs with
 native bfloat16 (AMX also copies the right-hand matrix).
 """
@@ -122,8 +125,8 @@ def _conv_forward(args) -> list[Step] | None:
         return None
     out = c.n * c.c_out * c.out_pixels * c.elem
     if c.path == "slow":
-        if groups > 1:
-            return None  # per-group loop of the slow path: not modelled
+        if groups > 1 or any(d != 1 for d in dilation):
+            return None  # the slow path's per-group loop, slow_conv_dilated2d: not modelled
         if c.taps == 1 and all(s == 1 for s in stride) and all(p == 0 for p in padding):
             return None
         # slow_conv2d unfolds the whole batch into im2col columns first.
@@ -136,6 +139,12 @@ def _conv_forward(args) -> list[Step] | None:
     block = _block(c)
     blocked = c.c_in >= block
     low = c.elem == 2
+    if groups > 1 and c.c_in_group > 1 and not low:
+        # Grouped (not depthwise) float32: every copy keeps its channels unpadded (measured on
+        # AVX2 and AMX with 8-32 channels per group, 40-72 in all).
+        return [("alloc", "input", c.n * c.c_in * c.in_pixels * c.elem if blocked else 0),
+                ("alloc", "weight", c.c_out * c.c_in_group * c.taps * c.elem), ("alloc", "blocked", out),
+                ("free", "weight"), ("free", "input"), ("out", 0), ("free", "blocked")]
     if groups > 1:
         w_copy = _pad(c.c_out, block) * c.c_in_group * c.taps * c.elem
         bias_scratch = 128 + 4 * _pad(c.c_out, block) if low and c.c_in_group == 1 and bias is not None else 0
@@ -155,8 +164,11 @@ def _conv_backward(args) -> list[Step] | None:
     not modelled; bfloat16 with channels below a block is not either."""
     grad_out, x, weight, _, stride, padding, dilation, transposed, _, groups, mask = args[:11]
     c = _conv(x, weight, stride, padding, dilation, transposed, groups)
-    if c is None or c.path == "slow" or groups > 1:
+    if c is None or groups > 1:
         return None
+    if c.path == "slow":
+        # A dilated convolution runs slow_conv_dilated2d instead: not modelled.
+        return None if any(d != 1 for d in dilation) else _slow_backward(c, stride, padding, mask)
     block = 16 if c.path == "amx" else _block(c)
     fp32 = c.elem == 4 and c.path == "onednn"
     if not fp32 and (c.c_in < block or c.c_out < block):
@@ -179,15 +191,34 @@ def _conv_backward(args) -> list[Step] | None:
     if mask[1]:
         if fp32:
             go_copy, in_copy, w_bytes = _weight_grad_copies(c, block)
+            accumulate = _avx2_weight_grad_scratchpad(c, block, w_bytes, mask[2])
         else:
             go_copy, in_copy, w_bytes = c.n * co * c.out_pixels * e, c.n * ci * c.in_pixels * e, co * ci * c.taps * e
-        # AMX reduces the weight gradient in float32 (one accumulator at least: a lower bound of
-        # its scratchpad, the rest being per-thread tiles).
-        accumulate = co * ci * c.taps * 4 if c.path == "amx" else 0
+            # bfloat16 weight gradients are reduced in float32 on every family that runs them (one
+            # accumulator at least: a lower bound of the scratchpad, the rest being per-thread
+            # transposed copies or AMX tiles; measured 1.0-13x it on resnet18's shapes).
+            accumulate = co * ci * c.taps * 4
         steps += [("alloc", "grad_out", go_copy), ("alloc", "input", in_copy), ("alloc", "grad_w", w_bytes),
                   ("alloc", "accumulate", accumulate), ("alloc", "grad_b", c.c_out * e if mask[2] else 0),
                   ("free", "accumulate"), ("free", "input"), ("free", "grad_out"),
                   ("out", 2), ("out", 1), ("free", "grad_w"), ("free", "grad_b")]
+    return steps
+
+
+def _slow_backward(c: _Conv, stride, padding, mask) -> list[Step]:
+    """slow_conv2d's backward (bfloat16 on CPUs without native bf16, float32 convolutions oneDNN
+    does not take): the input gradient, the bias gradient (bfloat16 sums a float32 copy of the
+    output gradient), the weight gradient, then im2col columns of the whole batch, taken even
+    when the input needs no gradient (none for a 1x1 kernel without stride or padding)."""
+    steps: list[Step] = [("out", 0)] if mask[0] else []
+    if mask[2]:
+        steps.append(("out", 2))
+        if c.elem == 2:
+            steps += [("alloc", "sum", c.c_out * 4), ("alloc", "grad_out", c.n * c.c_out * c.out_pixels * 4),
+                      ("free", "grad_out"), ("free", "sum")]
+    steps.append(("out", 1))
+    if not (c.taps == 1 and all(s == 1 for s in stride) and all(p == 0 for p in padding)):
+        steps += [("alloc", "columns", c.n * c.c_in * c.taps * c.out_pixels * c.elem), ("free", "columns")]
     return steps
 
 
@@ -203,6 +234,31 @@ def _weight_grad_copies(c: _Conv, block: int) -> tuple[int, int, int]:
         return go_copy, 0, _pad(c.c_out, b) * c.c_in * c.taps * c.elem
     ci = _pad(c.c_in, b)
     return go_copy, c.n * ci * c.in_pixels * c.elem, _pad(c.c_out, b) * ci * c.taps * c.elem
+
+
+def _avx2_weight_grad_scratchpad(c: _Conv, block: int, w_bytes: int, bias: bool) -> int:
+    """The scratchpad of AVX2's 8-channel float32 weight-gradient kernel (on AVX2 CPUs, and on
+    AVX-512 ones for inputs below 16 channels) when the output has a single block of channels:
+    oneDNN cannot split the work over output channels, so with one input block each thread
+    (one image or more each) sums its own weight and bias gradient, (threads - 1) copies, plus a
+    fixed 24576 bytes (20864 for a 1x1 kernel); with several input blocks the threads split
+    those instead and take 12288 bytes. A bias whose channels are not a whole block adds its
+    padded copy (128 + 4 x 8 bytes). Measured with 1, 2 and 4 threads on 1-32 input channels,
+    1x1 to 7x7 kernels, batch 2-4, 7-64 pixels wide (2026-11-28); unmeasured splits (another
+    kernel, several output blocks) take none here."""
+    first = c.c_in in ((1, 2, 3) if block == 16 else (3,))
+    b = block if first or c.c_in >= block else 8
+    if b != 8 or _pad(c.c_out, b) != b:
+        return 0
+    bias_bytes = 4 * b if bias else 0
+    padded_bias = 128 + bias_bytes if bias and c.c_out % b else 0
+    threads = min(torch.get_num_threads(), c.n)
+    if threads < 2:
+        return padded_bias
+    if _pad(c.c_in, b) > b:
+        return 12288 + (threads - 1) * bias_bytes + padded_bias
+    fixed = 20864 if c.taps == 1 else 24576
+    return (threads - 1) * (w_bytes + bias_bytes) + fixed + padded_bias
 
 
 def _transposed(x, weight, stride, groups) -> _Conv | None:

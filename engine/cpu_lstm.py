@@ -9,9 +9,11 @@ arrays of gates, states and their gradients (exact on 14 measured shapes). The b
 the weights again. Measured alike on every ISA family (torch.profiler's allocator events,
 torch 2.14, 2026-11-28). A packed sequence does not go to oneDNN; ATen's CPU loop projects every
 step's input at once first (`packed_lstm`).
-Not modelled (lower bounds): the scratchpad beyond the gates (6-25 KiB per layer), the
-backward's transposed recurrent weight at 256 hidden units and more, bidirectional packed
-sequences, bfloat16 LSTMs.
+The backward copies the weights transposed where oneDNN pads their width, and a bidirectional
+layer's output gradient contiguous.
+Not modelled (lower bounds): the scratchpad beyond the gates (6-25 KiB per layer when the input
+is no wider than the hidden state, more for wider inputs: 124 KiB at 256 inputs and 128 hidden
+units), bidirectional packed sequences, bfloat16 LSTMs.
 """
 from __future__ import annotations
 
@@ -75,16 +77,32 @@ def rnn_forward(args) -> list[Step] | None:
 def rnn_backward(args) -> list[Step] | None:
     """The allocations of `mkldnn_rnn_layer_backward` around its outputs."""
     x, w_ih, w_hh, hx = args[0], args[1], args[2], args[5]
-    grad_hy, grad_cy = args[11], args[12]
+    grad_out, grad_hy, grad_cy = args[10], args[11], args[12]
     if x.dtype != torch.float32 or x.dim() != 3:
         return None
     state = hx.numel() * 4
-    return ([("alloc", "zero_hy", state if grad_hy is None else 0),
+    # A bidirectional layer's output gradient is a slice of the next layer's: copied contiguous.
+    grad_copy = grad_out.numel() * 4 if grad_out is not None and not grad_out.is_contiguous() else 0
+    return ([("alloc", "grad_out", grad_copy), ("alloc", "zero_hy", state if grad_hy is None else 0),
              ("alloc", "zero_cy", state if grad_cy is None else 0),
              ("alloc", "bias", w_ih.shape[0] * 4), ("out", 0), ("out", 5), ("out", 6), ("out", 1), ("out", 2),
              ("out", 3), ("alloc", "grad_bias", w_ih.shape[0] * 4)]
+            + _transposed_weights(w_ih, w_hh)
             + _rnn_copies(x, w_ih, w_hh, True)
-            + [("free", "grad_bias"), ("out", 4), ("free", "bias"), ("free", "zero_hy"), ("free", "zero_cy")])
+            + [("free", "w_ih_t"), ("free", "w_hh_t"), ("free", "grad_bias"), ("out", 4), ("free", "bias"),
+               ("free", "zero_hy"), ("free", "zero_cy"), ("free", "grad_out")])
+
+
+def _transposed_weights(w_ih, w_hh) -> list[Step]:
+    """The backward multiplies by the transposed weights, copied with oneDNN's leading dimension
+    where it is not the width itself (a width not a multiple of 16, or a multiple of 256):
+    measured for 64-256 inputs and 100-256 hidden units."""
+    gates = w_ih.shape[0]
+    steps = []
+    for name, width in (("w_ih_t", w_ih.shape[1]), ("w_hh_t", w_hh.shape[1])):
+        if _good_ld(width) != width:
+            steps.append(("alloc", name, gates * _good_ld(width) * 4))
+    return steps
 
 
 def onednn_lstm(x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first):
@@ -98,8 +116,10 @@ def onednn_lstm(x, hx, params, has_biases, num_layers, dropout, train, bidirecti
     time_major = (x.transpose(0, 1) if batch_first else x).contiguous()
     x = time_major
     hy, cy = [], []
+    # One output per direction, each replaced by the next layer's (ATen's layer_output): a
+    # bidirectional layer's outputs stay live until that direction of the next layer is done.
+    outputs = [None] * directions
     for layer in range(num_layers):
-        outputs = []
         for direction in range(directions):
             index = layer * directions + direction
             w = params[index * per_layer:(index + 1) * per_layer]
@@ -107,7 +127,7 @@ def onednn_lstm(x, hx, params, has_biases, num_layers, dropout, train, bidirecti
             out, h, c, _ = aten.mkldnn_rnn_layer(x, w[0], w[1], b_ih, b_hh, h0[index], c0[index], direction > 0,
                                                  [], 2, h0.shape[2], num_layers, has_biases, bidirectional,
                                                  batch_first, train)
-            outputs.append(out)
+            outputs[direction] = out
             hy.append(h)
             cy.append(c)
         x = outputs[0] if directions == 1 else torch.cat(outputs, -1)

@@ -51,6 +51,23 @@ class ConvAutoencoder(nn.Module):
         return self.decoder(self.encoder(x))
 
 
+class GroupedBlock(nn.Module):
+    """A ResNeXt-style residual block: 1x1, a grouped 3x3 (4 groups of 8 channels), 1x1."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 32, 3, padding=1)
+        self.reduce = nn.Conv2d(32, 32, 1)
+        self.grouped = nn.Conv2d(32, 32, 3, padding=1, groups=4)
+        self.expand = nn.Conv2d(32, 32, 1)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        y = self.expand(F.relu(self.grouped(F.relu(self.reduce(x)))))
+        return self.head(F.relu(x + y).mean((2, 3)))
+
+
 class FourChannelReusedReLU(nn.Module):
     """Few channels, and one in-place ReLU module called after every convolution."""
 
@@ -75,6 +92,20 @@ class LSTMTagger(nn.Module):
         self.embed = nn.Embedding(vocab, embed)
         self.lstm = nn.LSTM(embed, hidden, num_layers=2, batch_first=True)
         self.out = nn.Linear(hidden, tags)
+
+    def forward(self, tokens):
+        y, _ = self.lstm(self.embed(tokens))
+        return self.out(y)
+
+
+class BidirectionalLSTMTagger(nn.Module):
+    """Two bidirectional layers: the second reads both directions' outputs (256 wide)."""
+
+    def __init__(self, vocab=1000, embed=64, hidden=128, tags=10):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed)
+        self.lstm = nn.LSTM(embed, hidden, num_layers=2, batch_first=True, bidirectional=True)
+        self.out = nn.Linear(2 * hidden, tags)
 
     def forward(self, tokens):
         y, _ = self.lstm(self.embed(tokens))
@@ -111,12 +142,20 @@ def build_autoencoder():
     return ConvAutoencoder(), torch.zeros(1, 3, 64, 64)
 
 
+def build_grouped():
+    return GroupedBlock(), torch.zeros(1, 3, 32, 32)
+
+
 def build_reused_relu():
     return FourChannelReusedReLU(), torch.zeros(1, 4, 32, 32)
 
 
 def build_lstm():
     return LSTMTagger(), torch.zeros(1, 20, dtype=torch.long)
+
+
+def build_bidirectional_lstm():
+    return BidirectionalLSTMTagger(), torch.zeros(1, 20, dtype=torch.long)
 
 
 def build_packed_lstm():

@@ -3,10 +3,10 @@ pick their kernels, and with them their scratch buffers, by instruction set, so 
 holds on one CPU and fails on another is a bug in the model (issue 8).
 
 One subprocess per instruction set runs a subset of the truth cases chosen to exercise the
-ISA-dependent kernels (float32 and bfloat16 convolutions, AMP, few channels, transposed
-convolutions, LSTMs; recursive modules and packed sequences run the same kernels on every
-family and stay in test_truth_cpu.py); each (ISA, case) is one test. Target: within 2%, as in
-test_truth_cpu.py.
+ISA-dependent kernels (float32 and bfloat16 convolutions, AMP, few channels, grouped and
+transposed convolutions, LSTMs, a vision transformer's attention and matrix products;
+recursive modules and packed sequences run the same kernels on every family and stay in
+test_truth_cpu.py); each (ISA, case) is one test. Target: within 2%, as in test_truth_cpu.py.
 """
 import functools
 import json
@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from engine.cpu_isa import cpu_flags, family_from
-from test_truth_cpu import AMP, AVX2_SMALL_CHANNELS, TOLERANCE, user_model
+from test_truth_cpu import AMP, TOLERANCE, user_model
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "truth_worker.py")
 
@@ -38,13 +38,14 @@ CASES = [
     (user_model("autoencoder"), 4, "inference", "none", None),
     (user_model("reused_relu"), 4, "train", "adam", None),
     (user_model("reused_relu"), 4, "inference", "none", None),
+    (user_model("grouped"), 4, "train", "adam", None),
+    (user_model("grouped"), 4, "inference", "none", None),
     (user_model("lstm"), 4, "train", "adam", None),
     (user_model("lstm"), 4, "inference", "none", None),
+    ("vit_b_16", 1, "train", "adamw", None),  # attention and large float32 matrix products
+    ("vit_b_16", 1, "inference", "none", None),
 ]
 
-XFAIL = {
-    ("avx2", user_model("reused_relu"), "train"): AVX2_SMALL_CHANNELS,
-}
 
 
 def _id(case):
@@ -56,9 +57,7 @@ def _id(case):
 def _params():
     for isa in ISAS:
         for case in CASES:
-            reason = XFAIL.get((isa, case[0], case[2]))
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            yield pytest.param(isa, case, marks=marks, id=f"{isa}-{_id(case)}")
+            yield pytest.param(isa, case, id=f"{isa}-{_id(case)}")
 
 
 @functools.cache
