@@ -21,6 +21,7 @@ from engine.scenarios import PHASE_AXIS_LABEL, Comparison, overlay_curve
 from engine.units import choose_unit, format_bytes
 from engine.version import __version__
 
+from .report_pdf import HATCHES as PDF_HATCHES
 from .style import CATEGORY_COLOURS, CATEGORY_LABELS
 
 PAGES = 2
@@ -29,8 +30,8 @@ SERIES = (("#1f5fa8", Qt.DashLine), ("#b8420f", Qt.DotLine), ("#2e7d32", Qt.Dash
           ("#7b3fa0", Qt.DashDotDotLine), ("#000000", Qt.SolidLine))
 # Each category's hatching (line angles; none: plain): the stacked bars stay readable on a
 # black-and-white printout, with the legend beside them.
-HATCHES = {"parameters": (45,), "buffers": (), "gradients": (-45,), "optimizer_state": (45, -45),
-           "activations": (0,), "temporaries": (90,), "inputs": (0, 90)}
+# The report's hatches (gui/report_pdf.py), dots drawn as the plain tint here.
+HATCHES = {category: (() if hatch == "dots" else hatch) for category, hatch in PDF_HATCHES.items()}
 HATCH_SPACING = 3.0  # points
 INK = QColor("#111111")
 MUTED = QColor("#555555")

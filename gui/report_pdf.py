@@ -39,7 +39,7 @@ GREY = QColor("#555555")
 RULE = QColor("#999999")
 
 # Each category's hatch: line angles in degrees (0 horizontal), or 'dots'. With the tint's
-# lightness they tell the seven categories apart on a black-and-white print.
+# lightness they tell the categories apart on a black-and-white print.
 HATCHES = {
     "parameters": (45,),
     "buffers": "dots",
@@ -48,6 +48,7 @@ HATCHES = {
     "activations": (0,),
     "temporaries": (90,),
     "inputs": (0, 90),
+    "communication": (-45, 90),
 }
 HATCH_SPACING_PT = 3.4
 

@@ -110,3 +110,15 @@ def test_in_black_and_white_every_category_still_has_its_own_pattern(qapp):
         greys[category] = rows[4:44, 4:44].astype(float)  # inside the outline
     for a, b in itertools.combinations(CATEGORIES, 2):  # no two categories print alike in grey
         assert np.abs(greys[a] - greys[b]).mean() > 10, (a, b)
+
+
+def test_every_category_has_its_own_hatch_in_the_report_and_the_comparison():
+    """Black-and-white prints tell categories apart by hatching: a new category (communication,
+    issue 12) must get a pattern of its own in both PDFs, or painting it fails."""
+    from engine.categories import CATEGORIES
+    from gui.report_compare import HATCHES as COMPARE_HATCHES
+    from gui.report_pdf import HATCHES
+
+    assert set(HATCHES) == set(CATEGORIES) == set(COMPARE_HATCHES)
+    patterns = [tuple(sorted(h)) if h != "dots" else h for h in HATCHES.values()]
+    assert len(set(patterns)) == len(patterns)
