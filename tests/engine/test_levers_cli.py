@@ -38,8 +38,19 @@ def test_freeze_and_micro_batch_in_the_summary():
     assert "input 4x3x224x224" in out.stdout
 
 
+def _footprint(*levers) -> int:
+    out = cli("--model", "resnet18", "--batch", "64", *levers, "--capacity", "1TiB", "--json", "-")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)["fit"]["total_bytes"]
+
+
 def test_fit_finds_the_fewest_blocks_under_the_capacity():
-    out = cli("--model", "resnet18", "--batch", "64", "--checkpoint", "fit", "--capacity", "1.9GiB", "--json", "-")
+    # a capacity between the footprint with every block checkpointed and without any (the footprint
+    # model, reserve and workspaces included, decides where those lie)
+    plain, every = _footprint(), _footprint("--checkpoint", "every-block")
+    assert every < plain
+    capacity = (plain + every) // 2
+    out = cli("--model", "resnet18", "--batch", "64", "--checkpoint", "fit", "--capacity", str(capacity), "--json", "-")
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     search = doc["checkpoint_search"]
