@@ -83,6 +83,20 @@ def test_the_summary_says_what_checkpointing_saved_and_costs(qtbot, checkpointed
     assert summary.levers.text() == "" and summary.levers.isHidden()
 
 
+def _footprint(*levers) -> int:
+    """The fit check's total for resnet18 at batch 64, from the real CLI."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    out = subprocess.run([sys.executable, "main.py", "analyze", "--model", "resnet18", "--batch", "64", *levers,
+                          "--capacity", "1TiB", "--json", "-"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)["fit"]["total_bytes"]
+
+
 def test_fewest_to_fit_ticks_the_blocks_the_engine_found(qtbot):
     from engine.devices import custom_device
     from gui.controller import Controller
@@ -97,7 +111,11 @@ def test_fewest_to_fit_ticks_the_blocks_the_engine_found(qtbot):
     fitter = CheckpointFitter(panel, controller, lambda: device[0], dict, lambda: request)
     panel.fit.click()
     assert panel.fit_status.text() == "choose a device in 'GPU: does it fit?' first"
-    device[0] = custom_device(int(1.9 * 2**30))
+    # a capacity between the footprints with every block checkpointed and with none, as the
+    # engine's footprint model (simulated reserve, workspaces) places them
+    plain, every = _footprint(), _footprint("--checkpoint", "every-block")
+    assert every < plain
+    device[0] = custom_device((plain + every) // 2)
     with qtbot.waitSignal(panel.sig_changed, timeout=300_000):
         panel.fit.click()
     chosen = panel.fields()["checkpoint"]
