@@ -48,6 +48,9 @@ def test_the_wheel_holds_the_packages_and_the_console_script(installed):
         names = set(z.namelist())
         entry_points = z.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert {"engine/pipeline.py", "engine/sources/spec.py", "gui/window.py", "gui/app.py"} <= names
+    sources = {os.path.relpath(os.path.join(d, f), ROOT) for top in ("engine", "gui")
+               for d, _, fs in os.walk(os.path.join(ROOT, top)) for f in fs if f.endswith(".py")}
+    assert sources <= names, f"modules missing from the wheel: {sorted(sources - names)[:5]}"
     shipped = {os.path.relpath(os.path.join(d, f), ROOT) for d, _, fs in os.walk(os.path.join(ROOT, "resources"))
                for f in fs if "__pycache__" not in d}
     assert shipped and shipped <= names, f"resources missing from the wheel: {sorted(shipped - names)[:5]}"
