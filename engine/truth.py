@@ -107,7 +107,7 @@ def measure_cpu_step(request: AnalysisRequest) -> MeasuredStep:
     if accumulating(request):  # the earlier micro-steps' gradients
         live += accumulated_gradients(list(model.parameters()))
     live += [t for _, t in optimizer_state_tensors(optimizer)]
-    start = _unique_bytes(live)
+    start = unique_bytes(live)
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         run_step(model, [x], targets, optimizer, mode=request.mode, amp=request.amp, device=request.device)
     events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
@@ -119,7 +119,8 @@ def measure_cpu_step(request: AnalysisRequest) -> MeasuredStep:
     return MeasuredStep(peak_bytes=start + peak, start_bytes=start, end_bytes=start + running)
 
 
-def _unique_bytes(tensors) -> int:
+def unique_bytes(tensors) -> int:
+    """Bytes of the distinct storages behind real tensors (views and tied weights counted once)."""
     seen: dict[int, int] = {}
     for t in tensors:
         st = t.untyped_storage()

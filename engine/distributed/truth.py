@@ -77,7 +77,7 @@ def _measure_rank(rank: int, port: int, request) -> RankMeasurement:
     from torch.profiler import ProfilerActivity, profile
 
     from ..step import build_optimizer, optimizer_state_tensors, run_step, torch_dtype
-    from ..truth import build_real_step
+    from ..truth import build_real_step, unique_bytes
     from .recorder import local
     from .strategies import DDP_LIKE
     from .wrap import apply, zero1_optimizer
@@ -114,7 +114,7 @@ def _measure_rank(rank: int, port: int, request) -> RankMeasurement:
             state = [local(t) for _, t in optimizer_state_tensors(optimizer)]
             live = [*(local(p) for p in inner.parameters()), *inner.buffers(), *step.inputs, *step.targets.values(),
                     *state, *buckets.values()]
-            start = _unique_bytes(live)
+            start = unique_bytes(live)
             with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
                 run_step(model, step.inputs, step.targets, optimizer, mode=request.mode, amp=request.amp, device="cpu")
             events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
@@ -130,9 +130,9 @@ def _measure_rank(rank: int, port: int, request) -> RankMeasurement:
                 inner.zero_grad(set_to_none=True)
         params = list(inner.parameters())
         held = {
-            "parameters": _unique_bytes(local(p) for p in params),
-            "gradients": _unique_bytes(local(p.grad) for p in params if p.grad is not None),
-            "optimizer_state": _unique_bytes(local(t) for _, t in optimizer_state_tensors(optimizer)),
+            "parameters": unique_bytes(local(p) for p in params),
+            "gradients": unique_bytes(local(p.grad) for p in params if p.grad is not None),
+            "optimizer_state": unique_bytes(local(t) for _, t in optimizer_state_tensors(optimizer)),
         }
         dist.barrier()
         return RankMeasurement(rank, min(peaks), start, held)
@@ -170,13 +170,6 @@ def _recording_allreduce(buckets, bucket):
     tensor.div_(dist.get_world_size())
     return dist.all_reduce(tensor, async_op=True).get_future().then(lambda fut: fut.value()[0])
 
-
-def _unique_bytes(tensors) -> int:
-    seen: dict[int, int] = {}
-    for t in tensors:
-        st = t.untyped_storage()
-        seen[st.data_ptr()] = st.nbytes()
-    return sum(seen.values())
 
 
 def _free_port() -> int:
