@@ -76,9 +76,14 @@ def main(argv: list[str]) -> int:
     add_planning_arguments(parser)  # engine/planning_cli.py: --gpu, --capacity, --max-batch, --sweep ...
     add_cuda_arguments(parser)  # engine/cuda_cli.py: --alloc-conf, --cublas-workspace-config, --cuda-arch ...
     add_distributed_arguments(parser)  # engine/distributed_cli.py: --strategy, --world-size, --offload ...
+    return run_with_exit_codes(lambda: _run(parser.parse_args(argv)))
+
+
+def run_with_exit_codes(run) -> int:
+    """Run a command's body and turn what it raises into one stderr line and the exit code
+    `main` documents (shared by `analyze` and `report`)."""
     try:
-        args = parser.parse_args(argv)
-        return _run(args)
+        return run()
     except KeyboardInterrupt:
         print("memlens: interrupted", file=sys.stderr)
         return 130

@@ -12,8 +12,7 @@ import sys
 
 
 def main(argv: list[str]) -> int:
-    from engine.cli import DEFAULT_TIMEOUT_S, _Parser, _seconds, add_request_arguments
-    from engine.errors import MemLensError
+    from engine.cli import DEFAULT_TIMEOUT_S, _Parser, _seconds, add_request_arguments, run_with_exit_codes
 
     parser = _Parser(prog="main.py report", description="Write the capacity-plan report (PDF) of one step.")
     add_request_arguments(parser)
@@ -33,18 +32,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if not (args.pdf or args.png or args.csv or args.json):
         parser.error("nothing to write: give --pdf, --png, --csv or --json")
-    try:
-        return _run(args)
-    except KeyboardInterrupt:
-        print("memlens: interrupted", file=sys.stderr)
-        return 130
-    except MemLensError as e:
-        print(f"memlens: error: {e}", file=sys.stderr)
-        return 1
-    except Exception as e:  # a bug in MemLens: still one line, and a code that says so
-        first = (str(e).strip().splitlines() or [""])[0]
-        print(f"memlens: internal error: {type(e).__name__}: {first} (please report it)", file=sys.stderr)
-        return 3
+    return run_with_exit_codes(lambda: _run(args))
 
 
 def _run(args) -> int:
