@@ -41,6 +41,24 @@ def compact_trace(entries: list[dict]) -> dict:
             "data": base64.b64encode(zlib.compress(array.tobytes(), 9)).decode()}
 
 
+SEGMENT_ACTIONS = ("segment_alloc", "segment_free", "segment_map", "segment_unmap")
+
+
+def compact_segment_events(entries: list[dict]) -> dict:
+    """The device trace's segment events (cudaMalloc/cudaFree, expandable maps/unmaps) -> rows of
+    (action index in SEGMENT_ACTIONS, size, address), zlib+base64: the layout the simulator must match."""
+    rows = [(SEGMENT_ACTIONS.index(e["action"]), int(e["size"]), int(e["addr"]))
+            for e in entries if e["action"] in SEGMENT_ACTIONS]
+    array = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+    return {"events": len(rows), "encoding": "zlib-base64 int64 (action, size, address) rows",
+            "actions": list(SEGMENT_ACTIONS), "data": base64.b64encode(zlib.compress(array.tobytes(), 9)).decode()}
+
+
+def decode_segment_events(compact: dict) -> np.ndarray:
+    """(action, size, address) rows back from `compact_segment_events`."""
+    return np.frombuffer(zlib.decompress(base64.b64decode(compact["data"])), dtype=np.int64).reshape(-1, 3).copy()
+
+
 def decode_trace(compact: dict) -> tuple[np.ndarray, np.ndarray]:
     """(signed sizes, addresses) back from `compact_trace`."""
     array = np.frombuffer(zlib.decompress(base64.b64decode(compact["data"])), dtype=np.int64).reshape(-1, 2)
@@ -89,3 +107,35 @@ def replay(segments: list[dict], compact: dict, conf: AllocConf | str = "") -> C
         elif address in a.live:
             a.free(address)
     return a
+
+
+def replay_process(case: dict) -> CachingAllocator:
+    """A case recorded in a fresh process (benchmarks/gpu_accuracy.py), replayed from nothing
+    under its PYTORCH_CUDA_ALLOC_CONF: the model, the warm-up step and the measured step."""
+    a = CachingAllocator(parse_alloc_conf(case.get("alloc_conf", "")))
+    events = case.get("whole_segment_events") or case.get("segment_events")
+    if events is not None:
+        a.segment_address = _recorded_addresses(decode_segment_events(events))
+    sizes, addresses = decode_trace(case.get("whole_trace") or case["trace"])
+    for size, address in zip(sizes.tolist(), addresses.tolist()):
+        if size > 0:
+            a.malloc(address, size)
+        elif address in a.live:
+            a.free(address)
+    return a
+
+
+def _recorded_addresses(rows):
+    """cudaMalloc's addresses in the recorded order, handed out while the sizes agree."""
+    recorded = [(int(size), int(address)) for action, size, address in rows.tolist()
+                if SEGMENT_ACTIONS[action] == "segment_alloc"]
+    position = [0]
+
+    def next_address(nbytes: int):
+        i = position[0]
+        if i < len(recorded) and recorded[i][0] == nbytes:
+            position[0] += 1
+            return recorded[i][1]
+        return None
+
+    return next_address

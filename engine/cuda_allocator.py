@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -124,6 +125,9 @@ class CachingAllocator:
         self.cuda_mallocs = 0
         self.retries = 0  # cache flushes forced by the capacity (num_alloc_retries)
         self._next_segment = 0
+        # Where cudaMalloc puts the next segment (replays use the recorded addresses: best fit
+        # breaks ties between equal free blocks by address); None: far apart, in creation order.
+        self.segment_address: Callable[[int], int | None] | None = None
 
     # ---- Public API
     def malloc(self, key: int, nbytes: int) -> None:
@@ -243,7 +247,8 @@ class CachingAllocator:
         self.segments[segment] = nbytes
         self.cuda_mallocs += 1
         self._grow(nbytes)
-        return _Block(_segment_base(segment), nbytes, pool.small, segment)
+        address = self.segment_address(nbytes) if self.segment_address is not None else None
+        return _Block(_segment_base(segment) if address is None else address, nbytes, pool.small, segment)
 
     def _new_segment(self) -> int:
         self._next_segment += 1

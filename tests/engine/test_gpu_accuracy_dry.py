@@ -1,7 +1,6 @@
 """benchmarks/gpu_accuracy.py, the script a GPU session runs once: its code paths on the CPU
 (--dry-run), and the coverage it promises (at least 20 torchvision models, three runs, three
 precisions, breadth first so a run cut short still covers every model)."""
-import json
 import os
 import subprocess
 import sys
@@ -29,7 +28,7 @@ def test_dry_run_records_every_field_and_says_it_is_not_a_measurement(tmp_path):
                            "--models", "tiny_transformer.yaml", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
-    document = json.loads((tmp_path / "gpu_accuracy.json").read_text())
+    document = gpu_accuracy.load_document(str(tmp_path / "gpu_accuracy.json"))
     assert document["dry_run"] is True and document["gpu"] == "dry run (CPU)"
     assert [(c["model"], c["mode"], c["precision"]) for c in document["cases"]] == [
         ("tiny_transformer.yaml", "train", "float32"), ("tiny_transformer.yaml", "inference", "float32")]
@@ -37,6 +36,8 @@ def test_dry_run_records_every_field_and_says_it_is_not_a_measurement(tmp_path):
         assert "error" not in case, case.get("error")
         assert case["max_memory_allocated"] is None and case["max_memory_reserved"] is None
         assert case["trace"]["events"] == 0 and case["segments_before"] == []
+    assert [c["alloc_conf"] for c in document["fresh_cases"]] == [""]  # a fresh process per allocator setting
+    assert document["conv_workspaces"] and all("error" not in r for r in document["conv_workspaces"])
 
 
 def test_no_cuda_without_dry_run_is_refused_plainly(tmp_path):
