@@ -30,11 +30,14 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from .alloc_conf import DEFAULT, AllocConf
+
+if TYPE_CHECKING:
+    from .cudnn_workspaces import ConvWorkspaces
 
 MIB = 2**20
 K_MIN_BLOCK = 512
@@ -563,6 +566,8 @@ class CudaMemory:
     workspaces: tuple[LibraryWorkspace, ...]
     simulation: AllocatorSimulation
     warnings: tuple[str, ...] = ()
+    convolutions: "ConvWorkspaces | None" = None  # cuDNN's workspaces, traced per convolution
+
 
     @property
     def workspace_bytes(self) -> int:
@@ -579,7 +584,7 @@ def simulate_trace(initial_bytes, nbytes: np.ndarray, storage: np.ndarray, conf_
 
 
 def cuda_memory(request, initial_storages: dict[int, int], nbytes: np.ndarray, storage: np.ndarray,
-                workspaces) -> CudaMemory:
+                workspaces, convolutions=None) -> CudaMemory:
     """Analysis.cuda for a step traced for CUDA: `workspaces` are the library workspaces the
     trace made (engine/target.py CublasWorkspaces.made)."""
     from .alloc_conf import parse_alloc_conf
@@ -588,4 +593,4 @@ def cuda_memory(request, initial_storages: dict[int, int], nbytes: np.ndarray, s
     simulation = simulate_trace(list(initial_storages.values()), nbytes, storage, request.alloc_conf,
                                 request.first_step)
     return CudaMemory(request.cuda_arch or DEFAULT_ARCH, tuple(workspaces), simulation,
-                      parse_alloc_conf(request.alloc_conf).warnings)
+                      parse_alloc_conf(request.alloc_conf).warnings, convolutions)

@@ -87,9 +87,23 @@ def cublaslt_bytes(size_kib: str = "", config: str = "", arch: tuple[int, int] |
     return min(CUBLASLT_DEFAULT_KIB * KIB if chosen is None else chosen, cublas_bytes(config, arch))
 
 
-def context_bytes(arch: tuple[int, int] | None = None, torch_version: str = "") -> TableEntry:
-    """The CUDA context (driver, kernels, library handles) from the table, or its default."""
-    return _lookup("context", arch, torch_version)
+def context_bytes(arch: tuple[int, int] | None = None, torch_version: str = "", cublas_threads: int = 2,
+                  cudnn_threads: int = 0) -> TableEntry:
+    """What the process holds outside torch's allocator: the CUDA context, plus a cuBLAS handle's
+    kernels per thread that runs a matrix product and a cuDNN handle's per thread that runs a
+    convolution (a training step: the forward's thread and autograd's), from the tables."""
+    base = _lookup("context", arch, torch_version)
+    cublas = _lookup("cublas_handle", arch, torch_version)
+    cudnn = _lookup("cudnn_handle", arch, torch_version)
+    total = base.bytes + cublas_threads * cublas.bytes + cudnn_threads * cudnn.bytes
+    parts = [f"context {base.bytes // MIB} MiB"]
+    if cublas_threads:
+        parts.append(f"{cublas_threads} cuBLAS handle(s) x {cublas.bytes // MIB} MiB")
+    if cudnn_threads:
+        parts.append(f"{cudnn_threads} cuDNN handle(s) x {cudnn.bytes // MIB} MiB")
+    sources = {base.source, *(e.source for n, e in ((cublas_threads, cublas), (cudnn_threads, cudnn)) if n)}
+    source = "measured table" if sources == {"measured table"} else "default"
+    return TableEntry(total, source, " + ".join(parts) + "; " + base.note)
 
 
 def cudnn_workspace_bytes(arch: tuple[int, int] | None = None, torch_version: str = "",

@@ -143,12 +143,17 @@ def footprint_lines(analysis: Analysis, gpu: bool = True, overrides: Mapping[str
     cuda = analysis.cuda
     convolutions = any(layer.kind == "conv" for layer in analysis.layers)
     overheads = {o.key: FootprintLine(o.key, o.label, o.bytes, o.source, o.note)
-                 for o in target_for("cuda" if gpu else "cpu").overheads(convolutions, _arch(analysis))}
+                 for o in target_for("cuda" if gpu else "cpu").overheads(convolutions, _arch(analysis),
+                                                                         *_library_threads(analysis, convolutions))}
     note = f"the most bytes live in the step ({analysis.peak.phase}, at '{analysis.peak.module}')"
     if cuda is not None and cuda.workspaces:
         note += (f"; includes the cuBLAS/cuBLASLt workspaces ({format_bytes(cuda.workspace_bytes)}: "
                  + ", ".join(f"{w.label} {format_bytes(w.bytes)}" for w in cuda.workspaces) + ")")
         overheads.pop("cublas", None)  # traced: counted once, in the tensors
+    if cuda is not None and cuda.convolutions is not None:
+        note += "; " + cuda.convolutions.describe()
+    if cuda is not None:
+        overheads.pop("workspace", None)  # cuDNN's workspaces are traced per convolution
     allocated = [FootprintLine("tensors", "traced tensor peak", analysis.peak.total_bytes, "traced", note)]
     allocated += [_override(overheads[k], overrides) for k in ("cublas", "workspace") if k in overheads]
     lines = list(allocated)
@@ -175,6 +180,17 @@ def simulated_reserve(analysis: Analysis, simulation) -> FootprintLine:
 
 
 # ---- Private API
+def _library_threads(analysis: Analysis, convolutions: bool) -> tuple[int, int]:
+    """Threads holding a cuBLAS and a cuDNN handle: as traced for CUDA, else the forward's thread
+    and, in training, autograd's."""
+    cuda = analysis.cuda
+    if cuda is not None:
+        cublas = sum(w.label.startswith("cuBLAS workspace") for w in cuda.workspaces)
+        return cublas, cuda.convolutions.threads if cuda.convolutions is not None else 0
+    threads = 2 if analysis.request.mode == "train" else 1
+    return threads, threads if convolutions else 0
+
+
 def _arch(analysis: Analysis):
     return analysis.cuda.arch if analysis.cuda is not None else None
 

@@ -30,6 +30,7 @@ from .request import MAX_INPUT_ELEMENTS, AnalysisRequest
 from .sources import LoadedModel, load_model
 from .sources.empty_init import to_fake
 from .step import build_optimizer, build_scaler, optimizer_state_tensors, prime_optimizer, run_step, torch_dtype
+from .cudnn_workspaces import CudnnWorkspaces
 from .target import CublasWorkspaces, target_for
 from .timeline import build_timeline, event_log, find_peak, layer_table, lifetimes
 from .tracer import StepRecorder
@@ -155,6 +156,8 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
 
     # CUDA (issue 7): cuBLAS workspaces at each thread's first matrix product
     workspaces = CublasWorkspaces(recorder, request) if request.device == "cuda" else contextlib.nullcontext()
+    if request.device == "cuda":  # and cuDNN's workspace inside each convolution
+        recorder.kernel_scripts = convolutions = CudnnWorkspaces(recorder)
     recorder.install_hooks()
     try:
         tracing = plan.tracing(recorder) if plan is not None else contextlib.nullcontext()
@@ -194,7 +197,8 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
     raw = recorder.finish(warnings)
     cuda = None
     if request.device == "cuda":  # issue 7: the caching allocator over the step
-        cuda = cuda_memory(request, raw.initial_storages, raw.nbytes, raw.storage, workspaces.made)
+        cuda = cuda_memory(request, raw.initial_storages, raw.nbytes, raw.storage, workspaces.made,
+                           convolutions.summary())
         warnings.extend(cuda.warnings)
     events = event_log(raw)
     timeline = build_timeline(raw)

@@ -93,23 +93,27 @@ class TargetDevice:
                 query, key, value, attn_mask, needs_lse and torch.is_grad_enabled(), dropout_p, is_causal, scale=scale)[0]
         return None
 
-    def overheads(self, has_convolutions: bool = True, arch: tuple[int, int] | None = None) -> tuple[Overhead, ...]:
+    def overheads(self, has_convolutions: bool = True, arch: tuple[int, int] | None = None, cublas_threads: int = 2,
+                  cudnn_threads: int | None = None) -> tuple[Overhead, ...]:
         """What a process needs on this device beyond its tensors, from the tables
-        (resources/cuda_overheads.yaml) or their documented defaults."""
+        (resources/cuda_overheads.yaml) or their documented defaults. The threads that run matrix
+        products and convolutions each hold a library handle (a training step: two)."""
         if self.name == "cpu":
             return ()
         from .cuda_workspaces import context_bytes, cudnn_workspace_bytes
 
         version = torch.__version__
         workspace = cudnn_workspace_bytes(arch, version, has_convolutions)
-        context = context_bytes(arch, version)
+        if cudnn_threads is None:
+            cudnn_threads = cublas_threads if has_convolutions else 0
+        context = context_bytes(arch, version, cublas_threads, cudnn_threads)
         return (
             Overhead("cublas", "cuBLAS/cuBLASLt workspace", CUBLAS_WORKSPACE_BYTES, "measured table",
                      "taken from the caching allocator at the first matrix product and kept: 65.0 MiB measured "
                      "on an H200 after training steps (docs/VALIDATION.md); traced instead with --device cuda"),
             Overhead("workspace", "cuDNN and library workspaces in the step", workspace.bytes, workspace.source,
                      "transient scratch above the traced peak: " + workspace.note),
-            Overhead("context", "CUDA context", context.bytes, context.source,
+            Overhead("context", "CUDA context and library handles", context.bytes, context.source,
                      "driver, kernels and library handles, outside PyTorch's allocator: " + context.note),
         )
 

@@ -119,6 +119,9 @@ class StepRecorder(TorchDispatchMode):
         self.current_op = None
         self.closed = False
         self.kernels = kernel_cache()
+        # Kernels' own buffers around their outputs: oneDNN's on a CPU (engine/cpu_kernels.py); a
+        # CUDA trace sets cuDNN's convolution workspaces (engine/cudnn_workspaces.py).
+        self.kernel_scripts = kernel_script if self.target.kernel_scratch else None
         self._handles = []
         # Recomputation (activation checkpointing): forward calls by parent, and the open regions.
         self.children: dict[int, list[LayerCall]] = {}
@@ -253,7 +256,7 @@ class StepRecorder(TorchDispatchMode):
         if self.regions and self.regions[-1].implicit and not torch.is_grad_enabled():
             del self.stack[self.regions[-1].depth:]  # backward is past a recomputation it saw no end of
             self._close_region()
-        script = kernel_script(func, args) if self.target.kernel_scratch else None
+        script = self.kernel_scripts(func, args) if self.kernel_scripts is not None else None
         out = self.kernels.call(func, args, kwargs or {})
         if script is not None:
             self._replay(script, out)

@@ -1,0 +1,185 @@
+"""cuDNN's convolution workspaces on a CUDA target, per convolution, as its heuristics pick them.
+
+A convolution on a GPU takes a workspace from the caching allocator for the length of the
+kernel: often larger than the output (ResNet-18's first convolution at batch 32 takes 117 MiB
+forward, 128 MiB backward), so it decides many steps' peaks. Which algorithm cuDNN picks, hence
+how much, depends on the GPU, cuDNN and the exact shape; nothing on a CPU can derive it. So
+it is measured once on a GPU (benchmarks/gpu_accuracy.py, every distinct convolution of 22
+torchvision models, three dtypes) and shipped as a table (resources/cuda/cudnn_conv_workspaces.json,
+built by benchmarks/gpu_conv_table.py). A traced convolution takes its workspace:
+- `recorded`: the same convolution at the same batch is in the table;
+- `scaled`: the same convolution at another batch, scaled linearly with the batch (the kernels
+  cuDNN's heuristics pick tile the batch);
+- `estimated`: no such convolution: the median ratio of workspace to output bytes over the
+  recorded convolutions of its kind (depthwise, grouped, 1x1, k x k), dtype and direction.
+The table's GPU, torch and cuDNN are named in every note; another GPU gets the table as an
+extrapolation, and the footprint says so.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+aten = torch.ops.aten
+TABLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources", "cuda",
+                     "cudnn_conv_workspaces.json")
+DIRECTIONS = ("forward", "backward", "backward_weight_only")
+_DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+
+
+@dataclass(frozen=True)
+class ConvWorkspaces:
+    """What the trace's convolutions took (CudaMemory.convolutions): how many of each source,
+    and the largest workspace with its layer."""
+
+    table: str  # 'NVIDIA H200, compute capability 9.0, torch 2.11, cuDNN 91900'
+    recorded: int
+    scaled: int
+    estimated: int
+    largest_bytes: int
+    largest_at: str  # the layer and direction, e.g. "conv1 (forward)"
+    threads: int = 1  # threads that ran convolutions (each holds a cuDNN handle): forward's, autograd's
+
+    @property
+    def count(self) -> int:
+        return self.recorded + self.scaled + self.estimated
+
+    def describe(self) -> str:
+        from .units import format_bytes
+
+        parts = [f"{n} {label}" for n, label in ((self.recorded, "recorded"), (self.scaled, "scaled from another batch"),
+                                                  (self.estimated, "estimated")) if n]
+        return (f"cuDNN convolution workspaces ({self.table}): {', '.join(parts)}; largest "
+                f"{format_bytes(self.largest_bytes)} at {self.largest_at}")
+
+
+@dataclass(frozen=True)
+class _Table:
+    describe: str
+    exact: dict  # (dtype, n, c, h, w, out, kh, kw, sh, sw, ph, pw, dh, dw, groups) -> (fwd, bwd, bwd_weight)
+    by_shape: dict  # the same key without n -> (n, (fwd, bwd, bwd_weight))
+    ratios: dict  # (dtype, kind, direction) -> median workspace / output bytes
+
+
+# ---- Public API
+class CudnnWorkspaces:
+    """The tracer's kernel scripts for a CUDA target (engine/tracer.py `kernel_scripts`): each
+    convolution's outputs, then its workspace, allocated and freed inside the op."""
+
+    def __init__(self, recorder):
+        self.recorder = recorder
+        self.table = load_table()
+        self.counts = {"recorded": 0, "scaled": 0, "estimated": 0}
+        self.largest = (0, "")
+        self.threads: set[str] = set()
+
+    def __call__(self, func, args):
+        if func is aten.convolution.default:
+            x, weight, stride, padding, dilation, transposed, groups = args[0], args[1], args[3], args[4], args[5], \
+                args[6], args[8]
+            out_shape = _output_shape(x.shape, weight.shape, stride, padding, dilation, transposed, args[7], groups)
+            nbytes = self._lookup(x, weight, stride, padding, dilation, groups, transposed, "forward",
+                                  _numel(out_shape) * x.element_size())
+            return [("out", 0), ("alloc", "workspace", nbytes), ("free", "workspace")]
+        if func is aten.convolution_backward.default:
+            grad, x, weight, stride, padding, dilation, transposed, groups, mask = (
+                args[0], args[1], args[2], args[4], args[5], args[6], args[7], args[9], args[10])
+            direction = "backward" if mask[0] else "backward_weight_only"
+            nbytes = self._lookup(x, weight, stride, padding, dilation, groups, transposed, direction,
+                                  grad.numel() * grad.element_size())
+            return [("out", 0), ("out", 1), ("out", 2), ("alloc", "workspace", nbytes), ("free", "workspace")]
+        return None
+
+    def summary(self) -> ConvWorkspaces | None:
+        if not sum(self.counts.values()):
+            return None
+        return ConvWorkspaces(self.table.describe, self.counts["recorded"], self.counts["scaled"],
+                              self.counts["estimated"], *self.largest, len(self.threads))
+
+    def _lookup(self, x, weight, stride, padding, dilation, groups, transposed, direction, output_bytes) -> int:
+        nbytes, source = workspace_bytes(self.table, x.shape, x.dtype, weight.shape, stride, padding, dilation,
+                                         groups, transposed, direction, output_bytes)
+        self.counts[source] += 1
+        self.threads.add("autograd" if self.recorder.phase == 1 else "main")  # autograd's device thread
+        if nbytes > self.largest[0]:
+            self.largest = (nbytes, f"{self.recorder.current_module()} ({direction.replace('_', ' ')})")
+        return nbytes
+
+
+def workspace_bytes(table: _Table, x_shape, dtype, w_shape, stride, padding, dilation, groups, transposed,
+                    direction: str, output_bytes: int) -> tuple[int, str]:
+    """(bytes, source) for one convolution: 'recorded', 'scaled' or 'estimated' (module docstring)."""
+    name = _DTYPES.get(dtype, "float32")
+    column = DIRECTIONS.index(direction)
+    if len(x_shape) == 4 and not transposed:
+        n, c, h, w = (int(v) for v in x_shape)
+        shape = (name, c, h, w, int(w_shape[0]), int(w_shape[2]), int(w_shape[3]), *map(int, stride),
+                 *map(int, padding), *map(int, dilation), int(groups))
+        hit = table.by_shape.get(shape)
+        if hit is not None:
+            recorded_n, values = hit
+            exact = table.exact.get((name, n, *shape[1:]))
+            if exact is not None:
+                return exact[column], "recorded"
+            return int(values[column] * n / recorded_n), "scaled"
+    kind = _kind(int(x_shape[1]), int(w_shape[0]), groups, tuple(int(k) for k in w_shape[2:]))
+    ratio = table.ratios.get((name, kind, direction), table.ratios.get(("float32", kind, direction), 0.0))
+    return int(ratio * output_bytes), "estimated"
+
+
+@functools.lru_cache(maxsize=1)
+def load_table(path: str = TABLE) -> _Table:
+    with open(path) as f:
+        raw = json.load(f)
+    columns = raw["columns"]
+    exact, by_shape, samples = {}, {}, {}
+    for row in raw["rows"]:
+        record = dict(zip(columns, row))
+        values = tuple(int(record[d]) for d in DIRECTIONS)
+        key = tuple(record[k] for k in columns[:15])
+        exact[key] = values
+        by_shape.setdefault((key[0], *key[2:]), (record["n"], values))
+        kind = _kind(record["c"], record["out"], record["groups"], (record["kh"], record["kw"]))
+        h_out = (record["h"] + 2 * record["ph"] - record["dh"] * (record["kh"] - 1) - 1) // record["sh"] + 1
+        w_out = (record["w"] + 2 * record["pw"] - record["dw"] * (record["kw"] - 1) - 1) // record["sw"] + 1
+        elem = 4 if record["dtype"] == "float32" else 2
+        out_bytes = record["n"] * record["out"] * h_out * w_out * elem
+        for d, v in zip(DIRECTIONS, values):
+            samples.setdefault((record["dtype"], kind, d), []).append(v / out_bytes)
+    ratios = {k: float(np.median(v)) for k, v in samples.items()}
+    arch = raw["compute_capability"]
+    describe = f"{raw['gpu']}, compute capability {arch[0]}.{arch[1]}, torch {raw['torch']}, cuDNN {raw['cudnn']}"
+    return _Table(describe, exact, by_shape, ratios)
+
+
+# ---- Private API
+def _kind(c_in: int, c_out: int, groups: int, kernel: tuple[int, ...]) -> str:
+    if groups > 1 and groups == c_in:
+        return "depthwise"
+    if groups > 1:
+        return "grouped"
+    return "1x1" if all(k == 1 for k in kernel) else "kxk"
+
+
+def _output_shape(x_shape, w_shape, stride, padding, dilation, transposed, output_padding, groups) -> tuple[int, ...]:
+    spatial = []
+    for i, size in enumerate(x_shape[2:]):
+        k = w_shape[2 + i]
+        if transposed:
+            spatial.append((size - 1) * stride[i] - 2 * padding[i] + dilation[i] * (k - 1) + output_padding[i] + 1)
+        else:
+            spatial.append((size + 2 * padding[i] - dilation[i] * (k - 1) - 1) // stride[i] + 1)
+    channels = w_shape[1] * groups if transposed else w_shape[0]
+    return (x_shape[0], channels, *spatial)
+
+
+def _numel(shape) -> int:
+    out = 1
+    for s in shape:
+        out *= int(s)
+    return out
