@@ -455,6 +455,7 @@ class AllocatorSimulation:
     cache_flushes: int  # times the capacity forced release_cached_blocks
     oom_point: int | None  # first timeline point whose allocation does not fit the capacity
     initial_bytes: tuple[int, ...]  # storages live before the step, in allocation order (for re-simulation)
+    initial_made_at: tuple[int, ...] = ()  # where the warm-up step makes each (-1: before it)
 
     @property
     def fragmentation_at_peak(self) -> float:
@@ -465,13 +466,16 @@ class AllocatorSimulation:
 
 
 def simulate(initial_bytes, nbytes: np.ndarray, storage: np.ndarray, conf: AllocConf = DEFAULT,
-             capacity_bytes: int | None = None, warmup: bool = True) -> AllocatorSimulation:
+             capacity_bytes: int | None = None, warmup: bool = True, made_at=None) -> AllocatorSimulation:
     """Replay a step's events (signed `nbytes` per `storage`, in order) through the allocator.
 
     The storages live before the step (`initial_bytes`) are allocated first. With `warmup` the
     step runs once before the measured one, like a real measurement (engine/measure.py): what it
     leaves alive (gradients, the loss) is freed after it, its cached segments stay, and the peaks
-    are reset. Past the capacity, the first allocation that does not fit (in the warm-up step or
+    are reset. `made_at` (one event index per starting storage, -1: before the step) says where
+    the warm-up step makes the storages a first step creates (optimizer state, library
+    workspaces): they take cached blocks there, as on the GPU, not fresh segments up front.
+    Past the capacity, the first allocation that does not fit (in the warm-up step or
     the measured one: both are the step) is `oom_point` and the rest is simulated without the
     limit (so the curve still says how much would be needed).
     The segment layout is taken at the allocated peak, in a second, identical replay (cheaper
@@ -479,9 +483,10 @@ def simulate(initial_bytes, nbytes: np.ndarray, storage: np.ndarray, conf: Alloc
     """
     sizes, keys = nbytes.tolist(), storage.tolist()
     initial = [int(b) for b in initial_bytes]
-    first = _replay(initial, sizes, keys, conf, capacity_bytes, warmup, None)
+    made = tuple(int(m) for m in made_at) if made_at is not None else (-1,) * len(initial)
+    first = _replay(initial, sizes, keys, conf, capacity_bytes, warmup, None, made)
     peak_point = int(np.argmax(first["allocated"]))
-    layout = _replay(initial, sizes, keys, conf, capacity_bytes, warmup, peak_point)["layout"]
+    layout = _replay(initial, sizes, keys, conf, capacity_bytes, warmup, peak_point, made)["layout"]
     requested = np.empty(len(sizes) + 1, dtype=np.int64)
     requested[0] = sum(initial)
     np.cumsum(nbytes, out=requested[1:])
@@ -492,12 +497,12 @@ def simulate(initial_bytes, nbytes: np.ndarray, storage: np.ndarray, conf: Alloc
         peak_reserved_bytes=int(reserved.max()), peak_allocated_bytes=int(allocated.max()),
         peak_requested_bytes=int(requested.max()), peak_point=peak_point, segments_at_peak=layout,
         cuda_mallocs=first["mallocs"], cache_flushes=first["flushes"], oom_point=first["oom"],
-        initial_bytes=tuple(initial),
+        initial_bytes=tuple(initial), initial_made_at=made,
     )
 
 
 def _replay(initial: list[int], sizes: list[int], keys: list[int], conf: AllocConf, capacity: int | None,
-            warmup: bool, snapshot_at: int | None) -> dict:
+            warmup: bool, snapshot_at: int | None, made: tuple[int, ...]) -> dict:
     allocator = CachingAllocator(conf, capacity)
     oom: list[int] = []
 
@@ -510,10 +515,18 @@ def _replay(initial: list[int], sizes: list[int], keys: list[int], conf: AllocCo
             allocator.capacity = None
             allocator.malloc(key, size)
 
+    later: dict[int, list[int]] = {}  # event index -> starting storages the warm-up step makes there
     for i, size in enumerate(initial):
-        malloc(-1 - i, size, 0)
+        if warmup and made[i] >= 0:
+            later.setdefault(made[i], []).append(i)
+        else:
+            malloc(-1 - i, size, 0)
     if warmup:
-        for key in _run(allocator, sizes, keys, malloc, None, None):
+        def make(point):
+            for i in later.get(point, ()):
+                malloc(-1 - i, initial[i], 0)
+
+        for key in _run(allocator, sizes, keys, malloc, None, None, make if later else None):
             allocator.free(key)
         for i, size in enumerate(initial):  # start storages the step freed come back for the next one
             if -1 - i not in allocator.live:
@@ -529,11 +542,15 @@ def _replay(initial: list[int], sizes: list[int], keys: list[int], conf: AllocCo
     return out
 
 
-def _run(allocator: CachingAllocator, sizes: list[int], keys: list[int], malloc, curves, snapshot) -> list[int]:
-    """One pass over the events; returns the storages it allocated that are still live, in order."""
+def _run(allocator: CachingAllocator, sizes: list[int], keys: list[int], malloc, curves, snapshot,
+         before=None) -> list[int]:
+    """One pass over the events; returns the storages it allocated that are still live, in order.
+    `before(i)` runs ahead of event i (the warm-up step making its starting storages)."""
     born: dict[int, None] = {}
     live = allocator.live
     for i, (size, key) in enumerate(zip(sizes, keys)):
+        if before is not None:
+            before(i)
         if size > 0:
             malloc(key, size, i + 1)
             born[key] = None
@@ -575,22 +592,24 @@ class CudaMemory:
 
 
 def simulate_trace(initial_bytes, nbytes: np.ndarray, storage: np.ndarray, conf_text: str, first_step: bool,
-                   capacity_bytes: int | None = None) -> AllocatorSimulation:
+                   capacity_bytes: int | None = None, made_at=None) -> AllocatorSimulation:
     """The step as a measurement sees it: after a warm-up step unless it is the first step."""
     from .alloc_conf import parse_alloc_conf
 
     return simulate(initial_bytes, nbytes, storage, parse_alloc_conf(conf_text), capacity_bytes,
-                    warmup=not first_step)
+                    warmup=not first_step, made_at=made_at)
 
 
 def cuda_memory(request, initial_storages: dict[int, int], nbytes: np.ndarray, storage: np.ndarray,
-                workspaces, convolutions=None) -> CudaMemory:
+                workspaces, convolutions=None, made_at: dict[int, int] | None = None) -> CudaMemory:
     """Analysis.cuda for a step traced for CUDA: `workspaces` are the library workspaces the
-    trace made (engine/target.py CublasWorkspaces.made)."""
+    trace made (engine/target.py CublasWorkspaces.made); `made_at` where the warm-up step makes
+    the starting storages that are not there before it (RawTrace.initial_made_at)."""
     from .alloc_conf import parse_alloc_conf
     from .cuda_workspaces import DEFAULT_ARCH
 
+    made_at = made_at or {}
     simulation = simulate_trace(list(initial_storages.values()), nbytes, storage, request.alloc_conf,
-                                request.first_step)
+                                request.first_step, made_at=tuple(made_at.get(s, -1) for s in initial_storages))
     return CudaMemory(request.cuda_arch or DEFAULT_ARCH, tuple(workspaces), simulation,
                       parse_alloc_conf(request.alloc_conf).warnings, convolutions)

@@ -210,7 +210,8 @@ def _within_capacity(analysis: Analysis, lines: list[FootprintLine], capacity: i
     if room <= 0:
         return None
     sim = simulate_trace(analysis.cuda.simulation.initial_bytes, analysis.events.nbytes, analysis.events.storage,
-                         analysis.request.alloc_conf, analysis.request.first_step, capacity_bytes=room)
+                         analysis.request.alloc_conf, analysis.request.first_step, capacity_bytes=room,
+                         made_at=analysis.cuda.simulation.initial_made_at or None)
     if sim.oom_point is not None:
         return None
     return (f"over the capacity by {format_bytes(total - capacity)}, yet the simulated allocator stays within it by "

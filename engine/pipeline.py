@@ -198,7 +198,7 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
     cuda = None
     if request.device == "cuda":  # issue 7: the caching allocator over the step
         cuda = cuda_memory(request, raw.initial_storages, raw.nbytes, raw.storage, workspaces.made,
-                           convolutions.summary())
+                           convolutions.summary(), raw.initial_made_at)
         warnings.extend(cuda.warnings)
     events = event_log(raw)
     timeline = build_timeline(raw)

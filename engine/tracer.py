@@ -72,6 +72,9 @@ class RawTrace:
     op_count: int = 0
     warnings: list[str] = field(default_factory=list)
     initial_storages: dict[int, int] = field(default_factory=dict)  # serial -> bytes live at the start, in order
+    # serial -> event index where a first step makes it (a library workspace at its first call;
+    # optimizer state at the optimizer's first step); absent: made before any step
+    initial_made_at: dict[int, int] = field(default_factory=dict)
 
 
 class StepRecorder(TorchDispatchMode):
@@ -108,6 +111,7 @@ class StepRecorder(TorchDispatchMode):
         self.alloc_call: dict[int, int] = {}
         self.initial = {c: 0 for c in CATEGORIES}
         self.initial_storages: dict[int, int] = {}
+        self.initial_made_at: dict[int, int] = {}
         # Module stack.
         self.calls: list[LayerCall] = []
         self.stack: list[LayerCall] = []
@@ -197,6 +201,7 @@ class StepRecorder(TorchDispatchMode):
         self.alloc_phase[serial] = -1
         self.initial[category] += nbytes
         self.initial_storages[serial] = nbytes
+        self.initial_made_at[serial] = len(self.ev_nbytes)  # a first step would make it here
         return serial
 
     def current_module(self) -> str:
@@ -245,7 +250,19 @@ class StepRecorder(TorchDispatchMode):
             op_count=self.op_count,
             warnings=warnings,
             initial_storages=dict(self.initial_storages),
+            initial_made_at=self._made_at(),
         )
+
+    def _made_at(self) -> dict[int, int]:
+        """Where a first step makes each starting storage: optimizer state at the optimizer's
+        first step (its state is created lazily there), library workspaces at their first call."""
+        made = dict(self.initial_made_at)
+        starts = dict(self.phase_starts)
+        if "optimizer" in starts:
+            for serial in self.initial_storages:
+                if self.category_of.get(serial) == "optimizer_state" and serial not in made:
+                    made[serial] = starts["optimizer"]
+        return made
 
     # ---- Dispatch
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
