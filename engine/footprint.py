@@ -149,11 +149,11 @@ def footprint_lines(analysis: Analysis, gpu: bool = True, overrides: Mapping[str
     if cuda is not None and cuda.workspaces:
         note += (f"; includes the cuBLAS/cuBLASLt workspaces ({format_bytes(cuda.workspace_bytes)}: "
                  + ", ".join(f"{w.label} {format_bytes(w.bytes)}" for w in cuda.workspaces) + ")")
-        overheads.pop("cublas", None)  # traced: counted once, in the tensors
     if cuda is not None and cuda.convolutions is not None:
         note += "; " + cuda.convolutions.describe()
-    if cuda is not None:
-        overheads.pop("workspace", None)  # cuDNN's workspaces are traced per convolution
+    if cuda is not None:  # traced: cuBLAS's at each thread's first matrix product, cuDNN's per convolution
+        overheads.pop("cublas", None)
+        overheads.pop("workspace", None)
     allocated = [FootprintLine("tensors", "traced tensor peak", analysis.peak.total_bytes, "traced", note)]
     allocated += [_override(overheads[k], overrides) for k in ("cublas", "workspace") if k in overheads]
     lines = list(allocated)
