@@ -132,12 +132,13 @@ class TargetDevice:
                             "threads in per-thread buffers"),
             )
         by_key = {o.key: o for o in self.overheads()}
-        # The cuBLAS workspaces are traced and the allocator's reserve simulated (issue 7).
+        # The cuBLAS and cuDNN workspaces are traced and the allocator's reserve simulated (issue 7).
         return (
             NotModelled("CUDA context", None, by_key["context"].note + " (not in max_memory_allocated)"),
-            NotModelled("cuDNN convolution workspace", None,
-                        "chosen per convolution by cuDNN's heuristics; the fit check adds a separate line: "
-                        + by_key["workspace"].note),
+            NotModelled("cuDNN workspaces off the recorded table", None,
+                        "a convolution not in the table recorded on a GPU (resources/cuda/cudnn_conv_workspaces.json) "
+                        "takes an estimate: the recorded ratio of workspace to output for its kind; the analysis "
+                        "counts how many did"),
         )
 
 

@@ -25,17 +25,21 @@ def cnn():
 # ---- The lines
 def test_every_line_is_separate_labelled_and_sourced(cnn):
     fit = fit_check(cnn, find_gpu("RTX 4090"))
-    assert [line.key for line in fit.lines] == ["tensors", "workspace", "reserve", "context", "others"]
-    tensors, workspace, reserve, context, others = fit.lines
+    assert [line.key for line in fit.lines] == ["tensors", "reserve", "context", "others"]
+    tensors, reserve, context, others = fit.lines
     assert tensors.bytes == cnn.peak.total_bytes and tensors.source == "traced" and not tensors.editable
-    # The cuBLAS workspaces are traced tensors (65 MiB on Hopper): no separate line counts them twice.
+    # The cuBLAS workspaces and cuDNN's convolution workspaces are traced: no line counts them twice.
     assert "cuBLAS/cuBLASLt workspaces (65.0 MiB" in tensors.note
-    assert workspace.bytes == 56413390 and "convolutions" not in workspace.note and "vgg11" in workspace.note
-    assert workspace.source == "default" and "extrapolated" in workspace.note  # measured on torch 2.11 only
+    convolutions = cnn.cuda.convolutions
+    assert convolutions.count > 0 and "cuDNN convolution workspaces (NVIDIA H200" in tensors.note
     sim = cnn.cuda.simulation
     assert reserve.source == "simulated" and reserve.bytes == sim.peak_reserved_bytes - cnn.peak.total_bytes
     assert "max_memory_reserved" in reserve.note
-    assert context.bytes == 512 * MIB and context.source == "default"
+    # The context, and a cuBLAS and a cuDNN handle per thread that used them (forward's, autograd's)
+    cublas_threads = sum(w.label.startswith("cuBLAS workspace") for w in cnn.cuda.workspaces)
+    assert (cublas_threads, convolutions.threads) == (2, 2)
+    assert context.bytes == (610 + 2 * 65 + 2 * 11) * MIB
+    assert context.source == "default" and "extrapolated" in context.note  # measured on torch 2.11 only
     assert others.bytes == 0 and "assumed idle" in others.note  # a catalog GPU: nothing detected on it
     assert fit.total_bytes == sum(line.bytes for line in fit.lines)
     assert fit.capacity_bytes == 24564 * MIB
@@ -50,9 +54,15 @@ def test_a_cpu_trace_on_a_gpu_keeps_the_measured_cublas_line_and_the_default_res
     assert fit.line("reserve").source == "default" and fit.line("reserve").bytes == int(0.05 * allocated)
 
 
-def test_a_model_without_convolutions_gets_the_other_workspace_default():
-    a = analyze(AnalysisRequest(model=TRANSFORMER, batch=2, device="cuda"))
+def test_a_cpu_trace_of_a_model_without_convolutions_gets_the_other_workspace_default():
+    a = analyze(AnalysisRequest(model=TRANSFORMER, batch=2, device="cpu"))
     assert fit_check(a, find_gpu("T4")).line("workspace").bytes == 31352422  # 29.9 MiB
+
+
+def test_an_inference_trace_holds_one_thread_of_library_handles():
+    a = analyze(AnalysisRequest(model=TRANSFORMER, batch=2, device="cuda", mode="inference", optimizer="none"))
+    context = fit_check(a, find_gpu("T4")).line("context")
+    assert a.cuda.convolutions is None and context.bytes == (610 + 65) * MIB  # no convolution: no cuDNN handle
 
 
 def test_detected_devices_count_what_other_processes_hold(cnn):
@@ -64,12 +74,14 @@ def test_detected_devices_count_what_other_processes_hold(cnn):
 
 
 def test_user_edits_replace_a_line_and_say_so(cnn):
+    from engine.units import format_bytes
+
     default = fit_check(cnn, find_gpu("L4"))
-    edited = fit_check(cnn, find_gpu("L4"), overrides={"context": 300 * MIB, "workspace": 0})
+    edited = fit_check(cnn, find_gpu("L4"), overrides={"context": 300 * MIB})
     assert edited.line("context").bytes == 300 * MIB and edited.line("context").source == "user"
-    assert "default 512.0 MiB" in edited.line("context").note
+    assert f"default {format_bytes(default.line('context').bytes)}" in edited.line("context").note
     assert edited.line("reserve") == default.line("reserve")  # simulated: it does not follow the edits
-    assert edited.total_bytes == default.total_bytes - 212 * MIB - 56413390
+    assert edited.total_bytes == default.total_bytes - default.line("context").bytes + 300 * MIB
 
 
 def test_the_reserve_model_is_a_seam(cnn):
@@ -162,8 +174,8 @@ def test_cuda_trace_differs_from_cpu_only_by_the_target_rules():
     assert any(n % 512 for n in cpu.events.nbytes.tolist())
     # Parameters are rounded per storage on CUDA (the spec's BatchNorm biases are under 512 B).
     assert gpu.peak.breakdown["parameters"] > cpu.peak.breakdown["parameters"]
-    # The cuBLAS workspaces are traced and the reserve simulated: what is left is not in the trace.
-    assert [n.label for n in gpu.not_modelled] == ["CUDA context", "cuDNN convolution workspace"]
+    # The cuBLAS and cuDNN workspaces are traced and the reserve simulated: what is left is not in the trace.
+    assert [n.label for n in gpu.not_modelled] == ["CUDA context", "cuDNN workspaces off the recorded table"]
 
 
 def test_the_cpu_lists_precisely_the_kernel_scratch_it_does_not_replay():

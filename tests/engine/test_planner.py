@@ -94,7 +94,10 @@ def test_sweep_reports_each_point_as_it_is_computed():
     points = sweep(AnalysisRequest(model=CNN, batch=8, device="cuda"), find_gpu("L4"), "batch", [1, 4, 16],
                    on_point=seen.append, progress=lambda f, m: fractions.append(f))
     assert [p.value for p in seen] == [1, 4, 16] and tuple(seen) == points
-    assert points[0].peak_bytes < points[1].peak_bytes < points[2].peak_bytes
+    # The traced peak grows with the batch; the total need not at this size: the simulated
+    # allocator's segments come in 2 and 20 MiB steps, as on the GPU.
+    assert points[0].tensor_peak_bytes < points[1].tensor_peak_bytes < points[2].tensor_peak_bytes
+    assert all(p.peak_bytes > p.tensor_peak_bytes for p in points)
     assert points[2].peak_bytes == required(AnalysisRequest(model=CNN, batch=16, device="cuda"), find_gpu("L4"))
     assert all(p.state == "fits" and p.capacity_bytes == find_gpu("L4").capacity_bytes for p in points)
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
