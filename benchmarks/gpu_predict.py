@@ -41,57 +41,6 @@ def request_for(case: dict, arch: tuple[int, int]):
     return AnalysisRequest(**fields)
 
 
-def protocol_reserved(train, probe) -> int:
-    """max_memory_reserved of the recording's measured training step, simulated through the
-    recording's own history (benchmarks/gpu_accuracy.py, engine/truth.py build_real_step): the
-    model and input on the device, a no-grad forward that reads the output shapes (`probe`, an
-    inference trace of the same model), the targets, a warm-up step that makes the optimizer
-    state and autograd's workspaces, then the measured step. MemLens itself predicts a step after
-    one warm-up step with no such probe (engine/cuda_allocator.py simulate)."""
-    from engine.alloc_conf import parse_alloc_conf
-    from engine.analysis import PHASES
-    from engine.cuda_allocator import CachingAllocator
-
-    sim = train.cuda.simulation
-    a = CachingAllocator(parse_alloc_conf(train.request.alloc_conf))
-    backward = PHASES.index("backward")
-    first_backward = int(next(iter((train.events.phase == backward).nonzero()[0]), len(train.events)))
-    later: dict[int, list[int]] = {}
-    for i, (size, made) in enumerate(zip(sim.initial_bytes, sim.initial_made_at)):
-        if made < 0:
-            a.malloc(("start", i), size)
-        elif made < first_backward and size >= 2**20:  # the forward thread's workspaces: the probe makes them
-            continue
-        else:
-            later.setdefault(made, []).append(i)
-    psim = probe.cuda.simulation
-    probe_later: dict[int, list[int]] = {}
-    for i, (size, made) in enumerate(zip(psim.initial_bytes, psim.initial_made_at)):
-        if made >= 0:
-            probe_later.setdefault(made, []).append(i)
-
-    def run(events, made_here, initial, tag, keep):
-        born = {}
-        for j, (size, key) in enumerate(zip(events.nbytes.tolist(), events.storage.tolist())):
-            for i in made_here.get(j, ()):
-                a.malloc((tag, "made", i), initial[i])
-            if size > 0:
-                a.malloc((tag, key), size)
-                born[(tag, key)] = None
-            elif (tag, key) in a.live:
-                a.free((tag, key))
-                born.pop((tag, key), None)
-        if not keep:
-            for key in born:
-                a.free(key)
-
-    run(probe.events, probe_later, psim.initial_bytes, "probe", keep=False)
-    run(train.events, later, sim.initial_bytes, "warm-up", keep=False)
-    a.reset_peak()
-    run(train.events, {}, sim.initial_bytes, "step", keep=True)
-    return a.peak_reserved_bytes
-
-
 def predict(case: dict, arch: tuple[int, int]) -> dict:
     """Predicted and measured figures for one case, with the signed errors in percent."""
     from engine.footprint import footprint_lines
@@ -106,14 +55,27 @@ def predict(case: dict, arch: tuple[int, int]) -> dict:
     measured = {"allocated": case["max_memory_allocated"], "reserved": case["max_memory_reserved"],
                 "total": case.get("nvml_process_used")}
     predicted = {"allocated": allocated, "reserved": reserved, "total": total}
-    if case["mode"] == "train":  # the recording's own history: a no-grad forward before the first step
-        probe = analyze(request_for({**case, "mode": "inference", "optimizer": "none"}, arch))
-        predicted["reserved_protocol"] = protocol_reserved(analysis, probe)
-        measured["reserved_protocol"] = measured["reserved"]
     errors = {k: (100.0 * (predicted[k] - measured[k]) / measured[k] if measured[k] else None) for k in measured}
     return {"model": case["model"], "mode": case["mode"], "optimizer": case["optimizer"],
             "precision": case["precision"], "batch": case["batch"], "predicted": predicted, "measured": measured,
             "error_pct": errors, "trace_seconds": round(time.perf_counter() - started, 3)}
+
+
+def markdown(rows: list[dict], document: dict) -> str:
+    """The validation table: one row per case, MiB and signed errors, misses in bold."""
+    mib = 2**20
+    out = [f"| model | batch | run | precision | allocated MiB (measured) | error | reserved MiB (measured) | error | "
+           f"device total MiB (NVML) | error |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        cells = []
+        for k in TARGETS:
+            e = r["error_pct"][k]
+            text = "n/a" if e is None else f"{e:+.2f}%"
+            cells += [f"{r['predicted'][k] / mib:,.1f} ({r['measured'][k] / mib:,.1f})" if r["measured"][k] else "n/a",
+                      f"**{text}**" if e is not None and abs(e) > TARGETS[k] else text]
+        run = r["mode"] if r["mode"] == "inference" else f"train {r['optimizer']}"
+        out.append(f"| {r['model']} | {r['batch']} | {run} | {r['precision']} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="*", help="only these models")
     parser.add_argument("--precisions", nargs="*", help="only these precisions")
     parser.add_argument("--json", help="write the rows here")
+    parser.add_argument("--markdown", help="write the table (docs/VALIDATION.md) here")
     args = parser.parse_args(argv)
     document = load_document(os.path.join(args.run, "gpu_accuracy.json"))
     arch = tuple(document["compute_capability"])
@@ -147,7 +110,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{row['model']:<22} {row['mode']:<9} {row['optimizer']:<5} {row['precision']:<13} "
               f"allocated {e['allocated']:+6.2f}%  reserved {e['reserved']:+6.2f}%  total "
               f"{e['total'] if e['total'] is None else format(e['total'], '+6.2f')}%  {flags} "
-              f"{'protocol reserved ' + format(e['reserved_protocol'], '+6.2f') + '%' if 'reserved_protocol' in e else ''} "
               f"({row['trace_seconds']:.1f} s)", flush=True)
     good = [r for r in rows if "error" not in r]
     for k, target in TARGETS.items():
@@ -157,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
             within = sum(abs(v) <= target for v in values)
             print(f"{k}: {within}/{len(values)} within {target}%, worst {worst['error_pct'][k]:+.2f}% "
                   f"({worst['model']} {worst['mode']} {worst['optimizer']} {worst['precision']})")
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(markdown(good, document))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"run": os.path.relpath(args.run, ROOT), "gpu": document["gpu"], "torch": document["torch"],
