@@ -85,14 +85,24 @@ class CudnnWorkspaces:
             out_shape = _output_shape(x.shape, weight.shape, stride, padding, dilation, transposed, args[7], groups)
             nbytes = self._lookup(x, weight, stride, padding, dilation, groups, transposed, "forward",
                                   _numel(out_shape) * x.element_size())
-            return [("out", 0), ("alloc", "workspace", nbytes), ("free", "workspace")]
+            return [("out", 0), ("alloc", "workspace", _block(nbytes)), ("free", "workspace")]
         if func is aten.convolution_backward.default:
+            # cuDNN runs the input's gradient (its output, then its workspace), then the weight's
+            # (likewise), then the bias's. The table holds the excess of the whole backward and of
+            # the weight's alone; the input's workspace is what the whole one's peak leaves room for.
             grad, x, weight, stride, padding, dilation, transposed, groups, mask = (
                 args[0], args[1], args[2], args[4], args[5], args[6], args[7], args[9], args[10])
-            direction = "backward" if mask[0] else "backward_weight_only"
-            nbytes = self._lookup(x, weight, stride, padding, dilation, groups, transposed, direction,
-                                  grad.numel() * grad.element_size())
-            return [("out", 0), ("out", 1), ("out", 2), ("alloc", "workspace", nbytes), ("free", "workspace")]
+            grad_bytes = grad.numel() * grad.element_size()
+            geometry = (x, weight, stride, padding, dilation, groups, transposed)
+            filter_bytes = self._lookup(*geometry, "backward_weight_only", grad_bytes, count=not mask[0])
+            steps = [("out", 1), ("alloc", "filter", _block(filter_bytes)), ("free", "filter"), ("out", 2)]
+            if not mask[0]:
+                return steps
+            whole = self._lookup(*geometry, "backward", grad_bytes)
+            weight_bytes = _block(weight.numel() * weight.element_size())
+            bias_bytes = _block(weight.shape[0] * weight.element_size()) if mask[2] else 0
+            data_bytes = whole + weight_bytes + bias_bytes if whole > filter_bytes else filter_bytes
+            return [("out", 0), ("alloc", "data", _block(data_bytes)), ("free", "data"), *steps]
         return None
 
     def summary(self) -> ConvWorkspaces | None:
@@ -101,9 +111,12 @@ class CudnnWorkspaces:
         return ConvWorkspaces(self.table.describe, self.counts["recorded"], self.counts["scaled"],
                               self.counts["estimated"], *self.largest, len(self.threads))
 
-    def _lookup(self, x, weight, stride, padding, dilation, groups, transposed, direction, output_bytes) -> int:
+    def _lookup(self, x, weight, stride, padding, dilation, groups, transposed, direction, output_bytes,
+                count: bool = True) -> int:
         nbytes, source = workspace_bytes(self.table, x.shape, x.dtype, weight.shape, stride, padding, dilation,
                                          groups, transposed, direction, output_bytes)
+        if not count:
+            return nbytes
         self.counts[source] += 1
         self.threads.add("autograd" if self.recorder.phase == 1 else "main")  # autograd's device thread
         if nbytes > self.largest[0]:
@@ -176,6 +189,11 @@ def _output_shape(x_shape, w_shape, stride, padding, dilation, transposed, outpu
             spatial.append((size + 2 * padding[i] - dilation[i] * (k - 1) - 1) // stride[i] + 1)
     channels = w_shape[1] * groups if transposed else w_shape[0]
     return (x_shape[0], channels, *spatial)
+
+
+def _block(nbytes: int) -> int:
+    """The caching allocator's 512-byte rounding (0 stays 0: no workspace, no allocation)."""
+    return -(-nbytes // 512) * 512
 
 
 def _numel(shape) -> int:
