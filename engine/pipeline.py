@@ -121,7 +121,7 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
                 optimizer = plan.wrap_optimizer(optimizer)
             if not request.first_step:
                 prime_optimizer(optimizer, trainable)
-        scaler = build_scaler(request.amp, request.device, request.mode)
+        scaler = build_scaler(request.amp, request.device, request.mode, amp_dtype=request.amp_dtype)
         if scaler is not None:  # CUDA float16 AMP (issue 7)
             scaler._maybe_opt_step = _step_if_finite
             if not request.first_step:  # an earlier step made the scale and growth tensors
@@ -160,7 +160,7 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
         tracing = plan.tracing(recorder) if plan is not None else contextlib.nullcontext()
         with tensor_mode, target_attention(request.device), tracing, recorder, workspaces:
             run_step(runner, [x], targets, optimizer, mode=request.mode, amp=request.amp,
-                     device=request.device, on_phase=on_phase, scaler=scaler)
+                     device=request.device, on_phase=on_phase, scaler=scaler, amp_dtype=request.amp_dtype)
             # Categories are settled per storage after the step, so marking at the end is enough.
             for p in trainable:
                 if p.grad is not None:
@@ -189,7 +189,7 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
     if levers.count_flops:  # the step's FLOPs and its recomputed forwards', in a pass of their own
         with tensor_mode, target_attention(request.device):
             levers.measure_flops(lambda: run_step(model, [x], targets, optimizer, mode=request.mode, amp=request.amp,
-                                                  device=request.device))
+                                                  device=request.device, amp_dtype=request.amp_dtype))
     report(0.92, "building timeline")
     raw = recorder.finish(warnings)
     cuda = None
