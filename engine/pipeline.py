@@ -33,6 +33,7 @@ from .step import build_optimizer, build_scaler, optimizer_state_tensors, prime_
 from .target import CublasWorkspaces, target_for
 from .timeline import build_timeline, event_log, find_peak, layer_table, lifetimes
 from .tracer import StepRecorder
+from .reduction_scratch import ReductionScratch  # CUDA reductions' global buffers
 
 Progress = Callable[[float, str], None]
 
@@ -155,10 +156,11 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
 
     # CUDA (issue 7): cuBLAS workspaces at each thread's first matrix product
     workspaces = CublasWorkspaces(recorder, request) if request.device == "cuda" else contextlib.nullcontext()
+    reductions = ReductionScratch(recorder, request.cuda_arch) if request.device == "cuda" else contextlib.nullcontext()
     recorder.install_hooks()
     try:
         tracing = plan.tracing(recorder) if plan is not None else contextlib.nullcontext()
-        with tensor_mode, target_attention(request.device), tracing, recorder, workspaces:
+        with tensor_mode, target_attention(request.device), tracing, recorder, workspaces, reductions:
             run_step(runner, [x], targets, optimizer, mode=request.mode, amp=request.amp,
                      device=request.device, on_phase=on_phase, scaler=scaler, amp_dtype=request.amp_dtype)
             # Categories are settled per storage after the step, so marking at the end is enough.
