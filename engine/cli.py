@@ -18,7 +18,7 @@ from .isolated import analyze_isolated
 from .cuda_cli import add_cuda_arguments, cuda_request_fields
 from .levers_cli import add_levers_arguments, fit_requested, levers_fields, run_fit
 from .planning_cli import add_planning_arguments, planning_requested, run_planning
-from .request import AnalysisRequest, parse_shape
+from .request import AMP_DTYPES, AnalysisRequest, parse_shape
 from .sources import check_source
 from .layer_csv import layers_text
 from .units import format_bytes
@@ -32,6 +32,9 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", default=None, help="input shape without the batch, e.g. 3x224x224")
     parser.add_argument("--dtype", default=DEFAULTS["dtype"], choices=DTYPES)
     parser.add_argument("--amp", action="store_true", help="autocast (bfloat16 on cpu, float16 on cuda)")
+    parser.add_argument("--amp-dtype", default="", choices=AMP_DTYPES[1:],
+                        help="with --amp: the autocast dtype (default: the device's); float16 on cuda trains "
+                        "with a GradScaler, bfloat16 without one")
     parser.add_argument("--mode", default=DEFAULTS["mode"], choices=MODES)
     parser.add_argument("--optimizer", default=None, choices=OPTIMIZERS,
                         help=f"default: {DEFAULTS['optimizer']} when training (ignored, with a warning, for inference)")
@@ -43,10 +46,12 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def request_from_args(args: argparse.Namespace) -> AnalysisRequest:
+    if args.amp_dtype and not args.amp:
+        raise RequestError(f"--amp-dtype {args.amp_dtype} needs --amp (autocast over float32 weights)")
     fields = {"input_shape": parse_shape(args.input) if args.input else None, **hf_request_fields(args)}
     return AnalysisRequest(
         model=args.model, batch=args.batch,
-        dtype=args.dtype, amp=args.amp, mode=args.mode,
+        dtype=args.dtype, amp=args.amp, amp_dtype=args.amp_dtype, mode=args.mode,
         optimizer=args.optimizer,
         device=args.device, first_step=args.first_step, **fields,
         **levers_fields(args),  # engine/levers_cli.py: --checkpoint, --freeze, --micro-batch
@@ -196,7 +201,7 @@ def summary_text(a) -> str:
     r = a.request
     lines = [
         f"MemLens: {a.model_name} ({a.source}), input {'x'.join(map(str, a.input_shape))}, {r.dtype}"
-        f"{' + AMP' if r.amp else ''}, {r.mode}"
+        f"{f' + AMP ({r.autocast_dtype})' if r.amp else ''}, {r.mode}"
         f"{', ' + r.optimizer if r.mode == 'train' else ''}"
         f"{', first step' if r.first_step and r.mode == 'train' else ''}, target {r.device}",
         f"parameters: {a.parameters:,} ({format_bytes(a.parameter_bytes)})",
@@ -235,7 +240,8 @@ def reproduce_command(request: AnalysisRequest, device=None, subcommand: str = "
         args += ["--input", "x".join(map(str, request.input_shape))]
     args += ["--dtype", request.dtype, "--mode", request.mode, "--optimizer", request.optimizer,
              "--device", request.device]
-    args += ["--amp"] * request.amp + ["--first-step"] * request.first_step
+    args += ["--amp"] * request.amp + ["--amp-dtype", request.amp_dtype] * bool(request.amp and request.amp_dtype)
+    args += ["--first-step"] * request.first_step
     if device is not None and device.kind == "catalog":
         args += ["--gpu", device.name]
     elif device is not None and device.index is not None:  # a GPU detected on this machine

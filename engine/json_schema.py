@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from .categories import CATEGORIES, DEVICES, DTYPES, LAYER_KINDS, MODES, OPTIMIZERS, PHASES
 from .report import SCHEMA_VERSION
+from .request import AMP_DTYPES
 
 _INT = {"type": "integer"}
 _BYTES = {"type": "integer", "minimum": 0}
@@ -48,6 +49,7 @@ _REQUEST = _object({
     "strategy": _STR, "world_size": {"type": "integer", "minimum": 1},
     "offload": {"type": ["string", "null"]}, "bucket_cap_mb": _COUNT, "gradient_as_bucket_view": _BOOL,
     "param_dtype": {"type": ["string", "null"]}, "reduce_dtype": {"type": ["string", "null"]},
+    "amp_dtype": {"enum": list(AMP_DTYPES)},  # AMP's autocast dtype ("": the device's default)
 })
 
 _LINE = _object({"key": _STR, "label": _STR, "bytes": _BYTES, "source": _STR, "note": _STR})

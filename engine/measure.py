@@ -50,11 +50,11 @@ def measure_on_gpu(request: AnalysisRequest, fit=None, device_index: int = 0,
         report(0.05, "building the model on the GPU")
         step = build_real_step(request.replace(device="cuda"), "cuda")
         model, inputs, targets, optimizer = step.model, step.inputs, step.targets, step.optimizer
-        scaler = build_scaler(request.amp, "cuda", request.mode, "cuda")  # float16 AMP trains with one
+        scaler = build_scaler(request.amp, "cuda", request.mode, "cuda", request.amp_dtype)  # float16 AMP trains with one
         check()
         report(0.3, "warm-up step")
         run_step(model, list(inputs), targets, optimizer, mode=request.mode, amp=request.amp, device="cuda",
-                 tensors_on="cuda", scaler=scaler)
+                 tensors_on="cuda", scaler=scaler, amp_dtype=request.amp_dtype)
         if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)
         model.zero_grad(set_to_none=True)
@@ -66,7 +66,7 @@ def measure_on_gpu(request: AnalysisRequest, fit=None, device_index: int = 0,
         torch.cuda.memory._record_memory_history(max_entries=1_000_000)
         try:
             run_step(model, list(inputs), targets, optimizer, mode=request.mode, amp=request.amp, device="cuda",
-                     tensors_on="cuda", scaler=scaler)
+                     tensors_on="cuda", scaler=scaler, amp_dtype=request.amp_dtype)
             torch.cuda.synchronize()
             snapshot = torch.cuda.memory._snapshot()
         finally:

@@ -34,6 +34,7 @@ from .cudnn_workspaces import CudnnWorkspaces
 from .target import CublasWorkspaces, target_for
 from .timeline import build_timeline, event_log, find_peak, layer_table, lifetimes
 from .tracer import StepRecorder
+from .reduction_scratch import ReductionScratch  # CUDA reductions' global buffers
 
 Progress = Callable[[float, str], None]
 
@@ -122,7 +123,7 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
                 optimizer = plan.wrap_optimizer(optimizer)
             if not request.first_step:
                 prime_optimizer(optimizer, trainable)
-        scaler = build_scaler(request.amp, request.device, request.mode)
+        scaler = build_scaler(request.amp, request.device, request.mode, amp_dtype=request.amp_dtype)
         if scaler is not None:  # CUDA float16 AMP (issue 7)
             scaler._maybe_opt_step = _step_if_finite
             if not request.first_step:  # an earlier step made the scale and growth tensors
@@ -158,12 +159,13 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
     workspaces = CublasWorkspaces(recorder, request) if request.device == "cuda" else contextlib.nullcontext()
     if request.device == "cuda":  # and cuDNN's workspace inside each convolution
         recorder.kernel_scripts = convolutions = CudnnWorkspaces(recorder)
+    reductions = ReductionScratch(recorder, request.cuda_arch) if request.device == "cuda" else contextlib.nullcontext()
     recorder.install_hooks()
     try:
         tracing = plan.tracing(recorder) if plan is not None else contextlib.nullcontext()
-        with tensor_mode, target_attention(request.device), tracing, recorder, workspaces:
+        with tensor_mode, target_attention(request.device), tracing, recorder, workspaces, reductions:
             run_step(runner, [x], targets, optimizer, mode=request.mode, amp=request.amp,
-                     device=request.device, on_phase=on_phase, scaler=scaler)
+                     device=request.device, on_phase=on_phase, scaler=scaler, amp_dtype=request.amp_dtype)
             # Categories are settled per storage after the step, so marking at the end is enough.
             for p in trainable:
                 if p.grad is not None:
@@ -192,7 +194,7 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
     if levers.count_flops:  # the step's FLOPs and its recomputed forwards', in a pass of their own
         with tensor_mode, target_attention(request.device):
             levers.measure_flops(lambda: run_step(model, [x], targets, optimizer, mode=request.mode, amp=request.amp,
-                                                  device=request.device))
+                                                  device=request.device, amp_dtype=request.amp_dtype))
     report(0.92, "building timeline")
     raw = recorder.finish(warnings)
     cuda = None

@@ -13,6 +13,8 @@ from .lever_fields import check_request_levers
 MAX_BATCH = 1_000_000
 # 2^47 elements (1 PiB of float64): beyond any machine, far below where byte counts overflow.
 MAX_INPUT_ELEMENTS = 2**47
+# AnalysisRequest.amp_dtype: "" means the target's default.
+AMP_DTYPES = ("", "float16", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ class AnalysisRequest:
     gradient_as_bucket_view: bool = False
     param_dtype: str | None = None  # FSDP2 mixed precision: all-gather and compute dtype (None: the parameters')
     reduce_dtype: str | None = None  # FSDP2 mixed precision: gradient reduce-scatter dtype
+    # AMP's autocast dtype: "" is the target's default (float16 on CUDA, bfloat16 on the CPU).
+    # float16 on CUDA trains with a GradScaler; bfloat16 needs none (engine/step.py).
+    amp_dtype: str = ""
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model.strip():
@@ -81,6 +86,9 @@ class AnalysisRequest:
                 raise RequestError(f"{field} must be one of {', '.join(allowed)}; got {value!r}")
         if self.amp and self.dtype != "float32":
             raise RequestError("AMP keeps float32 weights and autocasts the math: use --amp with --dtype float32")
+        if self.amp_dtype not in AMP_DTYPES:
+            raise RequestError(f"AMP dtype must be float16 or bfloat16 (or empty for the device's default); "
+                               f"got {self.amp_dtype!r}")
         # ---- CUDA memory model (issue 7): refuse what torch would refuse, in one line
         from .alloc_conf import parse_alloc_conf
         from .cuda_workspaces import parse_cublas_workspace_config, parse_cublaslt_workspace_size
@@ -131,6 +139,15 @@ class AnalysisRequest:
             return (f"optimizer '{self.optimizer}' ignored: inference runs no optimizer step "
                     "(choose --mode train to count its state)")
         return None
+
+    @property
+    def autocast_dtype(self) -> str | None:
+        """The dtype AMP autocasts to ('float16' or 'bfloat16'), None without AMP."""
+        if not self.amp:
+            return None
+        from .target import target_for
+
+        return self.amp_dtype or str(target_for(self.device).amp_dtype).removeprefix("torch.")
 
     @property
     def source_kind(self) -> str:

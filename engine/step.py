@@ -23,8 +23,14 @@ def torch_dtype(name: str) -> torch.dtype:
     return _DTYPES[name]
 
 
-def autocast_for(amp: bool, device: str, tensors_on: str = "cpu"):
-    """AMP as DESIGN.md defines it: bfloat16 on the CPU, float16 on CUDA.
+def amp_torch_dtype(device: str, amp_dtype: str = "") -> torch.dtype:
+    """AMP's autocast dtype: `amp_dtype` when given, else the target's default (DESIGN.md:
+    bfloat16 on the CPU, float16 on CUDA)."""
+    return _DTYPES[amp_dtype] if amp_dtype else target_for(device).amp_dtype
+
+
+def autocast_for(amp: bool, device: str, tensors_on: str = "cpu", amp_dtype: str = ""):
+    """AMP: autocast to `amp_dtype` (see `amp_torch_dtype`).
 
     The trace runs on CPU tensors either way (`tensors_on="cpu"`): for a CUDA target it applies
     CUDA's autocast lists to them (engine/target.py CudaAutocast), not the CPU's. A real step on
@@ -32,16 +38,17 @@ def autocast_for(amp: bool, device: str, tensors_on: str = "cpu"):
     """
     if not amp:
         return contextlib.nullcontext()
+    dtype = amp_torch_dtype(device, amp_dtype)
     if device == "cuda" and tensors_on != "cuda":
-        return CudaAutocast(target_for(device).amp_dtype)
-    return torch.autocast(tensors_on, dtype=target_for(device).amp_dtype)
+        return CudaAutocast(dtype)
+    return torch.autocast(tensors_on, dtype=dtype)
 
 
-def build_scaler(amp: bool, device: str, mode: str, tensors_on: str = "cpu"):
+def build_scaler(amp: bool, device: str, mode: str, tensors_on: str = "cpu", amp_dtype: str = ""):
     """CUDA's float16 AMP trains with a `torch.amp.GradScaler` (its scale and growth tensors, the
-    inf checks, the unscale); bfloat16 needs none. On CPU tensors (the trace, the CPU truth) the
-    CPU scaler makes the same tensors."""
-    if not amp or mode != "train" or target_for(device).amp_dtype != torch.float16:
+    inf checks, the unscale); bfloat16, and AMP on the CPU, need none. On CPU tensors (the trace,
+    the CPU truth) the CPU scaler makes the same tensors."""
+    if not amp or mode != "train" or device != "cuda" or amp_torch_dtype(device, amp_dtype) != torch.float16:
         return None
     return torch.amp.GradScaler(tensors_on)
 
@@ -114,14 +121,15 @@ def run_step(
     on_phase: Callable[[str], None] = lambda phase: None,
     tensors_on: str = "cpu",
     scaler=None,
+    amp_dtype: str = "",
 ) -> None:
     on_phase("forward")
     if mode == "inference":
-        with torch.no_grad(), autocast_for(amp, device, tensors_on):
+        with torch.no_grad(), autocast_for(amp, device, tensors_on, amp_dtype):
             output = model(*inputs)
         del output
         return
-    with autocast_for(amp, device, tensors_on):
+    with autocast_for(amp, device, tensors_on, amp_dtype):
         output = model(*inputs)
         loss = compute_loss(output, targets)
     if loss is None or not loss.requires_grad:

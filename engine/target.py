@@ -230,16 +230,26 @@ _CUDA_PROMOTE = frozenset("addcdiv addcmul atan2 bilinear cross dot vdot grid_sa
 class CudaAutocast(torch.overrides.TorchFunctionMode):
     """CUDA's autocast policy applied to CPU tensors: what `torch.autocast("cuda")` casts, by
     torch function, instead of the CPU autocast's lists (CPU keeps layer_norm, group_norm, softmax,
-    exp, sum ... in the low precision, where CUDA runs them in float32). Like autocast, a float32
-    parameter cast to the low precision is cast once per forward (the cast cache)."""
+    exp, sum ... in the low precision, where CUDA runs them in float32).
+
+    Like autocast (autocast_mode.cpp cached_cast), the low-precision copy of a float32 leaf that
+    requires grad (a parameter; not a view) is made once and kept until the outermost autocast
+    region ends, also under no_grad: an inference forward holds a copy of every weight it used."""
 
     def __init__(self, dtype: torch.dtype = torch.float16):
         super().__init__()
         self.dtype = dtype
-        self.cache: dict[int, torch.Tensor] = {}
+        self.cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._depth = 0  # the mode re-enters itself around composites (see __torch_function__)
+
+    def __enter__(self):
+        self._depth += 1
+        return super().__enter__()
 
     def __exit__(self, *exc):
-        self.cache.clear()  # autocast drops its cache when the outermost region ends
+        self._depth -= 1
+        if self._depth == 0:
+            self.cache.clear()  # autocast drops its cache when the outermost region ends
         return super().__exit__(*exc)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -267,12 +277,13 @@ class CudaAutocast(torch.overrides.TorchFunctionMode):
         if isinstance(value, torch.Tensor):
             if not _eligible(value) or value.dtype == dtype:
                 return value
-            cacheable = dtype == self.dtype and value.dtype == torch.float32 and value.requires_grad and value.is_leaf
+            cacheable = (dtype == self.dtype and value.dtype == torch.float32 and value.requires_grad
+                         and value.is_leaf and not value._is_view())
             if not cacheable:
                 return value.to(dtype)
-            if id(value) not in self.cache:
-                self.cache[id(value)] = value.to(dtype)
-            return self.cache[id(value)]
+            if id(value) not in self.cache:  # the source is kept too: its id stays its own
+                self.cache[id(value)] = (value, value.to(dtype))
+            return self.cache[id(value)][1]
         if isinstance(value, (list, tuple)):
             return type(value)(self._cast(v, dtype) for v in value)
         if isinstance(value, dict):

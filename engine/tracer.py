@@ -194,6 +194,15 @@ class StepRecorder(TorchDispatchMode):
         self._scratch_alloc(serial, nbytes)
         return serial
 
+    def kernel_scratch(self, *nbytes: int) -> None:
+        """Buffers a kernel takes after its outputs and gives back, last first, before the op
+        returns (a CUDA reduction's partial results and semaphores: engine/reduction_scratch.py)."""
+        held = [(self._new_serial(), self.target.block_bytes(n)) for n in nbytes]
+        for serial, n in held:
+            self._scratch_alloc(serial, n)
+        for serial, n in reversed(held):
+            self._event(-n, serial)
+
     def add_initial(self, nbytes: int, category: str) -> int:
         """A storage live from the start that no tensor here stands for (made by an earlier step)."""
         serial = self._new_serial()

@@ -99,7 +99,8 @@ def measure_cpu_step(request: AnalysisRequest) -> MeasuredStep:
     model, (x,), targets, optimizer = step.model, step.inputs, step.targets, step.optimizer
     if optimizer is not None and not request.first_step:
         # A real earlier step, then grads dropped: the steady state the trace models.
-        run_step(model, [x], targets, optimizer, mode="train", amp=request.amp, device=request.device)
+        run_step(model, [x], targets, optimizer, mode="train", amp=request.amp, device=request.device,
+                 amp_dtype=request.amp_dtype)
         optimizer.zero_grad(set_to_none=True)
     model.zero_grad(set_to_none=True)
     gc.collect()
@@ -109,7 +110,8 @@ def measure_cpu_step(request: AnalysisRequest) -> MeasuredStep:
     live += [t for _, t in optimizer_state_tensors(optimizer)]
     start = unique_bytes(live)
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        run_step(model, [x], targets, optimizer, mode=request.mode, amp=request.amp, device=request.device)
+        run_step(model, [x], targets, optimizer, mode=request.mode, amp=request.amp, device=request.device,
+                 amp_dtype=request.amp_dtype)
     events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
     events.sort(key=lambda e: e.start_ns())
     running = peak = 0

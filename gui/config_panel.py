@@ -91,6 +91,14 @@ class ConfigPanel(QWidget):
         self.dtype = self._combo(DTYPES, "Parameter and activation dtype")
         self.amp = QCheckBox("autocast (AMP)")
         self.amp.setToolTip("torch.autocast: bfloat16 math on the CPU, float16 on CUDA (float32 weights)")
+        self.amp_dtype = QComboBox()  # AMP's autocast dtype; "" is the target's default
+        for label, value in (("default", ""), ("float16", "float16"), ("bfloat16", "bfloat16")):
+            self.amp_dtype.addItem(label, value)
+        self.amp_dtype.setToolTip("Autocast dtype. default: bfloat16 on the CPU, float16 on CUDA; "
+                                  "float16 on CUDA trains with a GradScaler, bfloat16 without one")
+        amp_row = QHBoxLayout()
+        amp_row.addWidget(self.amp)
+        amp_row.addWidget(self.amp_dtype)
         self.mode = self._combo(MODES, "train: forward, backward and optimizer step; inference: forward under no_grad")
         self.optimizer = self._combo(OPTIMIZERS, "")
         self.optimizer.setToolTip("\n".join(f"{name}: {text}" for name, text in OPTIMIZER_HELP.items()) +
@@ -103,7 +111,7 @@ class ConfigPanel(QWidget):
         form.addRow("Batch", self.batch)
         form.addRow("Input", self.input)
         form.addRow("Dtype", self.dtype)
-        form.addRow("", self.amp)
+        form.addRow("", amp_row)
         form.addRow("Mode", self.mode)
         form.addRow("Optimizer", self.optimizer)
         form.addRow("Target", self.device)
@@ -116,11 +124,12 @@ class ConfigPanel(QWidget):
         self.hf.sig_changed.connect(self.schedule)
         self.batch.valueChanged.connect(self.schedule)
         self.input.textChanged.connect(self._on_input_edited)
-        for w in (self.dtype, self.mode, self.optimizer, self.device):
+        for w in (self.dtype, self.mode, self.optimizer, self.device, self.amp_dtype):
             w.currentIndexChanged.connect(self.schedule)
         for w in (self.amp, self.first_step):
             w.toggled.connect(self.schedule)
         self.mode.currentIndexChanged.connect(self._on_mode)
+        self.amp.toggled.connect(self._on_amp)
         self.optimizer.currentTextChanged.connect(self.sig_optimizer_chosen)
 
         layout = QVBoxLayout(self)
@@ -158,14 +167,15 @@ class ConfigPanel(QWidget):
     def set_request(self, request: AnalysisRequest) -> None:
         """Show `request` in every field, silently (no run is scheduled, a pending one is dropped)."""
         self._debounce.stop()
-        widgets = (self.batch, self.input, self.dtype, self.amp, self.mode, self.optimizer, self.device,
-                   self.first_step)
+        widgets = (self.batch, self.input, self.dtype, self.amp, self.amp_dtype, self.mode, self.optimizer,
+                   self.device, self.first_step)
         blocked = [w.blockSignals(True) for w in widgets]
         self._model = request.model
         self.batch.setValue(request.batch)
         self.input.setText("x".join(map(str, request.input_shape)) if request.input_shape else "")
         self.dtype.setCurrentText(request.dtype)
         self.amp.setChecked(request.amp)
+        self.amp_dtype.setCurrentIndex(max(0, self.amp_dtype.findData(request.amp_dtype)))
         self.mode.setCurrentText(request.mode)
         if request.mode == "train":  # in inference the combo keeps the comparison's optimizer
             self.optimizer.setCurrentText(request.optimizer)
@@ -178,6 +188,7 @@ class ConfigPanel(QWidget):
         self._mark_input(True)
         self._show_current()
         self._on_mode()
+        self._on_amp()
         if hasattr(self, "distributed"):  # issue 12
             self.distributed.set_request(request)
 
@@ -204,6 +215,7 @@ class ConfigPanel(QWidget):
         return AnalysisRequest(
             model=self._model, batch=self.batch.value(), input_shape=parse_shape(text) if text else None,
             dtype=self.dtype.currentText(), amp=self.amp.isChecked(), mode=mode,
+            amp_dtype=self.amp_dtype.currentData() if self.amp.isChecked() else "",
             optimizer=self.optimizer.currentText() if mode == "train" else "none",
             device=self.device.currentText(), first_step=self.first_step.isChecked(),
             **self.levers.fields(),
@@ -267,6 +279,9 @@ class ConfigPanel(QWidget):
 
     def _on_mode(self, *_):
         self.first_step.setEnabled(self.mode.currentText() == "train")
+
+    def _on_amp(self, *_):
+        self.amp_dtype.setEnabled(self.amp.isChecked())
 
     def _on_search(self, text: str):
         text = text.strip().lower()

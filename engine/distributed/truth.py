@@ -104,7 +104,8 @@ def _measure_rank(rank: int, port: int, request) -> RankMeasurement:
             model.register_comm_hook(buckets, _recording_allreduce)
         for _ in range(2):
             buckets.clear()
-            run_step(model, step.inputs, step.targets, optimizer, mode=request.mode, amp=request.amp, device="cpu")
+            run_step(model, step.inputs, step.targets, optimizer, mode=request.mode, amp=request.amp, device="cpu",
+                     amp_dtype=request.amp_dtype)
             if optimizer is not None:
                 optimizer.zero_grad(set_to_none=True)
             inner.zero_grad(set_to_none=True)
@@ -116,7 +117,8 @@ def _measure_rank(rank: int, port: int, request) -> RankMeasurement:
                     *state, *buckets.values()]
             start = unique_bytes(live)
             with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-                run_step(model, step.inputs, step.targets, optimizer, mode=request.mode, amp=request.amp, device="cpu")
+                run_step(model, step.inputs, step.targets, optimizer, mode=request.mode, amp=request.amp, device="cpu",
+                     amp_dtype=request.amp_dtype)
             events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
                             key=lambda e: e.start_ns())
             running = peak = 0
