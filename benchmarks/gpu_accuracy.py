@@ -61,6 +61,9 @@ FRESH_MODELS = ["resnet18", "resnet50", "vgg16", "densenet121", "mobilenet_v2", 
 FRESH_CONFS = ["", "expandable_segments:True", "max_split_size_mb:64", "roundup_power2_divisions:4"]
 DRY_FRESH = [("tiny_transformer.yaml", "", "train", "adam", "float32")]
 CONV_DTYPES = ["float32", "float16", "bfloat16"]
+# What ran on the device before the measured step (schema 3; the 2026-11-28 recordings, schema 2,
+# also ran a float32 no-grad forward in train mode first, to read the targets' shapes)
+HISTORY = "model and input, warm-up step, measured step"
 
 
 # ---- The real GPU, or a CPU stand-in for --dry-run
@@ -188,7 +191,7 @@ def measure(gpu, model: str, batch: int, mode: str, optimizer: str, precision: s
         gpu.start_history()
     request = AnalysisRequest(model=model, batch=batch, mode=mode, optimizer=optimizer,
                               amp=precision == "amp_float16", device="cuda")
-    step = build_real_step(request, gpu.device)
+    step = build_real_step(request, gpu.device, shapes_on_meta=True)  # nothing on the GPU before the first step
     scaler = build_scaler(request.amp, "cuda", mode, gpu.device)  # float16 AMP: a GradScaler, as engine/step.py
 
     def one_step():
@@ -538,7 +541,7 @@ def run_fresh_all(args, gpu, started: float) -> int:
     work = tempfile.mkdtemp(prefix="gpu_accuracy_")
     todo = cases(args.dry_run, args.models)
     running: list[subprocess.Popen] = []
-    document = {"schema": 2, "dry_run": args.dry_run, "fresh_all": True,
+    document = {"schema": 3, "dry_run": args.dry_run, "fresh_all": True, "history": HISTORY,
                 "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"), **gpu.describe(),
                 "cases": [], "skipped": []}
     for n, (model, batch, mode, opt, precision) in enumerate(todo):
@@ -594,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_fresh_all(args, gpu, started)
     fresh = fresh_process_figures(args.dry_run)
     print(f"[{time.perf_counter() - started:6.1f} s] fresh process: {json.dumps(fresh)[:400]}", flush=True)
-    document = {"schema": 2, "dry_run": args.dry_run,
+    document = {"schema": 3, "dry_run": args.dry_run, "history": HISTORY,
                 "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
                 **gpu.describe(), "fresh_process": fresh, "cases": [], "skipped": [], "fresh_cases": [],
                 "conv_workspaces": []}

@@ -41,6 +41,57 @@ def request_for(case: dict, arch: tuple[int, int]):
     return AnalysisRequest(**fields)
 
 
+def protocol_reserved(train, probe) -> int:
+    """max_memory_reserved of the recording's measured training step, simulated through the
+    recording's own history (benchmarks/gpu_accuracy.py, engine/truth.py build_real_step): the
+    model and input on the device, a no-grad forward that reads the output shapes (`probe`, an
+    inference trace of the same model), the targets, a warm-up step that makes the optimizer
+    state and autograd's workspaces, then the measured step. MemLens itself predicts a step after
+    one warm-up step with no such probe (engine/cuda_allocator.py simulate)."""
+    from engine.alloc_conf import parse_alloc_conf
+    from engine.analysis import PHASES
+    from engine.cuda_allocator import CachingAllocator
+
+    sim = train.cuda.simulation
+    a = CachingAllocator(parse_alloc_conf(train.request.alloc_conf))
+    backward = PHASES.index("backward")
+    first_backward = int(next(iter((train.events.phase == backward).nonzero()[0]), len(train.events)))
+    later: dict[int, list[int]] = {}
+    for i, (size, made) in enumerate(zip(sim.initial_bytes, sim.initial_made_at)):
+        if made < 0:
+            a.malloc(("start", i), size)
+        elif made < first_backward and size >= 2**20:  # the forward thread's workspaces: the probe makes them
+            continue
+        else:
+            later.setdefault(made, []).append(i)
+    psim = probe.cuda.simulation
+    probe_later: dict[int, list[int]] = {}
+    for i, (size, made) in enumerate(zip(psim.initial_bytes, psim.initial_made_at)):
+        if made >= 0:
+            probe_later.setdefault(made, []).append(i)
+
+    def run(events, made_here, initial, tag, keep):
+        born = {}
+        for j, (size, key) in enumerate(zip(events.nbytes.tolist(), events.storage.tolist())):
+            for i in made_here.get(j, ()):
+                a.malloc((tag, "made", i), initial[i])
+            if size > 0:
+                a.malloc((tag, key), size)
+                born[(tag, key)] = None
+            elif (tag, key) in a.live:
+                a.free((tag, key))
+                born.pop((tag, key), None)
+        if not keep:
+            for key in born:
+                a.free(key)
+
+    run(probe.events, probe_later, psim.initial_bytes, "probe", keep=False)
+    run(train.events, later, sim.initial_bytes, "warm-up", keep=False)
+    a.reset_peak()
+    run(train.events, {}, sim.initial_bytes, "step", keep=True)
+    return a.peak_reserved_bytes
+
+
 def predict(case: dict, arch: tuple[int, int]) -> dict:
     """Predicted and measured figures for one case, with the signed errors in percent."""
     from engine.footprint import footprint_lines
@@ -55,6 +106,10 @@ def predict(case: dict, arch: tuple[int, int]) -> dict:
     measured = {"allocated": case["max_memory_allocated"], "reserved": case["max_memory_reserved"],
                 "total": case.get("nvml_process_used")}
     predicted = {"allocated": allocated, "reserved": reserved, "total": total}
+    if case["mode"] == "train":  # the recording's own history: a float32 no-grad forward before the first step
+        probe = analyze(request_for({**case, "mode": "inference", "optimizer": "none", "precision": "float32"}, arch))
+        predicted["reserved_protocol"] = protocol_reserved(analysis, probe)
+        measured["reserved_protocol"] = measured["reserved"]
     errors = {k: (100.0 * (predicted[k] - measured[k]) / measured[k] if measured[k] else None) for k in measured}
     return {"model": case["model"], "mode": case["mode"], "optimizer": case["optimizer"],
             "precision": case["precision"], "batch": case["batch"], "predicted": predicted, "measured": measured,
@@ -110,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{row['model']:<22} {row['mode']:<9} {row['optimizer']:<5} {row['precision']:<13} "
               f"allocated {e['allocated']:+6.2f}%  reserved {e['reserved']:+6.2f}%  total "
               f"{e['total'] if e['total'] is None else format(e['total'], '+6.2f')}%  {flags} "
+              f"{'protocol ' + format(e['reserved_protocol'], '+6.2f') + '%' if 'reserved_protocol' in e else ''} "
               f"({row['trace_seconds']:.1f} s)", flush=True)
     good = [r for r in rows if "error" not in r]
     for k, target in TARGETS.items():

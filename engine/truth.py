@@ -70,10 +70,14 @@ class RealStep:
     optimizer: object
 
 
-def build_real_step(request: AnalysisRequest, device: str = "cpu") -> RealStep:
-    """Model (small random weights), input batch, targets and optimizer, allocated for real."""
+def build_real_step(request: AnalysisRequest, device: str = "cpu", shapes_on_meta: bool = False) -> RealStep:
+    """Model (small random weights), input batch, targets and optimizer, allocated for real.
+    The targets' shapes come from a no-grad forward of the real model, or with `shapes_on_meta`
+    of the meta model before it is materialised, so nothing runs on the device before the first
+    step (a GPU measurement: a real forward would leave cached segments behind)."""
     loaded = prepare_for_request(load_model(request.model), request)  # engine/lora.py, as the trace does
     dtype = torch_dtype(request.dtype)
+    meta_shapes = _meta_output_shapes(loaded, request, dtype) if shapes_on_meta and request.mode == "train" else None
     model = materialize(loaded.module).to(device=device, dtype=dtype)
     model.train(request.mode == "train")
     apply_to_real_model(model, request, loaded.name)  # the trace's levers (engine/levers.py)
@@ -84,11 +88,29 @@ def build_real_step(request: AnalysisRequest, device: str = "cpu") -> RealStep:
         x = torch.randn(shape, dtype=dtype, device=device)
     targets, optimizer = {}, None
     if request.mode == "train":
-        with torch.no_grad():
-            shapes = [tuple(t.shape) for t in output_tensors(model(x))]
+        shapes = meta_shapes
+        if shapes is None:
+            with torch.no_grad():
+                shapes = [tuple(t.shape) for t in output_tensors(model(x))]
         targets = make_targets(shapes, dtype, device=device, task=loaded.task)
         optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], request.optimizer, device)
     return RealStep(model, [x], targets, optimizer)
+
+
+def _meta_output_shapes(loaded, request: AnalysisRequest, dtype) -> list[tuple[int, ...]] | None:
+    """The model's output shapes from its meta copy (None when a meta forward cannot run)."""
+    shape = (step_batch(request), *(request.input_shape if request.input_shape is not None else loaded.input_shape))
+    if loaded.input_dtype is not None and not loaded.input_dtype.is_floating_point:
+        x = torch.zeros(shape, dtype=loaded.input_dtype, device="meta")
+    else:
+        x = torch.empty(shape, dtype=dtype, device="meta")
+    try:
+        module = loaded.module.to(dtype=dtype) if dtype != torch.float32 else loaded.module
+        module.train(True)
+        with torch.no_grad():
+            return [tuple(t.shape) for t in output_tensors(module(x))]
+    except Exception:  # noqa: BLE001 - fall back to the real model's forward
+        return None
 
 
 def measure_cpu_step(request: AnalysisRequest) -> MeasuredStep:
