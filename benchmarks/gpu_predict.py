@@ -118,10 +118,11 @@ def predict(case: dict, arch: tuple[int, int], history: bool = False) -> dict:
 
 
 def markdown(rows: list[dict], document: dict) -> str:
-    """The validation table: one row per case, MiB and signed errors, misses in bold."""
+    """The validation table: one row per case, MiB and signed errors, misses in bold; the last
+    column is the reserved peak simulated through the recording's own history (training)."""
     mib = 2**20
-    out = [f"| model | batch | run | precision | allocated MiB (measured) | error | reserved MiB (measured) | error | "
-           f"device total MiB (NVML) | error |", "|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| model | batch | run | precision | allocated MiB (measured) | error | reserved MiB (measured) | error | "
+           "device total MiB (NVML) | error | reserved, recording's history |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cells = []
         for k in TARGETS:
@@ -129,6 +130,8 @@ def markdown(rows: list[dict], document: dict) -> str:
             text = "n/a" if e is None else f"{e:+.2f}%"
             cells += [f"{r['predicted'][k] / mib:,.1f} ({r['measured'][k] / mib:,.1f})" if r["measured"][k] else "n/a",
                       f"**{text}**" if e is not None and abs(e) > TARGETS[k] else text]
+        e = r["error_pct"].get("reserved_protocol")
+        cells.append("" if e is None else (f"**{e:+.2f}%**" if abs(e) > TARGETS["reserved"] else f"{e:+.2f}%"))
         run = r["mode"] if r["mode"] == "inference" else f"train {r['optimizer']}"
         out.append(f"| {r['model']} | {r['batch']} | {run} | {r['precision']} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
