@@ -255,6 +255,10 @@ def json_fields(analysis: Analysis, max_points: int = 2000) -> dict:
                                   "blocks": len(g.blocks), "expandable": g.expandable} for g in s.segments_at_peak],
             "cuda_mallocs": s.cuda_mallocs,
             "workspaces": [{"label": w.label, "bytes": w.bytes, "made": w.made} for w in cuda.workspaces],
+            "convolution_workspaces": None if cuda.convolutions is None else {
+                "table": cuda.convolutions.table, "recorded": cuda.convolutions.recorded,
+                "scaled": cuda.convolutions.scaled, "estimated": cuda.convolutions.estimated,
+                "largest_bytes": cuda.convolutions.largest_bytes, "largest_at": cuda.convolutions.largest_at},
             "timeline": {"point": picks.tolist(), "reserved": s.reserved[picks].tolist(),
                          "allocated": s.allocated[picks].tolist()},
         }
