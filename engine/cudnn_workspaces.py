@@ -61,8 +61,8 @@ class ConvWorkspaces:
 @dataclass(frozen=True)
 class _Table:
     describe: str
-    exact: dict  # (dtype, n, c, h, w, out, kh, kw, sh, sw, ph, pw, dh, dw, groups) -> (fwd, bwd, bwd_weight)
-    by_shape: dict  # the same key without n -> (n, (fwd, bwd, bwd_weight))
+    exact: dict  # (dtype, n, c, h, w, out, kh, kw, sh, sw, ph, pw, dh, dw, groups) -> (fwd, bwd, bwd_weight, bwd_data)
+    by_shape: dict  # the same key without n -> (n, (fwd, bwd, bwd_weight, bwd_data)); bwd_data may be None
     ratios: dict  # (dtype, kind, direction) -> median workspace / output bytes
 
 
@@ -101,7 +101,10 @@ class CudnnWorkspaces:
             whole = self._lookup(*geometry, "backward", grad_bytes)
             weight_bytes = _block(weight.numel() * weight.element_size())
             bias_bytes = _block(weight.shape[0] * weight.element_size()) if mask[2] else 0
-            data_bytes = whole + weight_bytes + bias_bytes if whole > filter_bytes else filter_bytes
+            data_bytes = data_workspace_bytes(self.table, x.shape, x.dtype, weight.shape, stride, padding, dilation,
+                                              groups, transposed)
+            if data_bytes is None:  # not seen in a recorded step: what the whole backward's peak leaves room for
+                data_bytes = whole + weight_bytes + bias_bytes if whole > filter_bytes else filter_bytes
             return [("out", 0), ("alloc", "data", _block(data_bytes)), ("free", "data"), *steps]
         return None
 
@@ -145,6 +148,24 @@ def workspace_bytes(table: _Table, x_shape, dtype, w_shape, stride, padding, dil
     return int(ratio * output_bytes), "estimated"
 
 
+def data_workspace_bytes(table: _Table, x_shape, dtype, w_shape, stride, padding, dilation, groups,
+                         transposed) -> int | None:
+    """The input-gradient pass's own workspace where a recorded step showed it (the table's
+    `backward_data`, read by benchmarks/gpu_conv_table.py), scaled by the batch; else None."""
+    if len(x_shape) != 4 or transposed:
+        return None
+    n, c, h, w = (int(v) for v in x_shape)
+    shape = (_DTYPES.get(dtype, "float32"), c, h, w, int(w_shape[0]), int(w_shape[2]), int(w_shape[3]),
+             *map(int, stride), *map(int, padding), *map(int, dilation), int(groups))
+    exact = table.exact.get((shape[0], n, *shape[1:]))
+    if exact is not None and exact[3] is not None:
+        return exact[3]
+    hit = table.by_shape.get(shape)
+    if hit is None or hit[1][3] is None:
+        return None
+    return int(hit[1][3] * n / hit[0])
+
+
 @functools.lru_cache(maxsize=1)
 def load_table(path: str = TABLE) -> _Table:
     with open(path) as f:
@@ -153,7 +174,8 @@ def load_table(path: str = TABLE) -> _Table:
     exact, by_shape, samples = {}, {}, {}
     for row in raw["rows"]:
         record = dict(zip(columns, row))
-        values = tuple(int(record[d]) for d in DIRECTIONS)
+        data = record.get("backward_data")
+        values = (*(int(record[d]) for d in DIRECTIONS), None if data is None else int(data))
         key = tuple(record[k] for k in columns[:15])
         exact[key] = values
         by_shape.setdefault((key[0], *key[2:]), (record["n"], values))
@@ -162,7 +184,7 @@ def load_table(path: str = TABLE) -> _Table:
         w_out = (record["w"] + 2 * record["pw"] - record["dw"] * (record["kw"] - 1) - 1) // record["sw"] + 1
         elem = 4 if record["dtype"] == "float32" else 2
         out_bytes = record["n"] * record["out"] * h_out * w_out * elem
-        for d, v in zip(DIRECTIONS, values):
+        for d, v in zip(DIRECTIONS, values[:3]):
             samples.setdefault((record["dtype"], kind, d), []).append(v / out_bytes)
     ratios = {k: float(np.median(v)) for k, v in samples.items()}
     arch = raw["compute_capability"]
