@@ -1,0 +1,69 @@
+"""cuDNN's convolution workspaces on a CUDA trace (engine/cudnn_workspaces.py): each convolution
+takes its workspace from the table recorded on an H200, scaled with the batch when only another
+batch was recorded, estimated by kind otherwise; the trace allocates it inside the op, after the
+outputs, and the backward runs the input's pass before the weight's, as cuDNN does."""
+import pytest
+import torch
+
+from engine import AnalysisRequest, analyze
+from engine.cudnn_workspaces import data_workspace_bytes, load_table, workspace_bytes
+
+MIB = 2**20
+# ResNet-18's first convolution at batch 32, float32 (recorded: 3x224x224 -> 64 channels, 7x7, stride 2)
+CONV1 = dict(x_shape=(32, 3, 224, 224), dtype=torch.float32, w_shape=(64, 3, 7, 7), stride=(2, 2), padding=(3, 3),
+             dilation=(1, 1), groups=1, transposed=False)
+
+
+@pytest.fixture(scope="module")
+def table():
+    return load_table()
+
+
+def test_a_recorded_convolution_takes_the_recorded_workspace(table):
+    raw = table.exact[("float32", 32, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 1, 1, 1)]
+    assert workspace_bytes(table, **CONV1, direction="forward", output_bytes=0) == (raw[0], "recorded")
+    assert raw[0] > 100 * MIB  # the first convolution's workspace is larger than its output (98 MiB)
+
+
+def test_another_batch_is_scaled_linearly_from_the_recorded_one(table):
+    recorded_batch, raw = table.by_shape[("float32", 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 1, 1, 1)]
+    assert ("float32", 5, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 1, 1, 1) not in table.exact  # batch 5: never recorded
+    nbytes, source = workspace_bytes(table, **{**CONV1, "x_shape": (5, 3, 224, 224)}, direction="backward",
+                                     output_bytes=0)
+    assert source == "scaled" and nbytes == int(raw[1] * 5 / recorded_batch)
+
+
+def test_an_unrecorded_convolution_is_estimated_from_its_kind(table):
+    odd = {**CONV1, "x_shape": (4, 5, 37, 37), "w_shape": (11, 5, 3, 3), "stride": (1, 1), "padding": (1, 1)}
+    output_bytes = 4 * 11 * 37 * 37 * 4
+    nbytes, source = workspace_bytes(table, **odd, direction="forward", output_bytes=output_bytes)
+    assert source == "estimated" and nbytes == int(table.ratios[("float32", "kxk", "forward")] * output_bytes)
+    assert data_workspace_bytes(table, **odd) is None
+
+
+def test_the_trace_puts_each_workspace_inside_its_convolution():
+    """A convolution's workspace is allocated after its output and freed before the next op:
+    the step's events hold an alloc/free pair of the recorded size right after the output."""
+    a = analyze(AnalysisRequest(model="resnet18", batch=32, mode="inference", optimizer="none", device="cuda"))
+    sizes = a.events.nbytes.tolist()
+    table = load_table()
+    raw = table.exact[("float32", 32, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 1, 1, 1)]
+    workspace = -(-raw[0] // 512) * 512
+    i = sizes.index(workspace)
+    assert sizes[i - 1] == 32 * 64 * 112 * 112 * 4 and sizes[i + 1] == -workspace  # output, workspace, free
+    summary = a.cuda.convolutions
+    assert (summary.recorded, summary.estimated, summary.threads) == (20, 0, 1)  # inference: one thread
+    assert summary.largest_bytes == raw[0] and summary.largest_at.startswith("conv1")
+
+
+def test_the_backward_runs_the_input_pass_then_the_weight_pass():
+    """Input gradient, its workspace, freed; weight gradient, its workspace, freed (the recorded order)."""
+    a = analyze(AnalysisRequest(model="resnet18", batch=32, mode="train", optimizer="sgd", device="cuda"))
+    sizes = a.events.nbytes.tolist()
+    table = load_table()
+    # layer4's 3x3 512-channel convolution at 7x7: both passes recorded on the H200
+    raw = table.exact[("float32", 32, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1)]
+    data, weight_pass = (-(-v // 512) * 512 for v in (raw[3], raw[2]))
+    grad_input, grad_weight = 32 * 512 * 7 * 7 * 4, 512 * 512 * 9 * 4
+    pattern = [grad_input, data, -data, grad_weight, weight_pass, -weight_pass]
+    assert any(sizes[i:i + 6] == pattern for i in range(len(sizes) - 5))
