@@ -264,7 +264,7 @@ class CudaAutocast(torch.overrides.TorchFunctionMode):
         elif getattr(func, "__module__", None) == "torch.nn.functional" and inspect.isfunction(func):
             # A composite (cross_entropy, multi_head_attention_forward ...): autocast acts on the
             # ops inside it, which this mode sees only if it stays on while the body runs.
-            with _composite_body(), self:
+            with composite_body(), self:
                 return func(*args, **kwargs)
         return func(*args, **kwargs)
 
@@ -287,7 +287,7 @@ class CudaAutocast(torch.overrides.TorchFunctionMode):
 
 
 @contextlib.contextmanager
-def _composite_body():
+def composite_body():
     """torch.nn.functional's own has_torch_function checks answer False meanwhile, so its
     functions run their bodies instead of handing themselves back to the mode (no recursion)."""
     import torch.nn.functional as F
