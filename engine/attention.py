@@ -18,6 +18,7 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
+from .eager_linear import EagerLinear
 from .target import target_for
 
 
@@ -38,7 +39,8 @@ def target_attention(device: str):
 
     F.scaled_dot_product_attention = sdpa
     try:
-        yield
+        with EagerLinear() if device == "cuda" else contextlib.nullcontext():  # engine/eager_linear.py
+            yield
     finally:
         F.scaled_dot_product_attention = original
 

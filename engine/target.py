@@ -217,7 +217,7 @@ _CUDA_LOWER = frozenset("""_convolution conv1d conv2d conv3d conv_tbc conv_trans
     rnn_relu_cell _scaled_dot_product_flash_attention scaled_dot_product_attention""".split())
 _CUDA_FP32 = frozenset("""acos asin cosh erfinv exp expm1 log log10 log2 log1p reciprocal rsqrt sinh tan pow __pow__
     softplus layer_norm native_layer_norm group_norm frobenius_norm nuclear_norm cosine_similarity poisson_nll_loss
-    cosine_embedding_loss nll_loss nll_loss2d cross_entropy_loss hinge_embedding_loss kl_div l1_loss smooth_l1_loss
+    cosine_embedding_loss nll_loss nll_loss2d hinge_embedding_loss kl_div l1_loss smooth_l1_loss
     huber_loss mse_loss margin_ranking_loss multilabel_margin_loss soft_margin_loss triplet_margin_loss
     multi_margin_loss binary_cross_entropy_with_logits dist pdist cdist renorm logsumexp upsample_nearest1d
     _upsample_nearest_exact1d upsample_nearest2d _upsample_nearest_exact2d upsample_nearest3d _upsample_nearest_exact3d
@@ -255,6 +255,8 @@ class CudaAutocast(torch.overrides.TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = dict(kwargs or {})
         name = getattr(func, "__name__", "")
+        if name == "cross_entropy_loss" and (loss := self._cross_entropy(*args, **kwargs)) is not None:
+            return loss
         if name in _CUDA_LOWER:
             args, kwargs = self._cast(args, self.dtype), self._cast(kwargs, self.dtype)
         elif name in _CUDA_FP32:
@@ -269,9 +271,20 @@ class CudaAutocast(torch.overrides.TorchFunctionMode):
         elif getattr(func, "__module__", None) == "torch.nn.functional" and inspect.isfunction(func):
             # A composite (cross_entropy, multi_head_attention_forward ...): autocast acts on the
             # ops inside it, which this mode sees only if it stays on while the body runs.
-            with _composite_body(), self:
+            with composite_body(), self:
                 return func(*args, **kwargs)
         return func(*args, **kwargs)
+
+    def _cross_entropy(self, x, target, weight=None, reduction=1, ignore_index=-100, label_smoothing=0.0):
+        """cross_entropy_loss has no autocast rule: ATen's composite takes the log-softmax in the
+        input's own dtype (explicitly, so autocast keeps it) and nll_loss, on the float32 list,
+        casts that to float32 (recorded on an H200: a float16 and a float32 copy of the logits).
+        None (the float32 cast of the whole loss) for soft targets and label smoothing."""
+        if label_smoothing or target.is_floating_point() or not _eligible(x):
+            return None
+        log_probs = torch.log_softmax(x, 0 if x.dim() == 1 else 1, dtype=x.dtype)
+        return torch._C._nn.nll_loss_nd(self._cast(log_probs, torch.float32), target, self._cast(weight, torch.float32),
+                                        reduction, ignore_index)
 
     def _cast(self, value, dtype):
         if isinstance(value, torch.Tensor):
@@ -292,7 +305,7 @@ class CudaAutocast(torch.overrides.TorchFunctionMode):
 
 
 @contextlib.contextmanager
-def _composite_body():
+def composite_body():
     """torch.nn.functional's own has_torch_function checks answer False meanwhile, so its
     functions run their bodies instead of handing themselves back to the mode (no recursion)."""
     import torch.nn.functional as F

@@ -55,3 +55,22 @@ def test_the_traced_step_takes_the_recorded_reduction_buffers():
         assert traced[size] == count, size
     measured = case["max_memory_allocated"]
     assert abs(analysis.peak.total_bytes - measured) <= 0.005 * measured  # -1.8% without them
+
+
+def test_multi_head_attentions_input_projection_adds_its_bias_in_place_as_on_the_gpu():
+    """The first encoder layer's forward, event by event as the H200 recorded it: layer norm
+    (output, mean, rstd), the transposed input copied for the projection, its product, the packed
+    q/k/v made contiguous, the product freed, attention's output and log-sum-exp. ATen's linear
+    adds the bias in place; under a dispatch mode it would add out of place (engine/eager_linear.py)."""
+    case = next(c for c in RECORDED["cases"] if (c["model"], c["mode"], c["optimizer"], c["precision"])
+                == ("tiny_transformer.yaml", "train", "sgd", "float32"))
+    sizes, addresses = decode_trace(case["trace"])
+    held, recorded = {}, []
+    for size, address in zip(sizes.tolist()[:10], addresses.tolist()[:10]):
+        if size > 0:
+            held[address] = -(-size // 512) * 512
+            recorded.append(held[address])
+        else:
+            recorded.append(-held.pop(address))
+    analysis = analyze(request_for(case, tuple(RECORDED["compute_capability"])))
+    assert analysis.events.nbytes[:10].tolist() == recorded
