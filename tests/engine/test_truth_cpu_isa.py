@@ -7,6 +7,12 @@ ISA-dependent kernels (float32 and bfloat16 convolutions, AMP, few channels, gro
 transposed convolutions, LSTMs, a vision transformer's attention and matrix products;
 recursive modules and packed sequences run the same kernels on every family and stay in
 test_truth_cpu.py); each (ISA, case) is one test. Target: within 2%, as in test_truth_cpu.py.
+
+AVX512_CORE_BF16 adds bfloat16 kernels to AVX512_CORE and nothing else: its float32 cases run
+AVX512_CORE's kernels and the trace takes the same path (16-channel blocks, the same
+scratchpads). Measured on one AMX machine, all 12 float32 cases gave the same traced and the
+same measured peak to the byte under both caps, so avx512_bf16 runs its bfloat16 (AMP) cases
+and one float32 case (a first convolution on one channel) that shows the cap leaves float32 alone.
 """
 import functools
 import json
@@ -45,6 +51,9 @@ CASES = [
     ("vit_b_16", 1, "train", "adamw", None),  # attention and large float32 matrix products
     ("vit_b_16", 1, "inference", "none", None),
 ]
+# The cases each instruction set runs: all of them, but float32 on AVX512_CORE_BF16 (see above).
+FLOAT32_ON_BF16 = {_case for _case in CASES if _case[4] is None} - {(user_model("mnist"), 4, "train", "adam", None)}
+RUNS = {isa: [c for c in CASES if not (isa == "avx512_bf16" and c in FLOAT32_ON_BF16)] for isa in ISAS}
 
 
 
@@ -56,7 +65,7 @@ def _id(case):
 
 def _params():
     for isa in ISAS:
-        for case in CASES:
+        for case in RUNS[isa]:
             yield pytest.param(isa, case, id=f"{isa}-{_id(case)}")
 
 
@@ -64,7 +73,7 @@ def _params():
 def _results(isa: str) -> dict:
     """Every case's figures from one restricted worker process."""
     env = {**os.environ, **ISAS[isa][0]}
-    cases = [[m, b, mode, opt, amp == AMP] for m, b, mode, opt, amp in CASES]
+    cases = [[m, b, mode, opt, amp == AMP] for m, b, mode, opt, amp in RUNS[isa]]
     proc = subprocess.run([sys.executable, WORKER, json.dumps(cases)], env=env, capture_output=True,
                           text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-2000:]
