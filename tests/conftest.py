@@ -15,3 +15,19 @@ os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="memlens-test-config-")
 
 # ... and so does the last-analysis cache the window reopens on (gui/analysis_cache.py).
 os.environ["MEMLENS_CACHE_DIR"] = tempfile.mkdtemp(prefix="memlens-test-cache-")
+
+
+def run_main_concurrently(commands: dict, timeout: float = 300) -> dict:
+    """`python main.py ARGS...` for each named argument list, each in its own process, two at a
+    time, from the repository root: a CLI test's cost is one core's worth of torch start-up, so a
+    module's runs started together take half as long on two cores as the same runs in turn."""
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(argv):
+        return subprocess.run([sys.executable, "main.py", *argv], cwd=ROOT, capture_output=True, text=True,
+                              timeout=timeout)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = dict(zip(commands, pool.map(run, commands.values())))
+    return done

@@ -204,12 +204,21 @@ def _run(argv):
     return out, time.perf_counter() - started
 
 
+# Runs of good models whose output the tests below read, started with the catalogue.
+GOOD_RUNS = {
+    "noisy_json_on_stdout": ["--model", "{py}:noisy", "--batch", "2", "--json", "-"],
+    "json_of_a_failed_analysis": ["--model", "{py}:exits", "--json", "{tmp}/out.json"],
+}
+
+
 @pytest.fixture(scope="module")
 def results(workdir):
-    names = list(CASES)
+    values = {"py": str(workdir / "models.py"), "tmp": str(workdir)}
+    argvs = {name: _argv(name, workdir) for name in CASES}
+    argvs.update({name: [a.format(**values) for a in argv] for name, argv in GOOD_RUNS.items()})
     with ThreadPoolExecutor(max_workers=3) as pool:
-        runs = list(pool.map(lambda n: _run(_argv(n, workdir)), names))
-    return dict(zip(names, runs))
+        runs = list(pool.map(_run, argvs.values()))
+    return dict(zip(argvs, runs))
 
 
 def test_the_catalogue_is_large():
@@ -239,8 +248,8 @@ def test_argument_and_file_mistakes_are_reported_before_torch_is_imported(workdi
         assert out.stdout.strip() == "False", out.stderr
 
 
-def test_json_on_stdout_stays_valid_when_the_model_file_prints(workdir):
-    out, _ = _run(["--model", f"{workdir / 'models.py'}:noisy", "--batch", "2", "--json", "-"])
+def test_json_on_stdout_stays_valid_when_the_model_file_prints(results):
+    out, _ = results["noisy_json_on_stdout"]
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["parameters"] == 4 * 2 + 2
     assert "hello from the model file" in out.stderr
@@ -256,8 +265,8 @@ def test_ctrl_c_exits_with_one_line(workdir):
     assert [line for line in err.splitlines() if not line.startswith(NOTE)] == ["memlens: interrupted"]
 
 
-def test_json_is_written_atomically_and_a_failed_analysis_leaves_nothing(workdir):
+def test_json_is_written_atomically_and_a_failed_analysis_leaves_nothing(workdir, results):
     target = workdir / "out.json"
-    out, _ = _run(["--model", f"{workdir / 'models.py'}:exits", "--json", str(target)])
+    out, _ = results["json_of_a_failed_analysis"]
     assert out.returncode == 1 and not target.exists()
     assert not [p for p in os.listdir(workdir) if p.startswith(".memlens-")]  # no temporary file left behind

@@ -24,10 +24,13 @@ def case(model, batch, shape, strategy, world_size):
     return pytest.param(model, batch, shape, strategy, world_size, id=f"{name}-{strategy}-{world_size}")
 
 
+# Each strategy runs on 2 and on 4 ranks (zero1 on 2), each model family under DDP and FSDP.
+# FSDP on 4 ranks is the transformer's; resnet18's FSDP runs on 2 (its 4-rank twin cost four
+# torchvision start-ups and met no shard padding the 2-rank case does not: every dimension it
+# shards divides by 4).
 CASES = [
     case("resnet18", 2, (3, 64, 64), "ddp", 2),
     case("resnet18", 2, (3, 64, 64), "fsdp", 2),
-    case("resnet18", 2, (3, 64, 64), "fsdp", 4),
     case(TINY_TRANSFORMER, 8, None, "ddp", 4),
     case(TINY_TRANSFORMER, 8, None, "fsdp", 4),
     case("resnet18", 2, (3, 64, 64), "zero1", 2),  # ranks own different optimizer state

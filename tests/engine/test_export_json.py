@@ -5,12 +5,10 @@ import dataclasses
 import json
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
-from conftest import ROOT, SPECS
+from conftest import ROOT, SPECS, run_main_concurrently
 from engine.json_schema import ANALYSIS_SCHEMA, validate
 from engine.report import SCHEMA_VERSION
 from engine.request import AnalysisRequest
@@ -18,16 +16,22 @@ from engine.request import AnalysisRequest
 CNN = os.path.join(SPECS, "small_cnn.yaml")
 
 
-def cli_json(*args):
-    out = subprocess.run([sys.executable, "main.py", "analyze", "--model", CNN, "--batch", "4", *args,
-                          "--json", "-"], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+# Each run is its own main.py process (a torch start-up); the module starts them together.
+RUNS = {"plain": [], "fit_check": ["--gpu", "A100 80GB"], "largest_batch": ["--max-batch", "--capacity", "1GiB"]}
 
 
 @pytest.fixture(scope="module")
-def document():
-    return cli_json()
+def documents():
+    runs = run_main_concurrently({name: ["analyze", "--model", CNN, "--batch", "4", *args, "--json", "-"]
+                                  for name, args in RUNS.items()})
+    for out in runs.values():
+        assert out.returncode == 0, out.stderr
+    return {name: json.loads(out.stdout) for name, out in runs.items()}
+
+
+@pytest.fixture(scope="module")
+def document(documents):
+    return documents["plain"]
 
 
 def test_real_cli_output_validates(document):
@@ -35,10 +39,10 @@ def test_real_cli_output_validates(document):
     assert document["schema"] == SCHEMA_VERSION
 
 
-def test_cli_output_with_a_fit_check_and_a_largest_batch_validates():
-    fitted = cli_json("--gpu", "A100 80GB")
+def test_cli_output_with_a_fit_check_and_a_largest_batch_validates(documents):
+    fitted = documents["fit_check"]
     assert fitted["fit"]["state"] == "fits" and validate(fitted) == []
-    largest = cli_json("--max-batch", "--capacity", "1GiB")
+    largest = documents["largest_batch"]
     assert largest["max_batch"] >= 1 and validate(largest) == []
 
 

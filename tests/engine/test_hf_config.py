@@ -3,13 +3,12 @@ shipped configs' published parameter counts, the head the config names, the caus
 LoRA through peft, the sequence length, and one clear line for each bad input."""
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 import torch
 
-from conftest import DATA, ROOT, SPECS
+from conftest import DATA, ROOT, SPECS, run_main_concurrently
 from engine import AnalysisRequest, analyze
 from engine.choices import source_kind
 from engine.errors import MemLensError, RequestError, UnsupportedError
@@ -220,31 +219,40 @@ def test_numbers_transformers_rejects_are_reported_not_raised(tmp_path):
 
 
 # ---- The command line
-def cli(*args):
-    return subprocess.run([sys.executable, "main.py", "analyze", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)
+BAD_SEQUENCES = [
+    (("--seq", "0"), "--seq must be a positive number of tokens, got 0"),
+    (("--seq", "300"), "sequence 300 is longer than the config's max_position_embeddings (256)"),
+    (("--seq", "8", "--input", "8"), "give the sequence once"),
+]
+# Each run is its own main.py process (a torch start-up); the module starts them together.
+RUNS = {
+    "seq_and_lora": ["--model", TINY_LLAMA, "--batch", "2", "--seq", "64", "--lora-rank", "8", "--lora-alpha", "16",
+                     "--lora-targets", "q_proj,v_proj", "--json", "-"],
+    "lora_on_torchvision": ["--model", "resnet18", "--lora-rank", "8"],
+    **{args: ["--model", TINY_GPT2, *args] for args, _ in BAD_SEQUENCES},
+}
 
 
-def test_the_cli_traces_a_config_with_seq_and_lora():
-    out = cli("--model", TINY_LLAMA, "--batch", "2", "--seq", "64", "--lora-rank", "8", "--lora-alpha", "16",
-              "--lora-targets", "q_proj,v_proj", "--json", "-")
+@pytest.fixture(scope="module")
+def runs():
+    return run_main_concurrently({name: ["analyze", *argv] for name, argv in RUNS.items()}, timeout=600)
+
+
+def test_the_cli_traces_a_config_with_seq_and_lora(runs):
+    out = runs["seq_and_lora"]
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["parameters"] == 220_480 + 3_584 and doc["input_shape"] == [2, 64]
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--seq", "0"), "--seq must be a positive number of tokens, got 0"),
-    (("--seq", "300"), "sequence 300 is longer than the config's max_position_embeddings (256)"),
-    (("--seq", "8", "--input", "8"), "give the sequence once"),
-])
-def test_bad_sequences_exit_with_one_line(args, message):
-    out = cli("--model", TINY_GPT2, *args)
+@pytest.mark.parametrize("args, message", BAD_SEQUENCES)
+def test_bad_sequences_exit_with_one_line(args, message, runs):
+    out = runs[args]
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and message in out.stderr, out.stderr
 
 
-def test_lora_on_a_torchvision_model_exits_with_one_line():
-    out = cli("--model", "resnet18", "--lora-rank", "8")
+def test_lora_on_a_torchvision_model_exits_with_one_line(runs):
+    out = runs["lora_on_torchvision"]
     assert out.returncode == 1 and out.stderr.count("\n") == 1
     assert "LoRA applies to Hugging Face models" in out.stderr
 

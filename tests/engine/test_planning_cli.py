@@ -5,12 +5,10 @@ import json
 import math
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
-from conftest import ROOT, SPECS
+from conftest import SPECS, run_main_concurrently
 from engine import AnalysisRequest, analyze
 from engine.cli import main
 from engine.devices import custom_device, find_gpu
@@ -19,13 +17,28 @@ from engine.footprint import fit_check
 CNN = os.path.join(SPECS, "small_cnn.yaml")
 
 
-def cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "main.py", "analyze", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+# Each run is its own main.py process (a torch start-up); the module starts them together.
+RUNS = {
+    "max_batch_json": ["--model", CNN, "--max-batch", "--capacity", "1GiB", "--json", "-"],
+    "max_batch_text": ["--model", CNN, "--max-batch", "--gpu", "T4", "--overhead", "context=300MiB"],
+    "gpu_alone": ["--model", CNN, "--batch", "8", "--device", "cuda", "--gpu", "A100 80GB"],
+    "sweep": ["--model", CNN, "--sweep", "batch=1,2,4,...,16", "--gpu", "L4", "--csv", "{tmp}/rows.csv",
+              "--json", "{tmp}/rows.json"],
+}
 
 
-def test_max_batch_json_has_the_documented_keys_and_is_exact():
-    out = cli("--model", CNN, "--max-batch", "--capacity", "1GiB", "--json", "-")
+@pytest.fixture(scope="module")
+def tmp(tmp_path_factory):
+    return tmp_path_factory.mktemp("planning")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp):
+    return run_main_concurrently({name: ["analyze", *(a.format(tmp=tmp) for a in argv)] for name, argv in RUNS.items()})
+
+
+def test_max_batch_json_has_the_documented_keys_and_is_exact(runs):
+    out = runs["max_batch_json"]
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     b = doc["max_batch"]
@@ -41,26 +54,25 @@ def test_max_batch_json_has_the_documented_keys_and_is_exact():
     assert fit_check(analyze(request), custom_device(2**30)).total_bytes == doc["peak_bytes_at_max_plus_one"]
 
 
-def test_max_batch_text_on_a_catalog_gpu():
-    out = cli("--model", CNN, "--max-batch", "--gpu", "T4", "--overhead", "context=300MiB")
+def test_max_batch_text_on_a_catalog_gpu(runs):
+    out = runs["max_batch_text"]
     assert out.returncode == 0, out.stderr
     assert "largest batch on NVIDIA T4 (15.0 GiB):" in out.stdout
     assert re.search(r"CUDA context and library handles\s+300\.0 MiB  user", out.stdout)
     assert "note: planning for a GPU: tracing with --device cuda rules" in out.stderr
 
 
-def test_gpu_alone_adds_the_fit_check_to_the_summary():
-    out = cli("--model", CNN, "--batch", "8", "--device", "cuda", "--gpu", "A100 80GB")
+def test_gpu_alone_adds_the_fit_check_to_the_summary(runs):
+    out = runs["gpu_alone"]
     assert out.returncode == 0, out.stderr
     assert "footprint on NVIDIA A100 80GB (80.0 GiB" in out.stdout
     assert "fits on NVIDIA A100 80GB:" in out.stdout
     assert "traced peak:" in out.stdout  # the usual summary is still there
 
 
-def test_sweep_writes_csv_and_json_rows(tmp_path):
-    target = tmp_path / "rows.csv"
-    out = cli("--model", CNN, "--sweep", "batch=1,2,4,...,16", "--gpu", "L4", "--csv", str(target),
-              "--json", str(tmp_path / "rows.json"))
+def test_sweep_writes_csv_and_json_rows(runs, tmp):
+    target = tmp / "rows.csv"
+    out = runs["sweep"]
     assert out.returncode == 0, out.stderr
     rows = list(csv.DictReader(io.StringIO(target.read_text())))
     assert [int(r["value"]) for r in rows] == [1, 2, 4, 8, 16]
@@ -69,7 +81,7 @@ def test_sweep_writes_csv_and_json_rows(tmp_path):
     # The traced peak grows with the batch; the total moves in the simulated allocator's segment steps.
     tensor_peaks = [int(r["tensor_peak_bytes"]) for r in rows]
     assert tensor_peaks == sorted(tensor_peaks) and all(p > t for p, t in zip(peaks, tensor_peaks))
-    doc = json.loads((tmp_path / "rows.json").read_text())
+    doc = json.loads((tmp / "rows.json").read_text())
     assert doc["capacity_bytes"] == find_gpu("L4").capacity_bytes
     assert [r["peak_bytes"] for r in doc["rows"]] == peaks
     assert "batch 16:" in out.stderr  # each point is reported as it is computed
