@@ -108,13 +108,16 @@ _LARGEST = {
     "max_batch": {"type": "integer", "minimum": 1},
     "max_resolution": {"type": "integer", "minimum": 1},
     "max_seq": {"type": "integer", "minimum": 1},
+    "max_micro_batch": {"type": "integer", "minimum": 1},  # --max-batch with --micro-batch below --batch
+    "accumulation_steps": {"type": "integer", "minimum": 2},
     "peak_bytes_at_max": _BYTES,
     "peak_bytes_at_max_plus_one": {"type": ["integer", "null"], "minimum": 0},
     "capacity_bytes": _BYTES,
     "limit_reached": _BOOL,
     "traces": _COUNT,
     "seconds": {"type": "number", "minimum": 0},
-    "points": _array(_object({"value": {"type": "integer", "minimum": 1}, "peak_bytes": _BYTES})),
+    "points": _array(_object({"value": {"type": "integer", "minimum": 1}, "micro_batch": {"type": "integer", "minimum": 1},
+                              "peak_bytes": _BYTES}, optional=("micro_batch",))),
     "device": _STR,
 }
 

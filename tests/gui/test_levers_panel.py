@@ -6,7 +6,7 @@ import os
 import pytest
 from PySide6.QtCore import Qt
 
-from conftest import DATA
+from conftest import DATA, SPECS
 from engine import AnalysisRequest, analyze
 
 pytest.importorskip("PySide6")
@@ -126,3 +126,28 @@ def test_fewest_to_fit_ticks_the_blocks_the_engine_found(qtbot):
         panel.fit.click()
     assert panel.fit_status.text().startswith("--checkpoint fit: even checkpointing all 8 blocks of resnet18")
     assert fitter is not None and controller.shutdown(30.0)
+
+
+def test_the_largest_batch_with_accumulation_reads_and_applies_batch_and_micro_batch(qtbot):
+    """With a micro-batch the planner searches the micro-batch at fixed accumulation steps; the
+    panel says both and Apply sets both, so the steps stay those searched."""
+    from engine.devices import custom_device
+    from engine.planner import max_batch
+    from gui.controller import Controller
+    from gui.device_panel import DevicePanel
+    from gui.device_planning import DevicePlanning
+    from gui.sweeps import SweepPlotWidget
+
+    cnn = os.path.join(SPECS, "small_cnn.yaml")
+    found = max_batch(AnalysisRequest(model=cnn, batch=64, micro_batch=16, device="cuda"), custom_device(2**30))
+    m = found.value
+    panel, sweeps = DevicePanel(), SweepPlotWidget()
+    qtbot.addWidget(panel)
+    qtbot.addWidget(sweeps)
+    planning = DevicePlanning(panel, sweeps, Controller())
+    panel.set_largest(found)
+    assert panel.largest.text() == f"Largest batch: {4 * m} (micro-batch {m} × 4 steps)"
+    assert f"; batch {4 * (m + 1)} (micro-batch {m + 1} × 4 steps) needs" in panel.largest_detail.text()
+    with qtbot.waitSignal(planning.sig_use_settings) as applied:
+        panel.apply_button.click()
+    assert applied.args == [{"batch": 4 * m, "micro_batch": m}]
