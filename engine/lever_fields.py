@@ -72,6 +72,26 @@ def summary_lines(analysis: Analysis, fmt=format_bytes) -> list[str]:
     return lines
 
 
+RECOMPUTED_NOTE = "checkpointed: activations recomputed in backward"
+
+
+def checkpointed_layers(analysis) -> dict[str, str]:
+    """Layer name -> the checkpointed module holding it (the module itself, or an ancestor), for
+    every layer whose forward ran under torch.utils.checkpoint; empty without checkpointing.
+    The views mark these layers; which they are is decided here, from the analysis."""
+    levers = analysis.levers
+    if levers is None or levers.checkpoint is None:
+        return {}
+    out = {}
+    for layer in analysis.layers:
+        path = layer.name.split("#", 1)[0]
+        for block in levers.checkpoint.blocks:
+            if path == block or path.startswith(block + "."):
+                out[layer.name] = block
+                break
+    return out
+
+
 def json_fields(analysis: Analysis) -> dict:
     """The levers' keys of `analyze --json` (engine/report.py)."""
     levers = analysis.levers

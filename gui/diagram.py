@@ -18,8 +18,8 @@ from PySide6.QtWidgets import QApplication, QGraphicsScene, QGraphicsView, QMenu
 from engine.categories import LAYER_KINDS
 from engine.units import format_size
 
-from .diagram_items import (GLYPH, GroupFrameItem, GroupSummaryItem, GroupToggleItem, ItemStyle, LayerBlockItem,
-                            _DiagramBlock, kind_glyph)
+from .diagram_items import (BADGE, GLYPH, GroupFrameItem, GroupSummaryItem, GroupToggleItem, ItemStyle,
+                            LayerBlockItem, _DiagramBlock, kind_glyph, recompute_badge)
 from .diagram_layout import (BLOCK_H_COMPACT, BLOCK_H_MAX, COLLAPSE_ABOVE, COLLAPSED_MARK, EXPANDED_MARK,
                              ROW_GAP, DiagramLayout, DiagramModel, TextMetrics, layout_diagram, prepare_diagram,
                              row_height)
@@ -321,6 +321,17 @@ class NetworkDiagramWidget(QGraphicsView):
                                         QPen(QColor(theme.text), 1.0), QBrush(QColor(theme.background)))
             glyph.setToolTip(f"layer kind: {kind}")
             self._add_text(kind, self._label_font, theme.text, x + GLYPH + 4, y)
+            x += w
+        if self._model.checkpointed:  # the badge checkpointed blocks carry
+            n = len(set(self._model.checkpointed.values()))
+            text = f"checkpointed ({n} module{'s' if n != 1 else ''}): activations recomputed in backward"
+            w = BADGE + 4 + fm.horizontalAdvance(text) + 12
+            if x > 0 and x + w > self._row_width:
+                x, y = 0.0, y + self._metrics.line_h
+            box = QRectF(x, y, BADGE, BADGE)
+            self._scene.addEllipse(box, QPen(QColor(theme.background), 1.0), QBrush(QColor(theme.toggle_text)))
+            self._scene.addPath(recompute_badge(box), QPen(QColor(theme.background), BADGE / 9))
+            self._add_text(text, self._label_font, theme.text, x + BADGE + 4, y)
             x += w
         return x, y
 
