@@ -88,6 +88,9 @@ _LEVERS = {
         "step_flops": _COUNT, "recompute_pct": _NUM}, "additionalProperties": False},
     "frozen_parameters": _COUNT,
     "frozen_tensors": _COUNT,
+    "trainable_parameters": _COUNT,
+    "lora_adapter_parameters": _COUNT,
+    "without_levers_peak_bytes": {"type": ["integer", "null"], "minimum": 0},
     "micro_batch": {"type": ["object", "null"], "properties": {
         "size": _COUNT, "steps": _COUNT, "last_size": _COUNT, "accumulated_gradient_bytes": _BYTES},
         "additionalProperties": False},

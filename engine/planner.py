@@ -318,6 +318,7 @@ class _Planner:
         return self.request.replace(input_shape=(value,))
 
     def point(self, value: int) -> PlanPoint:
+        from .levers import without_savings
         from .pipeline import analyze_loaded
 
         if self.cancelled is not None and self.cancelled():
@@ -329,8 +330,9 @@ class _Planner:
             analysis = analyze_isolated(self.request_for(value), cancelled=self.cancelled)
         else:
             try:
-                analysis = analyze_loaded(self.loaded, self.request_for(value), lambda f, m: None, self.cancelled,
-                                          started)
+                with without_savings():  # the levers' extra trace without them: not for every point
+                    analysis = analyze_loaded(self.loaded, self.request_for(value), lambda f, m: None,
+                                              self.cancelled, started)
             finally:
                 for p in self.loaded.module.parameters():  # the next trace starts with grads at None
                     p.grad = None

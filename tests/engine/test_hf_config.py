@@ -155,9 +155,15 @@ def test_lora_trains_only_the_adapters():
     assert state == 2 * 4 * adapters + 4 * 8  # 8 adapter matrices, one float32 step counter each
     assert lora.timeline.curves["gradients"].max() == 4 * adapters  # a gradient for each adapter only
     assert lora.peak.total_bytes < base.peak.total_bytes
+    # What LoRA saved is traced: full fine-tuning of the same model, the independent `base` above.
+    assert lora.levers.without_levers_peak_bytes == base.peak.total_bytes
+    assert lora.levers.adapter_parameters == lora.levers.trainable_parameters == adapters
     from engine.cli import summary_text
+    from engine.units import format_bytes
 
-    assert "LoRA rank 8, alpha 16, on q_proj,v_proj: base weights frozen" in summary_text(lora)
+    assert (f"LoRA rank 8, alpha 16, on q_proj,v_proj: base weights frozen, adapters trained; {adapters:,} adapter "
+            f"parameters trained (1.6% of {lora.parameters:,}); vs full fine-tuning: "
+            f"−{format_bytes(base.peak.total_bytes - lora.peak.total_bytes)}") in summary_text(lora)
 
 
 def test_lora_defaults_to_peft_targets_for_the_architecture():

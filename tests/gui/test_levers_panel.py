@@ -80,7 +80,7 @@ def test_the_summary_says_what_checkpointing_saved_and_costs(qtbot, checkpointed
     assert summary.levers.text().startswith("checkpointing 1 block: ")
     assert summary.levers.text().endswith(f"+{c.recompute_pct:.0f}% compute")
     summary.set_analysis(analyze(AnalysisRequest(model=BLOCK_NET, batch=8)))
-    assert summary.levers.text() == "" and summary.levers.isHidden()
+    assert summary.levers.text() == "" and summary.levers_card.isHidden()
 
 
 def _footprint(*levers) -> int:
@@ -151,3 +151,39 @@ def test_the_largest_batch_with_accumulation_reads_and_applies_batch_and_micro_b
     with qtbot.waitSignal(planning.sig_use_settings) as applied:
         panel.apply_button.click()
     assert applied.args == [{"batch": 4 * m, "micro_batch": m}]
+
+
+def test_the_summary_lists_every_lever_on_and_what_it_saved(qtbot):
+    """LoRA, freezing and micro-batches each get a line on the Levers card (the full sentence in
+    its tooltip); what they saved is the traced peak without them (an independent analysis here)
+    minus the peak with them."""
+    from engine.units import format_size
+
+    summary = SummaryWidget()
+    qtbot.addWidget(summary)
+    llama = os.path.join(DATA, "hf_tiny_llama")
+    lora = analyze(AnalysisRequest(model=llama, batch=2, input_shape=(32,), lora_rank=4,
+                                   lora_targets=("q_proj", "v_proj")))
+    full = analyze(AnalysisRequest(model=llama, batch=2, input_shape=(32,)))
+    saved = format_size(full.peak.total_bytes - lora.peak.total_bytes)
+    summary.set_analysis(lora)
+    assert not summary.levers_card.isHidden()
+    adapters = 2 * ((64 * 4 + 4 * 64) + (64 * 4 + 4 * 32))  # q_proj 64->64, v_proj 64->32, in 2 layers
+    assert lora.parameters == 220_480 + adapters  # 1,792 of 222,272: 0.81%
+    assert summary.levers.text() == f"LoRA rank 4, 0.81% trained: −{saved}"
+    tip = summary.levers_card.toolTip()
+    assert tip.startswith("LoRA rank 4, alpha 8, on q_proj,v_proj: base weights frozen, adapters trained; "
+                          f"{lora.levers.adapter_parameters:,} adapter parameters trained")
+    assert tip.endswith(f"vs full fine-tuning: −{saved}")
+    both = analyze(AnalysisRequest(model=BLOCK_NET, batch=8, freeze=("stem",), micro_batch=4))
+    plain = analyze(AnalysisRequest(model=BLOCK_NET, batch=8))
+    summary.set_analysis(both)
+    from gui.summary import LEVER_SEPARATOR
+
+    assert summary.levers.text().split(LEVER_SEPARATOR) == [
+        "frozen 2,112 parameters", "micro-batch 4 × 2 steps",
+        f"together: −{format_size(plain.peak.total_bytes - both.peak.total_bytes)} (peak "
+        f"{format_size(plain.peak.total_bytes)} without)"]
+    assert summary.levers_card.toolTip().split("\n")[-1].startswith("levers together: ")
+    summary.set_analysis(plain)
+    assert summary.levers_card.isHidden()
