@@ -137,8 +137,13 @@ def max_positions(module) -> int | None:
 
 
 def sequence_limit(loaded: LoadedModel) -> int | None:
-    """The longest sequence a loaded model takes: a Hugging Face config's positions, else None."""
-    return max_positions(loaded.module) if loaded.source == "hf" else None
+    """The longest sequence a loaded model takes: a Hugging Face config's positions, a spec
+    embedding's learned positions (engine/sources/spec.py), else None."""
+    if loaded.source == "hf":
+        return max_positions(loaded.module)
+    tables = [m.position_weight.shape[0] for m in loaded.module.modules()
+              if getattr(m, "position_weight", None) is not None]
+    return min(tables) if tables else None
 
 
 def check_sequence(loaded: LoadedModel, shape: tuple[int, ...]) -> None:

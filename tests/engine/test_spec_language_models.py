@@ -102,3 +102,12 @@ def test_the_tiny_gpt_traced_matches_the_measured_cpu_step(kw):
     assert traced.timeline.total[0] == measured.start_bytes
     error = (traced.peak.total_bytes - measured.peak_bytes) / measured.peak_bytes
     assert abs(error) < 0.02, f"traced {traced.peak.total_bytes} measured {measured.peak_bytes} ({error:+.2%})"
+
+
+def test_the_longest_sequence_search_stops_at_the_learned_positions():
+    from engine.devices import custom_device
+    from engine.planner import max_sequence
+
+    found = max_sequence(AnalysisRequest(model=TINY_GPT, batch=1, input_shape=(8,), device="cuda"),
+                         custom_device(2**40))
+    assert (found.value, found.limit_reached) == (32, True)
