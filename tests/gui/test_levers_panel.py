@@ -187,3 +187,18 @@ def test_the_summary_lists_every_lever_on_and_what_it_saved(qtbot):
     assert summary.levers_card.toolTip().split("\n")[-1].startswith("levers together: ")
     summary.set_analysis(plain)
     assert summary.levers_card.isHidden()
+
+
+def test_a_batch_sweep_with_accumulation_is_labelled_as_the_micro_batch(qtbot):
+    from engine.devices import custom_device
+    from engine.planner import sweep
+    from gui.sweeps import SweepPlotWidget
+
+    cnn = os.path.join(SPECS, "small_cnn.yaml")
+    plot = SweepPlotWidget()
+    qtbot.addWidget(plot)
+    plot.start("batch", 2**30)
+    points = sweep(AnalysisRequest(model=cnn, batch=64, micro_batch=16, device="cuda"), custom_device(2**30),
+                   "batch", [2, 8], on_point=plot.add_point)
+    assert plot.plot.getAxis("bottom").labelText == "micro-batch (× 4 accumulation steps = batch)"
+    assert plot.status.text().startswith("micro-batch 8: ") and points[-1].batch == 32
