@@ -45,6 +45,8 @@ class NetworkDiagramWidget(QGraphicsView):
     """The layer under the mouse changed (empty string: none)."""
     sig_checkpoint_toggled = Signal(str)
     """'Checkpoint this block' (or stop) chosen in a group's context menu: the group's module."""
+    sig_freeze_toggled = Signal(str)
+    """'Freeze this block' (or unfreeze) chosen in a group's context menu: the group's module."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -457,16 +459,22 @@ class NetworkDiagramWidget(QGraphicsView):
         menu.exec(event.globalPos())
 
     def group_menu(self, group_name: str | None):
-        """A group's context menu: checkpoint its module, or stop (None for top-level layers)."""
+        """A group's context menu: checkpoint its module or stop, freeze it or unfreeze (None for
+        top-level layers). Both levers change a training step only."""
         module = (group_name or "").split("#", 1)[0]
         if not module or self._analysis is None:
             return None
         levers = getattr(self._analysis, "levers", None)
         on = levers is not None and levers.checkpoint is not None and module in levers.checkpoint.blocks
+        training = self._analysis.request.mode == "train"
         menu = QMenu(self)
         action = menu.addAction(f"{'Stop checkpointing' if on else 'Checkpoint this block'} ({module})")
-        action.setEnabled(self._analysis.request.mode == "train")
+        action.setEnabled(training)
         action.triggered.connect(lambda: self.sig_checkpoint_toggled.emit(module))
+        frozen = module in self._analysis.request.freeze
+        action = menu.addAction(f"{'Unfreeze' if frozen else 'Freeze this block'} ({module})")
+        action.setEnabled(training)
+        action.triggered.connect(lambda: self.sig_freeze_toggled.emit(module))
         return menu
 
     def _group_of(self, item) -> str | None:

@@ -72,6 +72,32 @@ def test_checkpoint_this_block_from_the_diagram(qtbot, checkpointed):
     assert panel.fields()["checkpoint"] == ("blocks.0", "blocks.1")
 
 
+def test_freeze_this_block_from_the_diagram(qtbot, checkpointed):
+    diagram = NetworkDiagramWidget()
+    qtbot.addWidget(diagram)
+    diagram.set_analysis(checkpointed)
+    panel = LeversPanel()
+    qtbot.addWidget(panel)
+    panel.set_fields(checkpointed.request)
+    diagram.sig_freeze_toggled.connect(panel.toggle_freeze)
+    freeze = diagram.group_menu("blocks.1").actions()[1]
+    assert freeze.text() == "Freeze this block (blocks.1)" and freeze.isEnabled()
+    with qtbot.waitSignal(panel.sig_changed):
+        freeze.trigger()
+    assert panel.fields()["freeze"] == ("blocks.1",)
+    frozen = analyze(checkpointed.request.replace(**panel.fields()))
+    assert frozen.levers.frozen_parameters == 2 * (64 * 64 + 64)  # blocks.1's two linear layers
+    diagram.set_analysis(frozen)
+    unfreeze = diagram.group_menu("blocks.1").actions()[1]
+    assert unfreeze.text() == "Unfreeze (blocks.1)"
+    with qtbot.waitSignal(panel.sig_changed):
+        unfreeze.trigger()
+    assert panel.fields()["freeze"] == ()
+    inference = analyze(AnalysisRequest(model=BLOCK_NET, batch=8, mode="inference"))
+    diagram.set_analysis(inference)
+    assert not any(a.isEnabled() for a in diagram.group_menu("blocks.1").actions())
+
+
 def test_the_summary_says_what_checkpointing_saved_and_costs(qtbot, checkpointed):
     summary = SummaryWidget()
     qtbot.addWidget(summary)
