@@ -48,6 +48,7 @@ _REQUEST = _object({
     "strategy": _STR, "world_size": {"type": "integer", "minimum": 1},
     "offload": {"type": ["string", "null"]}, "bucket_cap_mb": _COUNT, "gradient_as_bucket_view": _BOOL,
     "param_dtype": {"type": ["string", "null"]}, "reduce_dtype": {"type": ["string", "null"]},
+    "kv_cache": _BOOL,  # Hugging Face inference keeping its KV cache (engine/lora.py)
 })
 
 _LINE = _object({"key": _STR, "label": _STR, "bytes": _BYTES, "source": _STR, "note": _STR})

@@ -48,6 +48,20 @@ def check_request_levers(request) -> None:
                                "part of the global batch")
 
 
+def check_kv_cache(request) -> None:
+    """A KV cache is what an inference prefill of a Hugging Face language model keeps."""
+    if not isinstance(request.kv_cache, bool):
+        raise RequestError(f"kv_cache must be true or false, got {request.kv_cache!r}")
+    if not request.kv_cache:
+        return
+    if request.mode != "inference":
+        raise RequestError("--kv-cache: a KV cache is kept by inference (a prefill for generation); a training "
+                           "step keeps none: use --mode inference")
+    if request.source_kind != "hf":
+        raise RequestError(f"--kv-cache applies to Hugging Face language models (a config.json or a folder holding "
+                           f"one); '{request.model}' is a {request.source_kind} model")
+
+
 def summary_lines(analysis: Analysis, fmt=format_bytes) -> list[str]:
     """One line per lever pulled, e.g. 'checkpointing 12 blocks: −3.1 GiB, +24% compute', and what
     they saved: on the lever's own line when it is the only one, else a line for all of them
@@ -86,6 +100,8 @@ def summary_lines(analysis: Analysis, fmt=format_bytes) -> list[str]:
                      f"step{whole}")
     if saved is not None and sum(pulled) > 1:
         lines.append(f"levers together: {_signed(saved, fmt)} (peak {fmt(without)} without them)")
+    if analysis.request.kv_cache:
+        lines.append(KV_CACHE_NOTE)
     return lines
 
 
@@ -117,6 +133,8 @@ def card_lines(analysis: Analysis, fmt=format_bytes) -> list[str]:
         lines.append(f"micro-batch {levers.micro_batch} × {levers.accumulation_steps} steps{own if pulled[2] else ''}")
     if saved is not None and sum(pulled) > 1:
         lines.append(f"together: {_signed(saved, fmt)} (peak {fmt(without)} without)")
+    if analysis.request.kv_cache:
+        lines.append("KV cache kept (prefill)")
     return lines
 
 
@@ -131,6 +149,7 @@ def _share(part: int, whole: int) -> str:
 
 
 RECOMPUTED_NOTE = "checkpointed: activations recomputed in backward"
+KV_CACHE_NOTE = "KV cache kept: a prefill, every layer's keys and values live until the forward returns"
 
 
 def checkpointed_layers(analysis) -> dict[str, str]:

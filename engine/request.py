@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .categories import DEVICES, DTYPES, MODES, OPTIMIZERS
 from .errors import RequestError
-from .lever_fields import check_request_levers
+from .lever_fields import check_kv_cache, check_request_levers
 
 # A guard against typos like --batch 10000000000: larger requests are refused, not traced.
 MAX_BATCH = 1_000_000
@@ -56,6 +56,9 @@ class AnalysisRequest:
     gradient_as_bucket_view: bool = False
     param_dtype: str | None = None  # FSDP2 mixed precision: all-gather and compute dtype (None: the parameters')
     reduce_dtype: str | None = None  # FSDP2 mixed precision: gradient reduce-scatter dtype
+    # Inference of a Hugging Face language model that keeps its KV cache (a prefill for generation,
+    # transformers' use_cache; engine/lora.py prepare_for_request). Off: one forward, no cache.
+    kv_cache: bool = False
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model.strip():
@@ -96,6 +99,7 @@ class AnalysisRequest:
         # ---- Levers: checkpointing, freezing, gradient accumulation (checked against the model in engine/levers.py)
         check_request_levers(self)
         self._check_lora()
+        check_kv_cache(self)
         # ---- Distributed (engine/distributed/strategies.py)
         from .distributed.strategies import check as check_distributed
 
