@@ -234,3 +234,6 @@ class Levers:
     micro_batch: int | None = None  # samples per micro-step when accumulating gradients
     accumulation_steps: int = 1  # micro-steps per optimizer step (global batch / micro_batch)
     accumulated_gradient_bytes: int = 0  # gradients live before the traced micro-step's backward
+    trainable_parameters: int = 0  # parameter elements that got gradients (training)
+    adapter_parameters: int = 0  # LoRA adapter elements (the only trainable ones with LoRA)
+    without_levers_peak_bytes: int | None = None  # the same request with no lever pulled (None: not traced)

@@ -13,7 +13,6 @@ from .distributed_cli import summary_lines as distributed_lines
 from .choices import DEFAULTS, DEVICES, DTYPES, MODES, OPTIMIZERS
 from .errors import MemLensError, RequestError
 from .hf_cli import add_hf_arguments, hf_request_fields
-from .lora import describe as lora_line
 from .isolated import analyze_isolated
 from .cuda_cli import add_cuda_arguments, cuda_request_fields
 from .levers_cli import add_levers_arguments, fit_requested, levers_fields, run_fit
@@ -205,8 +204,7 @@ def summary_text(a) -> str:
         f"{', ' + r.optimizer if r.mode == 'train' else ''}"
         f"{', first step' if r.first_step and r.mode == 'train' else ''}, target {r.device}",
         f"parameters: {a.parameters:,} ({format_bytes(a.parameter_bytes)})",
-        *filter(None, [lora_line(r)]),  # engine/lora.py
-        *lever_lines(a),  # the levers pulled (engine/levers.py)
+        *lever_lines(a),  # the levers pulled and what they saved (engine/lever_fields.py), LoRA included
         "",
         layers_text(a),
     ]

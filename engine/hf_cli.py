@@ -2,7 +2,8 @@
 
 `--seq N` is the request's input shape `[N]` (token ids), the one notion of sequence the planner's
 `--max-seq` and `--sweep seq=` already use; it is a shorthand for `--input N`, so giving both is
-refused. The LoRA flags fill the request's `lora_*` fields (engine/lora.py).
+refused. The LoRA flags fill the request's `lora_*` fields (engine/lora.py); `--kv-cache` makes an
+inference pass a prefill that keeps its KV cache.
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ def add_hf_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--lora-alpha", type=float, default=None, metavar="A", help="LoRA alpha (default: 2 x rank)")
     group.add_argument("--lora-targets", default=None, metavar="NAMES",
                        help="modules that get adapters, e.g. q_proj,v_proj (default: peft's for the architecture)")
+    group.add_argument("--kv-cache", action="store_true",
+                       help="inference keeps the KV cache: a prefill for generation (Hugging Face models)")
 
 
 def hf_request_fields(args: argparse.Namespace) -> dict:
@@ -38,4 +41,5 @@ def hf_request_fields(args: argparse.Namespace) -> dict:
     fields["lora_targets"] = tuple(t.strip() for t in targets.split(",") if t.strip()) if targets else ()
     if targets is not None and not fields["lora_targets"]:
         raise RequestError(f"--lora-targets {targets!r}: name at least one module, e.g. q_proj,v_proj")
+    fields["kv_cache"] = bool(getattr(args, "kv_cache", False))
     return fields

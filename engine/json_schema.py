@@ -50,6 +50,7 @@ _REQUEST = _object({
     "offload": {"type": ["string", "null"]}, "bucket_cap_mb": _COUNT, "gradient_as_bucket_view": _BOOL,
     "param_dtype": {"type": ["string", "null"]}, "reduce_dtype": {"type": ["string", "null"]},
     "amp_dtype": {"enum": list(AMP_DTYPES)},  # AMP's autocast dtype ("": the device's default)
+    "kv_cache": _BOOL,  # Hugging Face inference keeping its KV cache (engine/lora.py)
 })
 
 _LINE = _object({"key": _STR, "label": _STR, "bytes": _BYTES, "source": _STR, "note": _STR})
@@ -90,6 +91,9 @@ _LEVERS = {
         "step_flops": _COUNT, "recompute_pct": _NUM}, "additionalProperties": False},
     "frozen_parameters": _COUNT,
     "frozen_tensors": _COUNT,
+    "trainable_parameters": _COUNT,
+    "lora_adapter_parameters": _COUNT,
+    "without_levers_peak_bytes": {"type": ["integer", "null"], "minimum": 0},
     "micro_batch": {"type": ["object", "null"], "properties": {
         "size": _COUNT, "steps": _COUNT, "last_size": _COUNT, "accumulated_gradient_bytes": _BYTES},
         "additionalProperties": False},
@@ -110,13 +114,16 @@ _LARGEST = {
     "max_batch": {"type": "integer", "minimum": 1},
     "max_resolution": {"type": "integer", "minimum": 1},
     "max_seq": {"type": "integer", "minimum": 1},
+    "max_micro_batch": {"type": "integer", "minimum": 1},  # --max-batch with --micro-batch below --batch
+    "accumulation_steps": {"type": "integer", "minimum": 2},
     "peak_bytes_at_max": _BYTES,
     "peak_bytes_at_max_plus_one": {"type": ["integer", "null"], "minimum": 0},
     "capacity_bytes": _BYTES,
     "limit_reached": _BOOL,
     "traces": _COUNT,
     "seconds": {"type": "number", "minimum": 0},
-    "points": _array(_object({"value": {"type": "integer", "minimum": 1}, "peak_bytes": _BYTES})),
+    "points": _array(_object({"value": {"type": "integer", "minimum": 1}, "micro_batch": {"type": "integer", "minimum": 1},
+                              "peak_bytes": _BYTES}, optional=("micro_batch",))),
     "device": _STR,
 }
 

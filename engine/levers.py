@@ -12,10 +12,16 @@ gradient accumulation, applied to the model the same way for the trace and for t
   a micro-step of m samples that starts with the gradients of the earlier micro-steps live and
   ends with the optimizer step: the largest of the ceil(B/m) micro-steps. When m does not divide
   B the last micro-step is smaller, and this full one is an upper bound for it.
+
+What the levers saved together is traced too, never estimated: the same request without any
+lever (no checkpointing, freezing, micro-batch or LoRA adapters: full fine-tuning of a freshly
+built model) is one more trace, its peak kept in `Levers.without_levers_peak_bytes`. Searches that
+trace many variants (engine/planner.py) skip it with `without_savings()`.
 """
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import difflib
 import fnmatch
@@ -34,6 +40,7 @@ from .meta_cache import kernel_cache
 from .units import format_bytes
 
 INFERENCE_NOTE = "{what} ignored: inference keeps nothing for backward and makes no gradients"
+_SAVINGS = contextvars.ContextVar("memlens_lever_savings", default=True)
 
 
 # ---- Public API
@@ -53,8 +60,9 @@ def analyze_with_levers(loaded, request, report, cancelled, started, trace: Call
     names = checkpointing.resolve(model, request.checkpoint, loaded.name) if training else ()
     frozen = frozen_parameter_names(model, request.freeze, loaded.name) if training else ()
     if names and baseline is None:
-        baseline = analyze_with_levers(loaded, request.replace(checkpoint=()), lambda f, m: None, cancelled,
-                                       started, trace)
+        with without_savings():
+            baseline = analyze_with_levers(loaded, request.replace(checkpoint=()), lambda f, m: None, cancelled,
+                                           started, trace)
     if names:
         _check_saves_something(names, baseline, model, loaded.name)
     micro = request.micro_batch if accumulating(request) else None
@@ -62,7 +70,15 @@ def analyze_with_levers(loaded, request, report, cancelled, started, trace: Call
     step_request = request.replace(batch=micro or request.batch, checkpoint=(), freeze=(), micro_batch=None)
     with frozen_parameters(model, frozen), checkpointing.checkpointed(model, names):
         analysis = trace(loaded, step_request, report, cancelled, started, hooks)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     params = dict(model.named_parameters())
+    lora = bool(request.lora_rank) and training
+    pulled = [bool(names), bool(frozen), micro is not None, lora]
+    without = None
+    if pulled == [True, False, False, False]:
+        without = baseline.peak.total_bytes  # checkpointing alone: its own baseline
+    elif any(pulled) and _SAVINGS.get():
+        without = _without_levers(loaded, request, cancelled, started, trace).peak.total_bytes
     check = None
     if names:
         check = Checkpointing(names, baseline.peak.total_bytes, baseline.peak.total_bytes - analysis.peak.total_bytes,
@@ -71,9 +87,21 @@ def analyze_with_levers(loaded, request, report, cancelled, started, trace: Call
         blocks=checkpointing.blocks(model), checkpoint=check,
         frozen_parameters=sum(params[n].numel() for n in frozen), frozen_tensors=len(frozen),
         micro_batch=micro, accumulation_steps=-(-request.batch // micro) if micro else 1,
-        accumulated_gradient_bytes=hooks.gradient_bytes)
+        accumulated_gradient_bytes=hooks.gradient_bytes, trainable_parameters=trainable if training else 0,
+        adapter_parameters=sum(p.numel() for n, p in params.items() if request.lora_rank and ".lora_" in n),
+        without_levers_peak_bytes=without)
     return dataclasses.replace(analysis, request=request, levers=levers,
                                warnings=tuple(warnings) + analysis.warnings)
+
+
+@contextlib.contextmanager
+def without_savings():
+    """Analyses inside skip the extra trace without levers (searches trace many variants)."""
+    token = _SAVINGS.set(False)
+    try:
+        yield
+    finally:
+        _SAVINGS.reset(token)
 
 
 @dataclass(frozen=True)
@@ -108,8 +136,9 @@ def fewest_blocks_to_fit(request, device, overrides=None, progress=None, cancell
         traces += 1
         report(min(0.95, 0.1 * traces), f"trace {traces}: checkpointing {len(names)} blocks")
         try:
-            analysis = analyze_loaded(loaded, request.replace(checkpoint=names), lambda f, m: None, cancelled,
-                                      time.perf_counter(), baseline)
+            with without_savings():
+                analysis = analyze_loaded(loaded, request.replace(checkpoint=names), lambda f, m: None, cancelled,
+                                          time.perf_counter(), baseline)
         finally:
             for p in loaded.module.parameters():  # the next trace starts with grads at None
                 p.grad = None
@@ -245,6 +274,23 @@ class StepHooks:
 
 
 # ---- Private API
+def _without_levers(loaded, request, cancelled, started, trace) -> Analysis:
+    """The request with no lever pulled. LoRA adapters live in the loaded model, so a LoRA request
+    is compared with full fine-tuning of a model built again without them."""
+    plain = request.replace(checkpoint=(), freeze=(), micro_batch=None, lora_rank=0, lora_alpha=None,
+                            lora_targets=())
+    if request.lora_rank:
+        from .sources import load_model
+
+        loaded = load_model(request.model, cancelled)
+    try:
+        with without_savings():
+            return analyze_with_levers(loaded, plain, lambda f, m: None, cancelled, started, trace)
+    finally:
+        for p in loaded.module.parameters():  # the next trace starts with grads at None
+            p.grad = None
+
+
 class _RecomputeFlops(TorchDispatchMode):
     """Listens for recomputed forwards (engine/checkpointing.py) and counts their FLOPs; ops run
     through the trace's memo of meta kernels (engine/meta_cache.py), which the trace has filled."""

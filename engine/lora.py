@@ -18,11 +18,15 @@ if TYPE_CHECKING:  # the CLI imports this module for its summary line, before to
 
 
 def prepare_for_request(loaded: LoadedModel, request) -> LoadedModel:
-    """The model as the request trains it: the sequence checked, LoRA adapters added (once)."""
+    """The model as the request runs it: the sequence checked, the KV cache kept or not, LoRA
+    adapters added (once)."""
     from .sources.hf_config import check_sequence
 
     if request.input_shape is not None:
         check_sequence(loaded, request.input_shape)
+    config = getattr(loaded.module, "config", None) if loaded.source == "hf" else None
+    if config is not None:  # a prefill keeps every layer's keys and values (set both ways: models are reused)
+        config.use_cache = bool(getattr(request, "kv_cache", False))
     if not request.lora_rank:
         return loaded
     if loaded.source != "hf":  # the request refuses it already; a loaded model may come from elsewhere

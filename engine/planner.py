@@ -10,6 +10,12 @@ fitting] that every trace narrows; it stops when both ends are adjacent and trac
 the answer exact with respect to the trace: peak(b) <= capacity < peak(b + 1). Resolution and
 sequence length are searched the same way (against the area R^2 for a square resolution).
 Measured: resnet50 train Adam against 24 GiB takes 4 traces (benchmarks/max_batch.py).
+
+With gradient accumulation (a micro-batch m below the batch B) the traced step is one micro-step
+of m samples, whose peak does not depend on B. So "the largest batch" then means the largest
+*micro-batch* that fits with the number of accumulation steps k = ceil(B / m) held fixed, and the
+global batch is k x that micro-batch (every micro-step full). A batch sweep likewise varies the
+micro-batch with k fixed. Points and results then say `micro_batch`, never a bare "batch".
 """
 from __future__ import annotations
 
@@ -28,7 +34,7 @@ from .units import format_bytes
 
 Progress = Callable[[float, str], None]
 PARAMETERS = ("batch", "resolution", "seq")
-WORDS = {"batch": "batch", "resolution": "resolution", "seq": "sequence length"}
+WORDS = {"batch": "batch", "resolution": "resolution", "seq": "sequence length", "micro_batch": "micro-batch"}
 MAX_RESOLUTION = 16384
 MAX_SEQUENCE = 1 << 20
 
@@ -37,13 +43,19 @@ MAX_SEQUENCE = 1 << 20
 class PlanPoint:
     """One traced configuration: the swept value, the fit check's total and the tensor peak."""
 
-    parameter: str  # 'batch', 'resolution', 'seq'
+    parameter: str  # 'batch', 'resolution', 'seq', or 'micro_batch' (a batch search when accumulating)
     value: int
     peak_bytes: int  # the fit check's total: what is compared with the capacity
     tensor_peak_bytes: int
     capacity_bytes: int
     state: str  # 'fits', 'tight', 'does not fit'
     seconds: float
+    accumulation_steps: int = 1  # held fixed when the parameter is 'micro_batch'
+
+    @property
+    def batch(self) -> int | None:
+        """The global batch at this point (None for a shape parameter)."""
+        return _global_batch(self.parameter, self.value, self.accumulation_steps)
 
 
 @dataclass(frozen=True)
@@ -60,17 +72,40 @@ class Largest:
     points: tuple[PlanPoint, ...]  # every trace, in the order they ran
     seconds: float
     limit_reached: bool = False
+    accumulation_steps: int = 1  # held fixed when the parameter is 'micro_batch'
 
     @property
     def traces(self) -> int:
         return len(self.points)
 
+    @property
+    def batch(self) -> int | None:
+        """The global batch at the answer (None for a shape parameter)."""
+        return _global_batch(self.parameter, self.value, self.accumulation_steps)
+
+    def request_changes(self) -> dict:
+        """The request fields that applying a batch answer sets: the batch, and the micro-batch when
+        accumulating (so the accumulation steps stay those searched)."""
+        if self.parameter == "micro_batch":
+            return {"batch": self.batch, "micro_batch": self.value}
+        return {"batch": self.value}
+
+    def value_text(self, value: int | None = None) -> str:
+        """'batch 160 (micro-batch 40 x 4 steps)' or 'resolution 512' at `value` (default: the answer)."""
+        value = self.value if value is None else value
+        if self.parameter == "micro_batch":
+            k = self.accumulation_steps
+            return f"batch {k * value} (micro-batch {value} × {k} steps)"
+        return f"{WORDS[self.parameter]} {value}"
+
     def describe(self) -> str:
-        word = WORDS[self.parameter]
-        text = (f"largest {word}: {self.value} ({format_bytes(self.peak_bytes)} of "
-                f"{format_bytes(self.capacity_bytes)})")
+        if self.parameter == "micro_batch":
+            text = f"largest micro-batch: {self.value} × {self.accumulation_steps} steps = batch {self.batch}"
+        else:
+            text = f"largest {WORDS[self.parameter]}: {self.value}"
+        text += f" ({format_bytes(self.peak_bytes)} of {format_bytes(self.capacity_bytes)})"
         if self.next_peak_bytes is not None:
-            text += f"; {word} {self.value + 1} needs {format_bytes(self.next_peak_bytes)}"
+            text += f"; {self.value_text(self.value + 1)} needs {format_bytes(self.next_peak_bytes)}"
         if self.limit_reached:
             text += f"; still fits at the search limit {self.value}"
         return text + f" [{self.traces} traces, {self.seconds:.1f} s]"
@@ -83,7 +118,8 @@ class DoesNotFitError(RequestError):
 # ---- Public API
 def max_batch(request: AnalysisRequest, device: DeviceInfo, overrides: Mapping[str, int] | None = None,
               progress: Progress | None = None, cancelled: Callable[[], bool] | None = None) -> Largest:
-    """The largest batch whose footprint fits `device`, shapes as in `request`."""
+    """The largest batch whose footprint fits `device`, shapes as in `request`. With a micro-batch
+    below the batch: the largest micro-batch, the accumulation steps held (the module docstring)."""
     return _largest("batch", request, device, overrides, progress, cancelled)
 
 
@@ -102,7 +138,9 @@ def max_sequence(request: AnalysisRequest, device: DeviceInfo, overrides: Mappin
 def sweep(request: AnalysisRequest, device: DeviceInfo, parameter: str, values, overrides=None,
           on_point: Callable[[PlanPoint], None] | None = None, progress: Progress | None = None,
           cancelled: Callable[[], bool] | None = None) -> tuple[PlanPoint, ...]:
-    """Trace the step at each value; `on_point` receives each point as soon as it is computed."""
+    """Trace the step at each value; `on_point` receives each point as soon as it is computed. A
+    batch sweep of a request with a micro-batch below its batch sweeps the micro-batch, the
+    accumulation steps held (the points say 'micro_batch')."""
     values = list(values)
     if parameter not in PARAMETERS:
         raise RequestError(f"cannot sweep {parameter!r}: choose one of {', '.join(PARAMETERS)}")
@@ -255,6 +293,12 @@ class _Planner:
         if parameter == "seq" and (len(self.base_shape) != 1 or not integer_input):
             raise RequestError(f"{name}: sequence length applies to models taking token ids "
                                f"(input shape [seq]); this model takes {'x'.join(map(str, self.base_shape))}")
+        # Accumulating: a batch search varies the micro-batch, the accumulation steps held fixed.
+        self.steps = 1
+        if parameter == "batch" and request.micro_batch is not None:
+            self.steps = -(-request.batch // request.micro_batch)
+            if self.steps > 1:
+                self.parameter = "micro_batch"
         self.fits: dict[int, Fit] = {}
         self.analyses: dict[int, Analysis] = {}
         self.static_bytes: dict[int, int] = {}  # parameters + buffers + optimizer state at the peak
@@ -265,13 +309,16 @@ class _Planner:
         return self.base_shape[-1]
 
     def request_for(self, value: int) -> AnalysisRequest:
-        if self.parameter == "batch":
-            return self.request.replace(batch=value)
+        if self.parameter == "micro_batch":
+            return self.request.replace(batch=self.steps * value, micro_batch=value)
+        if self.parameter == "batch":  # a micro-batch equal to the batch follows it (one step)
+            return self.request.replace(batch=value, micro_batch=None)
         if self.parameter == "resolution":
             return self.request.replace(input_shape=(self.base_shape[0], value, value))
         return self.request.replace(input_shape=(value,))
 
     def point(self, value: int) -> PlanPoint:
+        from .levers import without_savings
         from .pipeline import analyze_loaded
 
         if self.cancelled is not None and self.cancelled():
@@ -283,8 +330,9 @@ class _Planner:
             analysis = analyze_isolated(self.request_for(value), cancelled=self.cancelled)
         else:
             try:
-                analysis = analyze_loaded(self.loaded, self.request_for(value), lambda f, m: None, self.cancelled,
-                                          started)
+                with without_savings():  # the levers' extra trace without them: not for every point
+                    analysis = analyze_loaded(self.loaded, self.request_for(value), lambda f, m: None,
+                                              self.cancelled, started)
             finally:
                 for p in self.loaded.module.parameters():  # the next trace starts with grads at None
                     p.grad = None
@@ -293,8 +341,10 @@ class _Planner:
         self.analyses[value] = analysis
         b = analysis.peak.breakdown
         self.static_bytes[value] = b["parameters"] + b["buffers"] + b["optimizer_state"]
+        if self.steps > 1:  # the earlier micro-steps' gradients do not grow with the micro-batch
+            self.static_bytes[value] += b["gradients"]
         point = PlanPoint(self.parameter, value, fit.total_bytes, analysis.peak.total_bytes, fit.capacity_bytes,
-                          fit.state, time.perf_counter() - started)
+                          fit.state, time.perf_counter() - started, self.steps)
         self.points.append(point)
         return point
 
@@ -305,8 +355,9 @@ def _largest(parameter, request, device, overrides, progress, cancelled) -> Larg
     word = WORDS[parameter]
     report(0.0, f"largest {word}: building the model")
     planner = _Planner(parameter, request, device, overrides, cancelled)
+    word = WORDS[planner.parameter]
     cap = device.capacity_bytes
-    limit = {"batch": MAX_BATCH, "resolution": MAX_RESOLUTION, "seq": MAX_SEQUENCE}[parameter]
+    limit = {"batch": MAX_BATCH // planner.steps, "resolution": MAX_RESOLUTION, "seq": MAX_SEQUENCE}[parameter]
     if parameter == "seq" and planner.loaded is not None:  # a Hugging Face config's max_position_embeddings
         from .sources.hf_config import sequence_limit
 
@@ -329,8 +380,9 @@ def _largest(parameter, request, device, overrides, progress, cancelled) -> Larg
             if start > smallest and trace(smallest) <= cap:
                 lo = smallest
         if lo is None:
+            steps = f" ({planner.steps} accumulation steps)" if planner.steps > 1 else ""
             raise DoesNotFitError(
-                f"{planner.name} does not fit even at {word} {smallest}: needs {format_bytes(peaks[smallest])} "
+                f"{planner.name} does not fit even at {word} {smallest}{steps}: needs {format_bytes(peaks[smallest])} "
                 f"({peaks[smallest]:,} bytes); {device.name} has {format_bytes(cap)}")
         search = _Bracket(planner, peaks, cap)
         while hi is None or hi > lo + 1:
@@ -341,9 +393,9 @@ def _largest(parameter, request, device, overrides, progress, cancelled) -> Larg
             search.moved("lo" if fits else "hi")
             lo, hi = (guess, hi) if fits else (lo, guess)
     report(1.0, "done")
-    return Largest(parameter, lo, peaks[lo], peaks.get(lo + 1), cap, planner.fits[lo], planner.analyses[lo],
-                   tuple(planner.points),
-                   time.perf_counter() - started, limit_reached=hi is None)
+    return Largest(planner.parameter, lo, peaks[lo], peaks.get(lo + 1), cap, planner.fits[lo], planner.analyses[lo],
+                   tuple(planner.points), time.perf_counter() - started, limit_reached=hi is None,
+                   accumulation_steps=planner.steps)
 
 
 class _Bracket:
@@ -377,7 +429,7 @@ class _Bracket:
         if len(known) >= 2:
             a, b = known[-2], known[-1]
             slope = (peaks[b] - peaks[a]) / (x(b) - x(a))
-        elif self.planner.parameter == "batch":
+        elif self.planner.parameter in ("batch", "micro_batch"):
             slope = _first_slope(self.planner, lo)
         else:
             return 2 * lo
@@ -392,6 +444,12 @@ class _Bracket:
         if self.last == end:
             self.weights[other] /= 2
         self.last = end
+
+
+def _global_batch(parameter: str, value: int, steps: int) -> int | None:
+    if parameter == "micro_batch":
+        return steps * value
+    return value if parameter == "batch" else None
 
 
 def _inverse(planner: _Planner, target: float) -> int:

@@ -115,15 +115,20 @@ def _overrides(items: list[str]) -> dict[str, int]:
 
 
 def _largest_dict(found, flag: str) -> dict:
+    """With accumulation, `max_batch` is the global batch and `max_micro_batch` what was searched."""
+    accumulating = found.parameter == "micro_batch"
+    points = [{"value": p.batch if accumulating else p.value, "peak_bytes": p.peak_bytes}
+              | ({"micro_batch": p.value} if accumulating else {}) for p in found.points]
     return {
-        flag: found.value,  # max_batch, max_resolution or max_seq
+        flag: found.batch if accumulating else found.value,  # max_batch, max_resolution or max_seq
+        **({"max_micro_batch": found.value, "accumulation_steps": found.accumulation_steps} if accumulating else {}),
         "peak_bytes_at_max": found.peak_bytes,
         "peak_bytes_at_max_plus_one": found.next_peak_bytes,
         "capacity_bytes": found.capacity_bytes,
         "limit_reached": found.limit_reached,
         "traces": found.traces,
         "seconds": round(found.seconds, 3),
-        "points": [{"value": p.value, "peak_bytes": p.peak_bytes} for p in found.points],
+        "points": points,
     }
 
 
@@ -134,11 +139,14 @@ def _fit_dict(fit) -> dict:
 
 
 def _largest_text(found, device) -> str:
-    word = _WORDS_TEXT[found.parameter]
-    lines = [f"largest {word} on {device.name} ({format_bytes(device.capacity_bytes)}): {found.value}",
-             f"  peak at {word} {found.value}: {format_bytes(found.peak_bytes)} ({found.peak_bytes:,} bytes)"]
+    if found.parameter == "micro_batch":
+        head = (f"largest batch on {device.name} ({format_bytes(device.capacity_bytes)}): {found.batch} = "
+                f"micro-batch {found.value} × {found.accumulation_steps} accumulation steps (held fixed)")
+    else:
+        head = f"largest {_WORDS_TEXT[found.parameter]} on {device.name} ({format_bytes(device.capacity_bytes)}): {found.value}"
+    lines = [head, f"  peak at {found.value_text()}: {format_bytes(found.peak_bytes)} ({found.peak_bytes:,} bytes)"]
     if found.next_peak_bytes is not None:
-        lines.append(f"  peak at {word} {found.value + 1}: {format_bytes(found.next_peak_bytes)} "
+        lines.append(f"  peak at {found.value_text(found.value + 1)}: {format_bytes(found.next_peak_bytes)} "
                      f"({found.next_peak_bytes:,} bytes)")
     if found.limit_reached:
         lines.append(f"  still fits at the search limit ({found.value})")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .categories import DEVICES, DTYPES, MODES, OPTIMIZERS
 from .errors import RequestError
-from .lever_fields import check_request_levers
+from .lever_fields import check_kv_cache, check_request_levers
 
 # A guard against typos like --batch 10000000000: larger requests are refused, not traced.
 MAX_BATCH = 1_000_000
@@ -61,6 +61,9 @@ class AnalysisRequest:
     # AMP's autocast dtype: "" is the target's default (float16 on CUDA, bfloat16 on the CPU).
     # float16 on CUDA trains with a GradScaler; bfloat16 needs none (engine/step.py).
     amp_dtype: str = ""
+    # Inference of a Hugging Face language model that keeps its KV cache (a prefill for generation,
+    # transformers' use_cache; engine/lora.py prepare_for_request). Off: one forward, no cache.
+    kv_cache: bool = False
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model.strip():
@@ -104,6 +107,7 @@ class AnalysisRequest:
         # ---- Levers: checkpointing, freezing, gradient accumulation (checked against the model in engine/levers.py)
         check_request_levers(self)
         self._check_lora()
+        check_kv_cache(self)
         # ---- Distributed (engine/distributed/strategies.py)
         from .distributed.strategies import check as check_distributed
 

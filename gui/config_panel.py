@@ -220,7 +220,7 @@ class ConfigPanel(QWidget):
             device=self.device.currentText(), first_step=self.first_step.isChecked(),
             **self.levers.fields(),
             **self.distributed.fields(),  # issue 12: gui/distributed_panel.py
-        ).replace(**self.hf.request_fields())
+        ).replace(**self.hf.request_fields(mode))
 
     def schedule(self, *_):
         """Re-analyse once edits settle (debounced)."""

@@ -277,15 +277,17 @@ class DevicePanel(QWidget):
     def set_largest(self, largest) -> None:
         """Show the largest batch the planner found (None clears it)."""
         self._largest = largest
-        self.apply_button.setEnabled(largest is not None and largest.parameter == "batch")
+        self.apply_button.setEnabled(largest is not None and largest.parameter in ("batch", "micro_batch"))
         if largest is None:
             self.largest.setText("Largest batch: —")
             self.largest_detail.setText("")
             return
-        self.largest.setText(f"Largest batch: {largest.value}")
+        steps = (f" (micro-batch {largest.value} × {largest.accumulation_steps} steps)"
+                 if largest.parameter == "micro_batch" else "")  # accumulating: the steps held (engine/planner.py)
+        self.largest.setText(f"Largest batch: {largest.batch}{steps}")
         detail = f"needs {format_bytes(largest.peak_bytes)}"
         if largest.next_peak_bytes is not None:
-            detail += f"; batch {largest.value + 1} needs {format_bytes(largest.next_peak_bytes)}"
+            detail += f"; {largest.value_text(largest.value + 1)} needs {format_bytes(largest.next_peak_bytes)}"
         self.largest_detail.setText(f"{detail} ({largest.traces} traces, {largest.seconds:.1f} s)")
 
     def set_largest_busy(self, message: str = "searching…") -> None:
@@ -384,7 +386,7 @@ class DevicePanel(QWidget):
 
     def _on_apply(self) -> None:
         if self._largest is not None:
-            self.sig_apply_batch.emit(self._largest.value)
+            self.sig_apply_batch.emit(self._largest.batch)
 
     def _show_error(self, message: str) -> None:
         self.error.setText(message)

@@ -20,7 +20,7 @@ class DevicePlanning(QObject):
 
     sig_use_settings = Signal(dict)
     """Analyse with these changes to the configuration: {"batch": n} when the user applies the
-    largest batch, {"device": "cuda"} when a GPU is chosen for a step traced with CPU rules."""
+    largest batch (with "micro_batch" when accumulating), {"device": "cuda"} when a GPU is chosen for a step traced with CPU rules."""
     sig_capacity_changed = Signal(object, str)
     """The chosen device's capacity in bytes and its name (the timeline draws it)."""
 
@@ -35,7 +35,8 @@ class DevicePlanning(QObject):
         panel.sig_capacity_changed.connect(self.sig_capacity_changed)
         panel.sig_overrides_changed.connect(self._on_overrides)
         panel.sig_max_batch_requested.connect(self.find_max_batch)
-        panel.sig_apply_batch.connect(lambda batch: self.sig_use_settings.emit({"batch": batch}))
+        # The answer's request fields: the batch, and the micro-batch when accumulating (engine/planner.py).
+        panel.sig_apply_batch.connect(lambda _batch: self.sig_use_settings.emit(panel.largest_result().request_changes()))
         panel.sig_measure_requested.connect(self._on_measure)
         sweeps.sig_sweep_requested.connect(self._on_sweep)
         sweeps.sig_variants_requested.connect(self._on_variants)

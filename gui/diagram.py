@@ -18,8 +18,8 @@ from PySide6.QtWidgets import QApplication, QGraphicsScene, QGraphicsView, QMenu
 from engine.categories import LAYER_KINDS
 from engine.units import format_size
 
-from .diagram_items import (GLYPH, GroupFrameItem, GroupSummaryItem, GroupToggleItem, ItemStyle, LayerBlockItem,
-                            _DiagramBlock, kind_glyph)
+from .diagram_items import (BADGE, GLYPH, GroupFrameItem, GroupSummaryItem, GroupToggleItem, ItemStyle,
+                            LayerBlockItem, _DiagramBlock, kind_glyph, recompute_badge)
 from .diagram_layout import (BLOCK_H_COMPACT, BLOCK_H_MAX, COLLAPSE_ABOVE, COLLAPSED_MARK, EXPANDED_MARK,
                              ROW_GAP, DiagramLayout, DiagramModel, TextMetrics, layout_diagram, prepare_diagram,
                              row_height)
@@ -45,6 +45,8 @@ class NetworkDiagramWidget(QGraphicsView):
     """The layer under the mouse changed (empty string: none)."""
     sig_checkpoint_toggled = Signal(str)
     """'Checkpoint this block' (or stop) chosen in a group's context menu: the group's module."""
+    sig_freeze_toggled = Signal(str)
+    """'Freeze this block' (or unfreeze) chosen in a group's context menu: the group's module."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -322,6 +324,17 @@ class NetworkDiagramWidget(QGraphicsView):
             glyph.setToolTip(f"layer kind: {kind}")
             self._add_text(kind, self._label_font, theme.text, x + GLYPH + 4, y)
             x += w
+        if self._model.checkpointed:  # the badge checkpointed blocks carry
+            n = len(set(self._model.checkpointed.values()))
+            text = f"checkpointed ({n} module{'s' if n != 1 else ''}): activations recomputed in backward"
+            w = BADGE + 4 + fm.horizontalAdvance(text) + 12
+            if x > 0 and x + w > self._row_width:
+                x, y = 0.0, y + self._metrics.line_h
+            box = QRectF(x, y, BADGE, BADGE)
+            self._scene.addEllipse(box, QPen(QColor(theme.background), 1.0), QBrush(QColor(theme.toggle_text)))
+            self._scene.addPath(recompute_badge(box), QPen(QColor(theme.background), BADGE / 9))
+            self._add_text(text, self._label_font, theme.text, x + BADGE + 4, y)
+            x += w
         return x, y
 
     def _legend_ramp(self, x: float, y: float) -> float:
@@ -446,16 +459,22 @@ class NetworkDiagramWidget(QGraphicsView):
         menu.exec(event.globalPos())
 
     def group_menu(self, group_name: str | None):
-        """A group's context menu: checkpoint its module, or stop (None for top-level layers)."""
+        """A group's context menu: checkpoint its module or stop, freeze it or unfreeze (None for
+        top-level layers). Both levers change a training step only."""
         module = (group_name or "").split("#", 1)[0]
         if not module or self._analysis is None:
             return None
         levers = getattr(self._analysis, "levers", None)
         on = levers is not None and levers.checkpoint is not None and module in levers.checkpoint.blocks
+        training = self._analysis.request.mode == "train"
         menu = QMenu(self)
         action = menu.addAction(f"{'Stop checkpointing' if on else 'Checkpoint this block'} ({module})")
-        action.setEnabled(self._analysis.request.mode == "train")
+        action.setEnabled(training)
         action.triggered.connect(lambda: self.sig_checkpoint_toggled.emit(module))
+        frozen = module in self._analysis.request.freeze
+        action = menu.addAction(f"{'Unfreeze' if frozen else 'Freeze this block'} ({module})")
+        action.setEnabled(training)
+        action.triggered.connect(lambda: self.sig_freeze_toggled.emit(module))
         return menu
 
     def _group_of(self, item) -> str | None:

@@ -3,7 +3,9 @@
 
 Blocks are filled from the memory ramp (output bytes), never from a category colour; the layer
 kind is a small glyph in the block's corner. Selected and previewed marks use the theme's
-highlight hue, which no category uses.
+highlight hue, which no category uses. A checkpointed layer or group carries a round-arrow badge
+in its other corner (painted, not a font glyph: not every font has ↻), and a checkpointed group's
+frame is drawn heavier in the toggle colour, its label saying so.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPainterPath, QPen, QPolygonF
 from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsRectItem, QGraphicsSimpleTextItem, QStyleOptionGraphicsItem
 
+from engine.lever_fields import RECOMPUTED_NOTE
 from engine.units import format_count, format_size
 
 from .diagram_layout import COLLAPSED_MARK, BlockBox, FrameBox, LayerGroup, Rect
@@ -20,6 +23,7 @@ from .style import Theme, ramp_colour
 
 STACK_OFFSET = 3.0  # summary blocks are drawn as a small stack of cards
 GLYPH = 10.0  # the kind glyph's size, scene pixels
+BADGE = 14.0  # the checkpointed badge's size, scene pixels
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,37 @@ def kind_glyph(kind: str, box: QRectF) -> QPainterPath:
     return path
 
 
+def recompute_badge(box: QRectF) -> QPainterPath:
+    """A round arrow inside `box`: three quarters of a circle and an arrowhead (recomputed)."""
+    path = QPainterPath()
+    m = box.width() * 0.26
+    inner = box.adjusted(m, m, -m, -m)
+    path.arcMoveTo(inner, 90)
+    path.arcTo(inner, 90, 270)  # counter-clockwise from 12 o'clock round to 3 o'clock
+    tip = QPointF(inner.right(), inner.center().y())
+    a = inner.width() * 0.38
+    path.moveTo(tip.x() - a, tip.y() - a * 0.7)
+    path.lineTo(tip)
+    path.lineTo(tip.x() + a * 0.7, tip.y() - a)
+    return path
+
+
+def paint_badge(painter: QPainter, box: QRectF, theme: Theme) -> None:
+    """The checkpointed badge: a round arrow in the background colour on a disc of the toggle colour."""
+    painter.setPen(QPen(QColor(theme.background), 1.0))
+    painter.setBrush(QBrush(QColor(theme.toggle_text)))
+    painter.drawEllipse(box)
+    painter.setPen(QPen(QColor(theme.background), max(1.4, box.width() / 9), Qt.PenStyle.SolidLine,
+                        Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
+    painter.setBrush(Qt.BrushStyle.NoBrush)
+    painter.drawPath(recompute_badge(box))
+
+
+def checkpointed_tooltip(module: str) -> str:
+    """The tooltip line of a checkpointed layer or group."""
+    return f"{RECOMPUTED_NOTE} ({module})" if module else ""
+
+
 def layer_tooltip(layer, decimal_units: bool = False) -> str:
     """Every number the table has for this layer."""
     def size(n):
@@ -108,7 +143,7 @@ class _DiagramBlock(QGraphicsRectItem):
                                                                      4 + STACK_OFFSET * 2, 4)
         self.setBrush(QBrush(QColor(ramp_colour(style.theme, box.fraction))))
         self._update_pen()
-        self.setToolTip(tooltip)
+        self.setToolTip("\n".join(t for t in (tooltip, checkpointed_tooltip(box.checkpointed)) if t))
         self.setAcceptHoverEvents(True)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
 
@@ -118,6 +153,18 @@ class _DiagramBlock(QGraphicsRectItem):
 
     def label_rect(self) -> QRectF:
         return QRectF(self._label_rect)
+
+    def is_checkpointed(self) -> bool:
+        """True when this block's forward runs checkpointed (its badge is drawn)."""
+        return bool(self.box.checkpointed)
+
+    def badge_rect(self) -> QRectF | None:
+        """Where the checkpointed badge is drawn (the block's top-right corner), None without one."""
+        rect = self.rect()
+        size = min(BADGE, rect.height() - 2, rect.width() / 3)
+        if not self.box.checkpointed or size < 6:
+            return None
+        return QRectF(rect.right() - size - 2, rect.top() + 1, size, size)
 
     # ---- state
     def is_highlighted(self) -> bool:
@@ -177,6 +224,12 @@ class _DiagramBlock(QGraphicsRectItem):
     def _paint_glyph(self, painter: QPainter) -> None:
         pass
 
+    def _paint_badge(self, painter: QPainter) -> None:
+        box = self.badge_rect()
+        if box is None:
+            return
+        paint_badge(painter, box, self._style.theme)
+
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
         theme = self._style.theme
         if self._selected or self._previewed:
@@ -189,6 +242,7 @@ class _DiagramBlock(QGraphicsRectItem):
         if lod < 0.35:  # too small to read: skip the text so zoomed-out views stay fast
             return
         self._paint_glyph(painter)
+        self._paint_badge(painter)
         y = self._label_rect.top()
         line_h = self._style.line_h
         for i, text in enumerate(self.box.lines):
@@ -241,11 +295,16 @@ class GroupFrameItem(QGraphicsPathItem):
         path.addRoundedRect(qrect(frame.rect), 8, 8)
         super().__init__(path)
         self.group_name = frame.group
+        self.checkpointed = frame.checkpointed
         style = Qt.PenStyle.DashLine if frame.collapsed else Qt.PenStyle.SolidLine
-        self.setPen(QPen(QColor(theme.frame), theme.line_width, style))
+        if frame.checkpointed:  # heavier, in the toggle colour: the whole group is recomputed
+            self.setPen(QPen(QColor(theme.toggle_text), 2.0 * theme.line_width, style))
+        else:
+            self.setPen(QPen(QColor(theme.frame), theme.line_width, style))
         self.setBrush(QBrush(QColor(theme.frame_fill)))
         self.setZValue(-1)
-        self.setToolTip(f"{frame.group} — double-click to {'expand' if frame.collapsed else 'collapse'}")
+        tip = f"{frame.group} — double-click to {'expand' if frame.collapsed else 'collapse'}"
+        self.setToolTip("\n".join(t for t in (tip, checkpointed_tooltip(frame.checkpointed)) if t))
 
 
 class GroupToggleItem(QGraphicsSimpleTextItem):
@@ -258,4 +317,5 @@ class GroupToggleItem(QGraphicsSimpleTextItem):
         self.setBrush(QBrush(QColor(style.theme.toggle_text)))
         self.setCursor(Qt.CursorShape.PointingHandCursor)
         self.setPos(frame.label_rect.x, frame.label_rect.y)
-        self.setToolTip(f"{frame.group} — click to {'expand' if frame.collapsed else 'collapse'}")
+        tip = f"{frame.group} — click to {'expand' if frame.collapsed else 'collapse'}"
+        self.setToolTip("\n".join(t for t in (tip, checkpointed_tooltip(frame.checkpointed)) if t))

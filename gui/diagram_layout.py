@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
+from engine.lever_fields import checkpointed_layers
 from engine.units import format_count, format_size
 
 COLLAPSE_ABOVE = 150  # networks with more layers than this open with every group collapsed
@@ -32,6 +33,7 @@ ROW_GAP = 18.0
 LABEL_LINES = 4
 EXPANDED_MARK = "▾"
 COLLAPSED_MARK = "▸"
+CHECKPOINTED_TAG = "checkpointed"  # after a checkpointed group's frame label
 
 
 # ---- Plain geometry
@@ -205,6 +207,10 @@ class DiagramModel:
     labels: dict  # layer name -> its display name (see `display_names`)
     log_range: tuple  # (lo, hi) of log10(output bytes): heights and the colour ramp
     starts_collapsed: frozenset  # the groups collapsed on load
+    # Activation checkpointing (engine/lever_fields.py decides which layers): layer name -> the
+    # checkpointed module holding it, and group name -> that module for a group wholly inside one.
+    checkpointed: dict = field(default_factory=dict)
+    checkpointed_groups: dict = field(default_factory=dict)
 
     def fraction(self, nbytes: int) -> float:
         """Position of `nbytes` on the log scale, 0 (smallest) to 1 (largest output)."""
@@ -228,11 +234,15 @@ def prepare_diagram(analysis) -> DiagramModel:
     logs = [math.log10(max(layer.output_bytes, 1)) for layer in layers] or [0.0]
     hi = max(logs)
     names = frozenset(group.name for group in groups if group.name)
+    checkpointed = checkpointed_layers(analysis)
+    whole = {group.name: checkpointed[group.layers[0].name] for group in groups
+             if group.name and all(layer.name in checkpointed for layer in group.layers)}
     return DiagramModel(
         model_name=analysis.model_name, layer_count=len(layers), groups=groups,
         group_of={layer.name: group for group in groups for layer in group.layers}, labels=labels,
         log_range=(min(min(logs), hi - 1.0), hi),
-        starts_collapsed=names if len(layers) > COLLAPSE_ABOVE else frozenset())
+        starts_collapsed=names if len(layers) > COLLAPSE_ABOVE else frozenset(),
+        checkpointed=checkpointed, checkpointed_groups=whole)
 
 
 # ---- Layout (where everything goes)
@@ -248,6 +258,7 @@ class BlockBox:
     kind: str  # the layer kind; '' for a summary
     layer: object = None
     group: LayerGroup | None = None
+    checkpointed: str = ""  # the checkpointed module holding this layer or group ('' when none)
 
 
 @dataclass(frozen=True)
@@ -259,6 +270,7 @@ class FrameBox:
     label: str
     label_rect: Rect
     collapsed: bool
+    checkpointed: str = ""  # the checkpointed module the whole group runs in ('' when none)
 
 
 @dataclass(frozen=True)
@@ -287,9 +299,11 @@ def summary_lines(group: LayerGroup, decimal_units: bool = False, compact: bool 
             f"max {format_size(group.max_output_bytes, decimal_units)}")
 
 
-def frame_label(name: str, collapsed: bool, continued: bool) -> str:
-    """'▾ features.denseblock1', '▸ …' when collapsed, ' (cont.)' on a row it wraps onto."""
-    return f"{COLLAPSED_MARK if collapsed else EXPANDED_MARK} {name}{' (cont.)' if continued else ''}"
+def frame_label(name: str, collapsed: bool, continued: bool, checkpointed: bool = False) -> str:
+    """'▾ features.denseblock1', '▸ …' when collapsed, ' (cont.)' on a row it wraps onto,
+    ' · checkpointed' when the group's activations are recomputed in backward."""
+    return (f"{COLLAPSED_MARK if collapsed else EXPANDED_MARK} {name}{' (cont.)' if continued else ''}"
+            f"{f' · {CHECKPOINTED_TAG}' if checkpointed else ''}")
 
 
 def row_height(line_h: float, block_h_max: float = BLOCK_H_MAX, compact: bool = False) -> float:
@@ -326,8 +340,9 @@ def layout_diagram(model: DiagramModel, collapsed, metrics: TextMetrics, row_wid
         pad = GROUP_PAD if group.name else 0.0
         step = block_w + BLOCK_GAP
         start = 0
+        group_checkpointed = model.checkpointed_groups.get(group.name, "")
         while start < len(members):
-            label = frame_label(group.name, is_collapsed, start > 0) if group.name else ""
+            label = frame_label(group.name, is_collapsed, start > 0, bool(group_checkpointed)) if group.name else ""
             label_w = metrics.measure(label, False) + 8 if label else 0.0
             room = int((row_width - x - 2 * pad + BLOCK_GAP) // step)
             left = len(members) - start
@@ -348,12 +363,13 @@ def layout_diagram(model: DiagramModel, collapsed, metrics: TextMetrics, row_wid
                     name=member.name, rect=Rect(bx, baseline - h, block_w, h),
                     label_rect=Rect(bx, baseline + 3, block_w, label_h), lines=lines, fraction=frac,
                     kind="" if is_group else member.kind, layer=None if is_group else member,
-                    group=member if is_group else None))
+                    group=member if is_group else None,
+                    checkpointed=group_checkpointed if is_group else model.checkpointed.get(member.name, "")))
             frame_w = max(len(chunk) * step - BLOCK_GAP + 2 * pad, label_w)
             if group.name:
                 frame = Rect(x, top + frame_label_h, frame_w, row_h - frame_label_h - ROW_GAP)
                 frames.append(FrameBox(group.name, frame, label,
-                                       Rect(x + 4, top + 1, label_w - 4, line_h), is_collapsed))
+                                       Rect(x + 4, top + 1, label_w - 4, line_h), is_collapsed, group_checkpointed))
             x += frame_w + GROUP_GAP
             width = max(width, x - GROUP_GAP)
             start += len(chunk)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFileDialog, QFormLayout, QPushButton, QSpinBox, QTreeWidget, QTreeWidgetItem, \
-    QWidget
+from PySide6.QtWidgets import QCheckBox, QFileDialog, QFormLayout, QPushButton, QSpinBox, QTreeWidget, \
+    QTreeWidgetItem, QWidget
 
 from engine.choices import HF_CONFIG_NAME, source_kind
 from engine.request import AnalysisRequest
@@ -67,6 +67,9 @@ class HfControls(QWidget):
         self.lora_rank.setSpecialValueText("off")
         self.lora_rank.setToolTip("Train LoRA adapters of this rank (peft): base weights frozen, only the "
                                   "adapters get gradients and optimizer state")
+        self.kv_cache = QCheckBox("keep (inference prefill)")
+        self.kv_cache.setToolTip("Inference keeps every layer's keys and values, as a prefill for generation does "
+                                 "(transformers' use_cache); a training step keeps none")
         self.open_button = QPushButton("Open HF config…")
         self.open_button.setToolTip("Open a Hugging Face config.json (built from the config alone: no weights, "
                                     "no download; models needing trust_remote_code are refused)")
@@ -78,6 +81,7 @@ class HfControls(QWidget):
         self._targets: tuple[str, ...] = ()
         self.seq.valueChanged.connect(self.sig_changed)
         self.lora_rank.valueChanged.connect(self.sig_changed)
+        self.kv_cache.toggled.connect(self.sig_changed)
 
     # ---- Public API
     def add_rows(self, form: QFormLayout, replaces: QWidget) -> None:
@@ -85,6 +89,7 @@ class HfControls(QWidget):
         row = form.getWidgetPosition(replaces)[0]
         form.insertRow(row + 1, "Sequence", self.seq)
         form.insertRow(row + 2, "LoRA rank", self.lora_rank)
+        form.insertRow(row + 3, "KV cache", self.kv_cache)
         self._form, self._replaced = form, replaces
         self.show_for("")
 
@@ -94,16 +99,18 @@ class HfControls(QWidget):
         if self._form is not None:
             self._form.setRowVisible(self.seq, self._active)
             self._form.setRowVisible(self.lora_rank, self._active)
+            self._form.setRowVisible(self.kv_cache, self._active)
             self._form.setRowVisible(self._replaced, not self._active)
 
     def set_request(self, request: AnalysisRequest) -> None:
         """Show the request's sequence and LoRA settings, silently."""
-        blocked = [w.blockSignals(True) for w in (self.seq, self.lora_rank)]
+        blocked = [w.blockSignals(True) for w in (self.seq, self.lora_rank, self.kv_cache)]
         shape = request.input_shape
         self.seq.setValue(shape[0] if shape is not None and len(shape) == 1 else 0)
         self.lora_rank.setValue(request.lora_rank)
         self._alpha, self._targets = request.lora_alpha, request.lora_targets
-        for w, was in zip((self.seq, self.lora_rank), blocked):
+        self.kv_cache.setChecked(request.kv_cache)
+        for w, was in zip((self.seq, self.lora_rank, self.kv_cache), blocked):
             w.blockSignals(was)
         self.show_for(request.model)
         if self._active and self._replaced is not None:  # the sequence is shown here, not twice
@@ -114,13 +121,15 @@ class HfControls(QWidget):
     def is_active(self) -> bool:
         return self._active
 
-    def request_fields(self) -> dict:
-        """The request's input_shape and lora_* fields while an HF model is chosen, else none."""
+    def request_fields(self, mode: str = "train") -> dict:
+        """The request's input_shape, lora_* and kv_cache fields while an HF model is chosen, else
+        none. The KV cache box counts in inference only (a training step keeps no cache)."""
         if not self._active:
             return {}
         rank = self.lora_rank.value()
         return {"input_shape": (self.seq.value(),) if self.seq.value() else None, "lora_rank": rank,
-                "lora_alpha": self._alpha if rank else None, "lora_targets": self._targets if rank else ()}
+                "lora_alpha": self._alpha if rank else None, "lora_targets": self._targets if rank else (),
+                "kv_cache": self.kv_cache.isChecked() and mode == "inference"}
 
     # ---- Private API
     def _on_open(self) -> None:

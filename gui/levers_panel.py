@@ -109,6 +109,14 @@ class LeversPanel(QWidget):
         self.fit_status.setText(text)
         self.fit_status.setVisible(bool(text))
 
+    def toggle_freeze(self, name: str) -> None:
+        """Freeze module `name` or unfreeze it (the diagram's 'freeze this block'): the pattern list
+        gains or loses exactly that name."""
+        patterns = self.fields()["freeze"]
+        patterns = [p for p in patterns if p != name] if name in patterns else [*patterns, name]
+        self.freeze.setText(", ".join(patterns))
+        self.sig_changed.emit()
+
     def toggle_block(self, name: str) -> None:
         """Checkpoint `name` or stop (the diagram's 'checkpoint this block'): the choice becomes the
         ticked blocks."""

@@ -590,9 +590,10 @@ def _headline_cells(data, decimal_units: bool) -> list[tuple[str, str, str]]:
                       "; tight below 10%"))
     if largest is not None:
         size = lambda n: format_size(n, decimal_units, 2)  # noqa: E731 (the two sides of the limit differ little)
-        more = (f"; batch {largest.value + 1} needs {size(largest.next_peak_bytes)}"
+        more = (f"; {largest.value_text(largest.value + 1)} needs {size(largest.next_peak_bytes)}"
                 if largest.next_peak_bytes is not None else "; still fits at the search limit")
-        cells.append(("Largest batch", str(largest.value), f"needs {size(largest.peak_bytes)}{more}"))
+        steps = f" (micro-batch {largest.value} × {largest.accumulation_steps})" if largest.parameter == "micro_batch" else ""
+        cells.append(("Largest batch", f"{largest.batch}{steps}", f"needs {size(largest.peak_bytes)}{more}"))
     else:
         cells.append(("Largest batch", "—", "needs a device" if fit is None else data.largest_note or "not searched"))
     return cells

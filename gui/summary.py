@@ -6,12 +6,13 @@ from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QVBoxLay
 
 from engine import units
 from engine.categories import CATEGORIES
-from engine.lever_fields import summary_lines
+from engine.lever_fields import card_lines, summary_lines
 from engine.units import format_count
 
 from .style import CARD_STYLE, CATEGORY_COLOURS, CATEGORY_LABELS
 
 HEADING_PX, BODY_PX, PEAK_PX, NOTE_PX = 11, 12, 22, 11  # before the Display's font scale
+LEVER_SEPARATOR = "  ·  "
 
 
 def reason_for_difference(mode: str, diff_bytes: int) -> str:
@@ -43,8 +44,12 @@ class SummaryWidget(QWidget):
         super().__init__(parent)
         self.analysis = None
         self._scale, self._decimal = 1.0, False
-        row = QHBoxLayout(self)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(4)
+        row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(row)
         card, lay = _card("Traced peak")
         card.setToolTip("The most bytes live at any moment of the step, as traced op by op")
         self.peak = QLabel("—")
@@ -56,11 +61,9 @@ class SummaryWidget(QWidget):
         self.not_included.setWordWrap(True)
         lay.addWidget(self.peak)
         lay.addWidget(self.peak_where)
-        self.levers = QLabel("")  # e.g. 'checkpointing 12 blocks: −3.1 GiB, +24% compute'
-        self.levers.setWordWrap(True)
-        lay.addWidget(self.levers)
         lay.addWidget(self.not_included)
         row.addWidget(card, 2)
+
 
         card, lay = _card("At the peak")
         card.setToolTip("What the bytes live at the peak are, by category")
@@ -94,6 +97,22 @@ class SummaryWidget(QWidget):
         self.model.setWordWrap(True)
         lay.addWidget(self.model)
         row.addWidget(card, 2)
+
+        # A strip under the cards, shown only while a lever is pulled: a few words per lever on one
+        # line (the cards keep their width at 1280x720), the full sentences in its tooltip.
+        self.levers_card = QFrame()
+        self.levers_card.setObjectName("card")
+        self.levers_card.setStyleSheet(CARD_STYLE)
+        lay = QHBoxLayout(self.levers_card)
+        lay.setContentsMargins(10, 4, 10, 4)
+        heading = QLabel("Levers")
+        heading.setObjectName("heading")
+        lay.addWidget(heading, 0, Qt.AlignTop)
+        self.levers = QLabel("")  # e.g. 'checkpointing 12 blocks: −3.1 GiB, +24% compute · frozen ...'
+        self.levers.setWordWrap(True)
+        lay.addWidget(self.levers, 1)
+        column.addWidget(self.levers_card)
+        self.levers_card.hide()
         self._restyle()
 
     # ---- Public API
@@ -111,8 +130,10 @@ class SummaryWidget(QWidget):
         p = a.peak
         self.peak.setText(format_bytes(p.total_bytes))
         self.peak_where.setText(f"in the {p.phase}, at {p.module}\n{p.total_bytes:,} bytes")
-        self.levers.setText("\n".join(summary_lines(a, format_bytes)))
-        self.levers.setVisible(bool(self.levers.text()))
+        lines = card_lines(a, format_bytes)
+        self.levers.setText(LEVER_SEPARATOR.join(lines))
+        self.levers_card.setToolTip("\n".join(summary_lines(a, format_bytes)))
+        self.levers_card.setVisible(bool(lines))
         for cat, label in self.breakdown.items():
             label.setText(format_bytes(p.breakdown[cat]))
         extra = [f"{n.label} {format_bytes(n.bytes)}" if n.bytes else n.label for n in a.not_modelled]

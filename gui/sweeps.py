@@ -111,8 +111,11 @@ class SweepPlotWidget(QWidget):
     def add_point(self, point) -> None:
         """One computed point (a `PlanPoint`): drawn at once."""
         self.points.append(point)
-        self.status.setText(f"{AXIS_LABELS[self.parameter]} {point.value}: {format_bytes(point.peak_bytes)} "
-                            f"({point.state})")
+        word = AXIS_LABELS[self.parameter]
+        if point.parameter == "micro_batch":  # accumulating: the micro-batch is swept (engine/planner.py)
+            word = "micro-batch"
+            self.plot.setLabel("bottom", f"micro-batch (× {point.accumulation_steps} accumulation steps = batch)")
+        self.status.setText(f"{word} {point.value}: {format_bytes(point.peak_bytes)} ({point.state})")
         self._redraw()
 
     def finish(self, message: str = "") -> None:

@@ -172,6 +172,7 @@ class MainWindow(QMainWindow):
         c.set_companion_optimizer(self.config.optimizer_choice())
         self.diagram.bind_selection(self.selection)
         self.diagram.sig_checkpoint_toggled.connect(self.config.levers.toggle_block)
+        self.diagram.sig_freeze_toggled.connect(self.config.levers.toggle_freeze)
         self.table.bind_selection(self.selection)
         self.actions = build_menus(self)
         self.report_export = export.ReportExport(c, self)  # File ▸ Export ▸ report (gui/export.py)

@@ -9,8 +9,9 @@ causal-LM loss, engine/loss.py), `...ForSequenceClassification` -> its class hea
 Choices that change the memory, made explicitly so the trace and the real step agree:
 - attention is `sdpa` (torch's `scaled_dot_product_attention`, whose kernel the trace picks as
   the target device would: engine/attention.py); models without it use `eager`;
-- `use_cache` is off: a training step keeps no KV cache, and an inference pass is one forward
-  (a prefill that keeps its KV cache for generation is not what is asked);
+- `use_cache` is off: a training step keeps no KV cache, and an inference pass is one forward;
+  `--kv-cache` turns it on for inference (a prefill that keeps every layer's keys and values for
+  generation, engine/lora.py prepare_for_request);
 - weights are built in float32 and take the request's dtype afterwards (a config's
   `torch_dtype` only says how the checkpoint was saved).
 """
@@ -137,8 +138,13 @@ def max_positions(module) -> int | None:
 
 
 def sequence_limit(loaded: LoadedModel) -> int | None:
-    """The longest sequence a loaded model takes: a Hugging Face config's positions, else None."""
-    return max_positions(loaded.module) if loaded.source == "hf" else None
+    """The longest sequence a loaded model takes: a Hugging Face config's positions, a spec
+    embedding's learned positions (engine/sources/spec.py), else None."""
+    if loaded.source == "hf":
+        return max_positions(loaded.module)
+    tables = [m.position_weight.shape[0] for m in loaded.module.modules()
+              if getattr(m, "position_weight", None) is not None]
+    return min(tables) if tables else None
 
 
 def check_sequence(loaded: LoadedModel, shape: tuple[int, ...]) -> None:

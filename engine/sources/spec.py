@@ -48,14 +48,50 @@ class Residual(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention over (batch, sequence, features)."""
+    """Multi-head self-attention over (batch, sequence, features); `causal`: each position sees
+    only itself and earlier ones (a decoder)."""
 
-    def __init__(self, dim: int, heads: int, dropout: float = 0.0):
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0, causal: bool = False):
         super().__init__()
         self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.causal = causal
 
     def forward(self, x):
-        return self.attn(x, x, x, need_weights=False)[0]
+        mask = causal_mask(x) if self.causal else None
+        return self.attn(x, x, x, need_weights=False, attn_mask=mask, is_causal=self.causal)[0]
+
+
+class CausalTransformerLayer(nn.TransformerEncoderLayer):
+    """A decoder block (GPT): the encoder layer with a causal mask, made as PyTorch code makes it
+    (`nn.Transformer.generate_square_subsequent_mask`); MultiheadAttention then hands SDPA its
+    `is_causal` hint. The mask (sequence² floats) is live while the block runs, as in real code."""
+
+    def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
+        return super().forward(src, src_mask=causal_mask(src), is_causal=True)
+
+
+class TokenEmbedding(nn.Embedding):
+    """Token ids -> vectors, plus a learned position table (GPT-2/3's `wpe`) when `positions` is
+    given: the two added, one parameter each (`weight`, `position_weight`)."""
+
+    def __init__(self, vocab: int, dim: int, positions: int | None = None):
+        super().__init__(vocab, dim)
+        self.position_weight = nn.Parameter(torch.empty(positions, dim)) if positions else None
+
+    def forward(self, ids):
+        x = super().forward(ids)
+        if self.position_weight is None:
+            return x
+        seq = ids.shape[-1]
+        if seq > self.position_weight.shape[0]:
+            raise ValueError(f"a sequence of {seq} tokens is longer than the {self.position_weight.shape[0]} "
+                             "positions the embedding has")
+        return x + self.position_weight[:seq]
+
+
+def causal_mask(x) -> torch.Tensor:
+    """The (sequence x sequence) additive mask hiding later positions, on `x`'s device and dtype."""
+    return nn.Transformer.generate_square_subsequent_mask(x.shape[-2], device=x.device, dtype=x.dtype)
 
 
 # ---- Layer types: builder(shape, args) -> module, with their arguments and defaults
@@ -91,7 +127,7 @@ def _batchnorm(shape, a):
 
 _KINDS: dict[str, _Kind] = {
     "conv2d": _Kind(_conv2d, ("out", "kernel"), {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True}, "image"),
-    "linear": _Kind(lambda s, a: nn.Linear(s[-1], a["out"], bias=a["bias"]), ("out",), {"bias": True}),
+    "linear": _Kind(lambda s, a: nn.Linear(s[-1], a["out"], bias=a["bias"]), ("out",), {"bias": True, "tied": False}),
     "maxpool": _Kind(lambda s, a: nn.MaxPool2d(_pair(a["kernel"]), _pair(a["stride"] or a["kernel"]), _pair(a["padding"])),
                      ("kernel",), {"stride": None, "padding": 0}, "image"),
     "avgpool": _Kind(lambda s, a: nn.AvgPool2d(_pair(a["kernel"]), _pair(a["stride"] or a["kernel"]), _pair(a["padding"])),
@@ -112,13 +148,15 @@ _KINDS: dict[str, _Kind] = {
     "softmax": _Kind(lambda s, a: nn.Softmax(dim=_dim(a["dim"], s)), (), {"dim": -1}),
     "dropout": _Kind(lambda s, a: nn.Dropout(a["p"]), (), {"p": 0.5}),
     "flatten": _Kind(lambda s, a: nn.Flatten()),
-    "embedding": _Kind(lambda s, a: nn.Embedding(a["vocab"], a["dim"]), ("vocab", "dim"), None, "tokens"),
-    "attention": _Kind(lambda s, a: SelfAttention(s[-1], a["heads"], a["dropout"]), ("heads",), {"dropout": 0.0}, "seq"),
+    "embedding": _Kind(lambda s, a: TokenEmbedding(a["vocab"], a["dim"], a["positions"]), ("vocab", "dim"),
+                       {"positions": None}, "tokens"),
+    "attention": _Kind(lambda s, a: SelfAttention(s[-1], a["heads"], a["dropout"], a["causal"]), ("heads",),
+                       {"dropout": 0.0, "causal": False}, "seq"),
     "transformer": _Kind(
-        lambda s, a: nn.TransformerEncoderLayer(
+        lambda s, a: (CausalTransformerLayer if a["causal"] else nn.TransformerEncoderLayer)(
             s[-1], a["heads"], a["mlp"] or 4 * s[-1], a["dropout"], activation=a["activation"],
             batch_first=True, norm_first=a["norm_first"]),
-        ("heads",), {"mlp": None, "dropout": 0.0, "activation": "gelu", "norm_first": True}, "seq"),
+        ("heads",), {"mlp": None, "dropout": 0.0, "activation": "gelu", "norm_first": True, "causal": False}, "seq"),
 }
 _ALIASES = {"conv": "conv2d", "fc": "linear", "dense": "linear", "maxpool2d": "maxpool", "avgpool2d": "avgpool",
             "batchnorm2d": "batchnorm", "bn": "batchnorm", "ln": "layernorm", "transformer_block": "transformer",
@@ -127,11 +165,11 @@ _STRUCTURAL = STRUCTURAL
 # One sample's output of any layer: 2^36 elements (256 GiB in float32) is far beyond real networks
 # and keeps every byte count of a batch well inside 64 bits.
 MAX_SAMPLE_ELEMENTS = 2**36
-_INT_ARGS = {"out", "groups", "heads", "vocab", "dim", "mlp"}
+_INT_ARGS = {"out", "groups", "heads", "vocab", "dim", "mlp", "positions"}
 # Sizes of a window: an integer or a list of integers (one per spatial dimension).
 _WINDOW_ARGS = {"kernel": 1, "stride": 1, "dilation": 1, "size": 1, "padding": 0}  # the smallest allowed
 _FLOAT_ARGS = {"eps", "slope"}
-_BOOL_ARGS = {"bias", "inplace", "norm_first"}
+_BOOL_ARGS = {"bias", "inplace", "norm_first", "causal", "tied"}
 
 
 class _Builder:
@@ -140,6 +178,7 @@ class _Builder:
         self.cancelled = cancelled
         self.counts: dict[str, int] = {}
         self.token_input = False
+        self.embedding: TokenEmbedding | None = None  # the first token embedding: what a tied head shares
 
     def err(self, message: str, line: int | None, key: str | None = None) -> SpecError:
         return SpecError(message, path=self.path, line=line, key=key)
@@ -180,7 +219,23 @@ class _Builder:
                 module = spec.build(shape, values)
             except (ValueError, TypeError, AssertionError, RuntimeError, OverflowError) as e:
                 raise self.err(f"layer '{name}' ({kind}): {_first_line(e)}", line, kind) from None
+        if kind == "embedding" and self.embedding is None:
+            self.embedding = module
+        if values.get("tied"):
+            self.tie(module, name, line)
         return module, name, self.infer(module, shape, line, name, kind)
+
+    def tie(self, head: nn.Linear, name: str, line) -> None:
+        """The output head shares the token embedding's weight (vocab x width), as GPT-2/3 do."""
+        embedding = self.embedding
+        if embedding is None:
+            raise self.err(f"layer '{name}' (linear): 'tied' shares the token embedding's weight, but no embedding "
+                           "comes before it", line, "tied")
+        if tuple(head.weight.shape) != tuple(embedding.weight.shape):
+            raise self.err(f"layer '{name}' (linear): 'tied' needs out = the embedding's vocab "
+                           f"({embedding.num_embeddings}) and an input of its width ({embedding.embedding_dim}); "
+                           f"this layer maps {head.in_features} -> {head.out_features}", line, "tied")
+        head.weight = embedding.weight
 
     def parse_entry(self, entry, line):
         """-> (kind, args, arg lines, explicit name) for the three ways to write a layer."""

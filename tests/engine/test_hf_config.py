@@ -154,9 +154,52 @@ def test_lora_trains_only_the_adapters():
     assert state == 2 * 4 * adapters + 4 * 8  # 8 adapter matrices, one float32 step counter each
     assert lora.timeline.curves["gradients"].max() == 4 * adapters  # a gradient for each adapter only
     assert lora.peak.total_bytes < base.peak.total_bytes
+    # What LoRA saved is traced: full fine-tuning of the same model, the independent `base` above.
+    assert lora.levers.without_levers_peak_bytes == base.peak.total_bytes
+    assert lora.levers.adapter_parameters == lora.levers.trainable_parameters == adapters
     from engine.cli import summary_text
+    from engine.units import format_bytes
 
-    assert "LoRA rank 8, alpha 16, on q_proj,v_proj: base weights frozen" in summary_text(lora)
+    assert (f"LoRA rank 8, alpha 16, on q_proj,v_proj: base weights frozen, adapters trained; {adapters:,} adapter "
+            f"parameters trained (1.6% of {lora.parameters:,}); vs full fine-tuning: "
+            f"−{format_bytes(base.peak.total_bytes - lora.peak.total_bytes)}") in summary_text(lora)
+
+
+# ---- Inference keeping its KV cache (a prefill)
+@pytest.mark.parametrize("model, kv_heads", [(TINY_GPT2, 4), (TINY_LLAMA, 2)], ids=["gpt2", "llama-gqa"])
+def test_a_prefill_keeps_every_layers_keys_and_values(model, kv_heads):
+    request = AnalysisRequest(model=model, batch=2, input_shape=(64,), mode="inference")
+    plain, prefill = analyze(request), analyze(request.replace(kv_cache=True))
+    # keys and values x 2 layers x batch 2 x kv heads x 64 positions x head width 16 x float32
+    assert prefill.peak.total_bytes - plain.peak.total_bytes == 2 * 2 * 2 * kv_heads * 64 * 16 * 4
+    from engine.lever_fields import KV_CACHE_NOTE, summary_lines
+
+    assert summary_lines(prefill) == [KV_CACHE_NOTE] and summary_lines(plain) == []
+    assert analyze(request).peak.total_bytes == plain.peak.total_bytes  # the loaded model is not left caching
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(model=TINY_GPT2, kv_cache=True), "--kv-cache: a KV cache is kept by inference (a prefill for generation); "
+                                           "a training step keeps none: use --mode inference"),
+    (dict(model="resnet18", mode="inference", kv_cache=True),
+     "--kv-cache applies to Hugging Face language models (a config.json or a folder holding one); 'resnet18' is a "
+     "torchvision model"),
+])
+def test_a_kv_cache_where_none_is_kept_is_refused(kw, message):
+    with pytest.raises(RequestError) as info:
+        AnalysisRequest(**kw)
+    assert str(info.value) == message
+
+
+def test_the_cli_traces_a_prefill_with_its_kv_cache():
+    out = cli("--model", TINY_LLAMA, "--batch", "2", "--seq", "64", "--mode", "inference", "--kv-cache", "--json", "-")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    plain = analyze(AnalysisRequest(model=TINY_LLAMA, batch=2, input_shape=(64,), mode="inference"))
+    assert doc["request"]["kv_cache"] is True
+    assert doc["peak_bytes"] - plain.peak.total_bytes == 2 * 2 * 2 * 2 * 64 * 16 * 4
+    out = cli("--model", TINY_LLAMA, "--kv-cache")
+    assert out.returncode == 1 and "--kv-cache: a KV cache is kept by inference" in out.stderr
 
 
 def test_lora_defaults_to_peft_targets_for_the_architecture():

@@ -228,6 +228,45 @@ def test_an_unknown_name_gets_close_suggestions():
         analyze(AnalysisRequest(model="resnet18", batch=1, checkpoint=("layer5",)))
 
 
+# ---- What the levers saved: each compared with an independent trace without it
+def test_one_lever_says_what_it_saved_against_the_step_without_it():
+    from engine.units import format_bytes
+
+    plain = analyze(request()).peak.total_bytes
+    frozen = analyze(request(freeze=("stem",)))
+    assert frozen.levers.without_levers_peak_bytes == plain
+    assert frozen.levers.trainable_parameters == sum(
+        p.numel() for p in load_model(BLOCK_NET).module.parameters()) - (32 * 64 + 64)
+    assert summary_lines(frozen) == [f"frozen: 2,112 parameters in 2 tensors (no gradient, no optimizer state): "
+                                     f"−{format_bytes(plain - frozen.peak.total_bytes)}"]
+    micro = analyze(request(micro_batch=4))
+    assert micro.levers.without_levers_peak_bytes == plain
+    assert summary_lines(micro)[0].endswith(
+        f"the optimizer step; vs batch {B} in one step: −{format_bytes(plain - micro.peak.total_bytes)}")
+
+
+def test_several_levers_say_what_they_saved_together():
+    from engine.units import format_bytes
+
+    plain = analyze(request(batch=16)).peak.total_bytes
+    a = analyze(request(batch=16, micro_batch=8, checkpoint=("blocks.0",), freeze=("stem",)))
+    assert a.levers.without_levers_peak_bytes == plain
+    lines = summary_lines(a)
+    assert [line.split(" ")[0] for line in lines] == ["checkpointing", "frozen:", "micro-batch", "levers"]
+    assert lines[-1] == (f"levers together: −{format_bytes(plain - a.peak.total_bytes)} "
+                         f"(peak {format_bytes(plain)} without them)")
+    assert not lines[1].endswith(")" + ": ") and lines[1].endswith("(no gradient, no optimizer state)")
+
+
+def test_searches_skip_the_trace_without_levers():
+    from engine.levers import without_savings
+
+    with without_savings():
+        a = analyze(request(freeze=("stem",)))
+    assert a.levers.without_levers_peak_bytes is None and summary_lines(a)[0].endswith("optimizer state)")
+    assert analyze(request()).levers.without_levers_peak_bytes is None  # no lever, nothing to compare
+
+
 # ---- What the JSON and the cache carry
 def test_json_fields_describe_each_lever():
     a = analyze(request(batch=16, micro_batch=8, checkpoint=("blocks.0",), freeze=("stem",)))
@@ -239,6 +278,8 @@ def test_json_fields_describe_each_lever():
     assert doc["frozen_parameters"] == 32 * 64 + 64 and doc["frozen_tensors"] == 2
     assert doc["micro_batch"] == {"size": 8, "steps": 2, "last_size": 8,
                                   "accumulated_gradient_bytes": a.levers.accumulated_gradient_bytes}
+    assert doc["without_levers_peak_bytes"] == analyze(request(batch=16)).peak.total_bytes
+    assert doc["trainable_parameters"] == a.levers.trainable_parameters > 0 and doc["lora_adapter_parameters"] == 0
     plain = json_fields(analyze(request()))
     assert plain["checkpoint"] is None and plain["micro_batch"] is None and plain["frozen_parameters"] == 0
 

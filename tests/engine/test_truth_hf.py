@@ -54,6 +54,17 @@ def test_traced_peak_matches_a_measured_cpu_step(model, mode, optimizer, lora_ra
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("model", [GPT2, LLAMA, MIXTRAL], ids=["gpt2", "llama", "mixtral"])
+def test_an_inference_prefill_keeping_its_kv_cache_matches_a_measured_cpu_step(model):
+    request = AnalysisRequest(model=model, batch=2, input_shape=(128,), mode="inference", kv_cache=True)
+    traced, measured = analyze(request), measure_cpu_step(request)
+    error = (traced.peak.total_bytes - measured.peak_bytes) / measured.peak_bytes
+    assert abs(error) < TOLERANCE, f"traced {traced.peak.total_bytes} measured {measured.peak_bytes} ({error:+.3%})"
+    plain = measure_cpu_step(request.replace(kv_cache=False))
+    assert measured.peak_bytes > plain.peak_bytes  # the real forward did keep a cache
+
+
+@pytest.mark.slow
 def test_the_real_step_and_the_trace_share_the_adapters():
     """The truth harness builds the same LoRA model the trace does: frozen base, trainable adapters."""
     from engine.truth import build_real_step

@@ -28,14 +28,14 @@ def panel(qtbot, private_settings):
 
 def visible_rows(panel) -> set[str]:
     form = panel.batch.parentWidget().layout()
-    return {form.labelForField(w).text() for w in (panel.input, panel.hf.seq, panel.hf.lora_rank)
+    return {form.labelForField(w).text() for w in (panel.input, panel.hf.seq, panel.hf.lora_rank, panel.hf.kv_cache)
             if form.isRowVisible(w)}
 
 
 def test_the_sequence_and_lora_rows_replace_the_input_for_a_hugging_face_model(panel, qtbot):
     assert visible_rows(panel) == {"Input"}
     panel.set_model(TINY_GPT2)
-    assert visible_rows(panel) == {"Sequence", "LoRA rank"}
+    assert visible_rows(panel) == {"Sequence", "LoRA rank", "KV cache"}
     panel.set_model(os.path.join(SPECS, "tiny_transformer.yaml"))
     assert visible_rows(panel) == {"Input"}
 
@@ -48,6 +48,17 @@ def test_the_controls_reach_the_request(panel, qtbot):
         panel.hf.lora_rank.setValue(8)
     request = blocker.args[0]
     assert request.input_shape == (128,) and request.lora_rank == 8 and request.model == TINY_GPT2
+
+
+def test_the_kv_cache_box_counts_in_inference_only(panel, qtbot):
+    panel.set_request(AnalysisRequest(model=TINY_GPT2, input_shape=(64,), mode="inference", kv_cache=True))
+    assert panel.hf.kv_cache.isChecked() and panel.request().kv_cache
+    panel.mode.setCurrentText("train")  # a training step keeps no cache: the request stays valid, without it
+    assert panel.request().kv_cache is False and panel.hf.kv_cache.isChecked()
+    panel.mode.setCurrentText("inference")
+    with qtbot.waitSignal(panel.sig_request_changed, timeout=5_000) as blocker:
+        panel.hf.kv_cache.setChecked(False)
+    assert blocker.args[0].kv_cache is False and blocker.args[0].mode == "inference"
 
 
 def test_a_request_naming_alpha_and_targets_keeps_them(panel):
@@ -73,7 +84,7 @@ def test_the_shipped_configs_are_listed_and_open_on_click(panel, qtbot):
     assert names == [name for name, _ in shipped_configs()] and "gpt2" in names
     with qtbot.waitSignal(panel.sig_request_changed, timeout=5_000) as blocker:
         panel._on_model_item(group.child(names.index("gpt2")))
-    assert blocker.args[0].model == GPT2 and visible_rows(panel) == {"Sequence", "LoRA rank"}
+    assert blocker.args[0].model == GPT2 and visible_rows(panel) == {"Sequence", "LoRA rank", "KV cache"}
 
 
 def test_the_window_analyses_a_dropped_config_folder_with_lora(qtbot, private_settings, tmp_path):

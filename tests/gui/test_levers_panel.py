@@ -6,7 +6,7 @@ import os
 import pytest
 from PySide6.QtCore import Qt
 
-from conftest import DATA
+from conftest import DATA, SPECS
 from engine import AnalysisRequest, analyze
 
 pytest.importorskip("PySide6")
@@ -72,6 +72,32 @@ def test_checkpoint_this_block_from_the_diagram(qtbot, checkpointed):
     assert panel.fields()["checkpoint"] == ("blocks.0", "blocks.1")
 
 
+def test_freeze_this_block_from_the_diagram(qtbot, checkpointed):
+    diagram = NetworkDiagramWidget()
+    qtbot.addWidget(diagram)
+    diagram.set_analysis(checkpointed)
+    panel = LeversPanel()
+    qtbot.addWidget(panel)
+    panel.set_fields(checkpointed.request)
+    diagram.sig_freeze_toggled.connect(panel.toggle_freeze)
+    freeze = diagram.group_menu("blocks.1").actions()[1]
+    assert freeze.text() == "Freeze this block (blocks.1)" and freeze.isEnabled()
+    with qtbot.waitSignal(panel.sig_changed):
+        freeze.trigger()
+    assert panel.fields()["freeze"] == ("blocks.1",)
+    frozen = analyze(checkpointed.request.replace(**panel.fields()))
+    assert frozen.levers.frozen_parameters == 2 * (64 * 64 + 64)  # blocks.1's two linear layers
+    diagram.set_analysis(frozen)
+    unfreeze = diagram.group_menu("blocks.1").actions()[1]
+    assert unfreeze.text() == "Unfreeze (blocks.1)"
+    with qtbot.waitSignal(panel.sig_changed):
+        unfreeze.trigger()
+    assert panel.fields()["freeze"] == ()
+    inference = analyze(AnalysisRequest(model=BLOCK_NET, batch=8, mode="inference"))
+    diagram.set_analysis(inference)
+    assert not any(a.isEnabled() for a in diagram.group_menu("blocks.1").actions())
+
+
 def test_the_summary_says_what_checkpointing_saved_and_costs(qtbot, checkpointed):
     summary = SummaryWidget()
     qtbot.addWidget(summary)
@@ -80,7 +106,7 @@ def test_the_summary_says_what_checkpointing_saved_and_costs(qtbot, checkpointed
     assert summary.levers.text().startswith("checkpointing 1 block: ")
     assert summary.levers.text().endswith(f"+{c.recompute_pct:.0f}% compute")
     summary.set_analysis(analyze(AnalysisRequest(model=BLOCK_NET, batch=8)))
-    assert summary.levers.text() == "" and summary.levers.isHidden()
+    assert summary.levers.text() == "" and summary.levers_card.isHidden()
 
 
 def _footprint(*levers) -> int:
@@ -126,3 +152,79 @@ def test_fewest_to_fit_ticks_the_blocks_the_engine_found(qtbot):
         panel.fit.click()
     assert panel.fit_status.text().startswith("--checkpoint fit: even checkpointing all 8 blocks of resnet18")
     assert fitter is not None and controller.shutdown(30.0)
+
+
+def test_the_largest_batch_with_accumulation_reads_and_applies_batch_and_micro_batch(qtbot):
+    """With a micro-batch the planner searches the micro-batch at fixed accumulation steps; the
+    panel says both and Apply sets both, so the steps stay those searched."""
+    from engine.devices import custom_device
+    from engine.planner import max_batch
+    from gui.controller import Controller
+    from gui.device_panel import DevicePanel
+    from gui.device_planning import DevicePlanning
+    from gui.sweeps import SweepPlotWidget
+
+    cnn = os.path.join(SPECS, "small_cnn.yaml")
+    found = max_batch(AnalysisRequest(model=cnn, batch=64, micro_batch=16, device="cuda"), custom_device(2**30))
+    m = found.value
+    panel, sweeps = DevicePanel(), SweepPlotWidget()
+    qtbot.addWidget(panel)
+    qtbot.addWidget(sweeps)
+    planning = DevicePlanning(panel, sweeps, Controller())
+    panel.set_largest(found)
+    assert panel.largest.text() == f"Largest batch: {4 * m} (micro-batch {m} × 4 steps)"
+    assert f"; batch {4 * (m + 1)} (micro-batch {m + 1} × 4 steps) needs" in panel.largest_detail.text()
+    with qtbot.waitSignal(planning.sig_use_settings) as applied:
+        panel.apply_button.click()
+    assert applied.args == [{"batch": 4 * m, "micro_batch": m}]
+
+
+def test_the_summary_lists_every_lever_on_and_what_it_saved(qtbot):
+    """LoRA, freezing and micro-batches each get a line on the Levers card (the full sentence in
+    its tooltip); what they saved is the traced peak without them (an independent analysis here)
+    minus the peak with them."""
+    from engine.units import format_size
+
+    summary = SummaryWidget()
+    qtbot.addWidget(summary)
+    llama = os.path.join(DATA, "hf_tiny_llama")
+    lora = analyze(AnalysisRequest(model=llama, batch=2, input_shape=(32,), lora_rank=4,
+                                   lora_targets=("q_proj", "v_proj")))
+    full = analyze(AnalysisRequest(model=llama, batch=2, input_shape=(32,)))
+    saved = format_size(full.peak.total_bytes - lora.peak.total_bytes)
+    summary.set_analysis(lora)
+    assert not summary.levers_card.isHidden()
+    adapters = 2 * ((64 * 4 + 4 * 64) + (64 * 4 + 4 * 32))  # q_proj 64->64, v_proj 64->32, in 2 layers
+    assert lora.parameters == 220_480 + adapters  # 1,792 of 222,272: 0.81%
+    assert summary.levers.text() == f"LoRA rank 4, 0.81% trained: −{saved}"
+    tip = summary.levers_card.toolTip()
+    assert tip.startswith("LoRA rank 4, alpha 8, on q_proj,v_proj: base weights frozen, adapters trained; "
+                          f"{lora.levers.adapter_parameters:,} adapter parameters trained")
+    assert tip.endswith(f"vs full fine-tuning: −{saved}")
+    both = analyze(AnalysisRequest(model=BLOCK_NET, batch=8, freeze=("stem",), micro_batch=4))
+    plain = analyze(AnalysisRequest(model=BLOCK_NET, batch=8))
+    summary.set_analysis(both)
+    from gui.summary import LEVER_SEPARATOR
+
+    assert summary.levers.text().split(LEVER_SEPARATOR) == [
+        "frozen 2,112 parameters", "micro-batch 4 × 2 steps",
+        f"together: −{format_size(plain.peak.total_bytes - both.peak.total_bytes)} (peak "
+        f"{format_size(plain.peak.total_bytes)} without)"]
+    assert summary.levers_card.toolTip().split("\n")[-1].startswith("levers together: ")
+    summary.set_analysis(plain)
+    assert summary.levers_card.isHidden()
+
+
+def test_a_batch_sweep_with_accumulation_is_labelled_as_the_micro_batch(qtbot):
+    from engine.devices import custom_device
+    from engine.planner import sweep
+    from gui.sweeps import SweepPlotWidget
+
+    cnn = os.path.join(SPECS, "small_cnn.yaml")
+    plot = SweepPlotWidget()
+    qtbot.addWidget(plot)
+    plot.start("batch", 2**30)
+    points = sweep(AnalysisRequest(model=cnn, batch=64, micro_batch=16, device="cuda"), custom_device(2**30),
+                   "batch", [2, 8], on_point=plot.add_point)
+    assert plot.plot.getAxis("bottom").labelText == "micro-batch (× 4 accumulation steps = batch)"
+    assert plot.status.text().startswith("micro-batch 8: ") and points[-1].batch == 32
