@@ -22,9 +22,9 @@ LINE_COLOURS = {
     "context": "#b279a2",
     "others": "#9d755d",
 }
-SIMULATED_TOTAL = "compared: the simulated reserved peak (tensors + allocator reserve) + workspaces + context + other processes"
+SIMULATED_TOTAL = "compared: simulated reserved peak (tensors with their workspaces, reserve) + context + others"
 STATE_COLOURS = {"fits": "#2e7d32", "tight": "#e69500", "does not fit": "#c62828"}
-EDITABLE_LINES = (("context", "CUDA context"), ("reserve", "Allocator reserve"), ("workspace", "Workspaces"),
+EDITABLE_LINES = (("context", "CUDA context and handles"), ("reserve", "Allocator reserve"), ("workspace", "Workspaces"),
                   ("cublas", "cuBLAS workspace"), ("others", "Other processes"))
 
 
@@ -266,6 +266,13 @@ class DevicePanel(QWidget):
         if fit is None:
             self.legend.setText("")
             return
+        present = {x.key for x in fit.lines}
+        for key, edit in self.override_edits.items():  # a CUDA trace has no workspace lines: they are traced
+            edit.setEnabled(key in present)
+            if key not in present:
+                edit.setPlaceholderText("traced")
+            elif edit.placeholderText() == "traced":
+                edit.setPlaceholderText("default")
         rows = [f"<span style='color:{LINE_COLOURS.get(x.key, '#999')}'>■</span> {x.label}: "
                 f"<b>{format_bytes(x.bytes)}</b> <i style='color:#666'>({x.source})</i>" for x in fit.lines]
         rows.append(f"total <b>{format_bytes(fit.total_bytes)}</b> of {format_bytes(fit.capacity_bytes)}")

@@ -39,3 +39,15 @@ def test_a_cpu_trace_on_a_gpu_does_not_claim_a_simulation(panel):
     fit = fit_check(analyze(AnalysisRequest(model=CNN, batch=8)), find_gpu("L4"))
     panel.set_fit(fit)
     assert SIMULATED_TOTAL not in panel.legend.text() and "(default)" in panel.legend.text()
+
+
+def test_lines_a_cuda_trace_traces_cannot_be_edited(panel):
+    """cuBLAS and cuDNN workspaces are in a CUDA trace's tensors: their override boxes say so and
+    take no input; a CPU trace checked on a GPU keeps them editable."""
+    cuda = fit_check(analyze(AnalysisRequest(model=CNN, batch=8, device="cuda")), find_gpu("L4"))
+    panel.set_fit(cuda)
+    for key in ("workspace", "cublas"):
+        assert not panel.override_edits[key].isEnabled() and panel.override_edits[key].placeholderText() == "traced"
+    assert panel.override_edits["context"].isEnabled()
+    panel.set_fit(fit_check(analyze(AnalysisRequest(model=CNN, batch=8)), find_gpu("L4")))
+    assert all(edit.isEnabled() and edit.placeholderText() == "default" for edit in panel.override_edits.values())
