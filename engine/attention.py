@@ -6,6 +6,7 @@ it for backward; a real CPU runs a flash kernel that saves only the output and a
 That difference is 8-12% of a small transformer's peak. While tracing, the function is replaced
 by one that asks torch what the target would choose and calls that kernel on the meta tensors.
 The choice and the kernels per device live in `TargetDevice` (engine/target.py).
+For a CUDA target the fake CPU tensors of an AMP trace are routed the same way (their device says cpu).
 Not modelled: the fused inference fast path of nn.TransformerEncoderLayer / MultiheadAttention
 (`_transformer_encoder_layer_fwd`), which real CPUs and GPUs take under no_grad; the trace follows
 the standard path instead, which reads high (measured +12% on resources/specs/tiny_transformer.yaml).
@@ -17,8 +18,9 @@ import contextlib
 
 import torch
 import torch.nn.functional as F
+from torch._subclasses.fake_tensor import is_fake
 
-from .eager_linear import EagerLinear
+from .eager_cuda import EagerCudaComposites
 from .target import target_for
 
 
@@ -29,8 +31,10 @@ def target_attention(device: str):
     target = target_for(device)
 
     def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
-        if query.device.type != "meta":
+        # Real tensors (the truth), and fake CPU tensors for the CPU (CPU's own choice): as they are.
+        if query.device.type != "meta" and not (device == "cuda" and is_fake(query)):
             return original(query, key, value, attn_mask, dropout_p, is_causal, scale=scale, enable_gqa=enable_gqa)
+        query, key, value = _autocast(query, key, value)
         choice = target.attention_choice(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
         out = target.attention(choice, query, key, value, attn_mask, dropout_p, is_causal, scale)
         if out is not None:
@@ -39,10 +43,23 @@ def target_attention(device: str):
 
     F.scaled_dot_product_attention = sdpa
     try:
-        with EagerLinear() if device == "cuda" else contextlib.nullcontext():  # engine/eager_linear.py
+        with EagerCudaComposites() if device == "cuda" else contextlib.nullcontext():  # engine/eager_cuda.py
             yield
     finally:
         F.scaled_dot_product_attention = original
+
+
+def _autocast(*tensors):
+    """CUDA's autocast (engine/target.py CudaAutocast) lowers attention's inputs; this function
+    replaces the one it would see, so it casts them here."""
+    from torch.overrides import _get_current_function_mode_stack
+
+    from .target import CudaAutocast
+
+    for mode in _get_current_function_mode_stack():
+        if isinstance(mode, CudaAutocast):
+            return mode._cast(tensors, mode.dtype)
+    return tensors
 
 
 def fast_path_warning(model: torch.nn.Module, mode: str) -> str | None:

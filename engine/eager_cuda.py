@@ -1,0 +1,42 @@
+"""Composite ops as eager CUDA runs them, while tracing for a CUDA target.
+
+- `F.linear`: ATen's linear (Linear.cpp) adds the bias in place (`output.add_(bias)`) after the
+  matrix product of an input it cannot flatten (a non-contiguous 3-D input such as multi-head
+  attention's transposed query), unless a tensor is "subclass-like"; under a dispatch mode every
+  tensor is, so the trace would take the out-of-place `add` and hold a second output-sized buffer
+  that a GPU never allocates.
+- `F.dropout` in training: on a CUDA tensor ATen runs the fused `native_dropout`, whose mask is one
+  byte per element; on the meta/CPU tensors of a trace it would multiply by a noise tensor of the
+  input's dtype (four bytes per element in float32), kept for backward.
+Both recorded on an H200 (tests/data/gpu/).
+"""
+from __future__ import annotations
+
+import inspect
+
+import torch
+
+from .target import composite_body
+
+
+class EagerCudaComposites(torch.overrides.TorchFunctionMode):
+    """Enter below CUDA's autocast (engine/target.py CudaAutocast): it sees the arguments
+    already cast, as ATen's composites do."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name == "linear":
+            x, weight = args[0], args[1]
+            bias = args[2] if len(args) > 2 else kwargs.get("bias")
+            if bias is not None and x.dim() not in (0, 2) and not x.is_contiguous():
+                out = torch.matmul(x, weight.t())
+                return out.add_(bias)
+        elif name == "dropout" and func is torch.dropout:
+            x, p, train = (list(args) + [kwargs.get("p"), kwargs.get("train")])[:3]
+            if train and 0 < p < 1 and x.numel() > 0:  # is_fused_kernel_acceptable
+                return torch.native_dropout(x, p, True)[0]
+        elif getattr(func, "__module__", None) == "torch.nn.functional" and inspect.isfunction(func):
+            with composite_body(), self:  # multi-head attention's projections, dropout's _VF call
+                return func(*args, **kwargs)
+        return func(*args, **kwargs)
