@@ -63,7 +63,7 @@ DRY_FRESH = [("tiny_transformer.yaml", "", "train", "adam", "float32")]
 CONV_DTYPES = ["float32", "float16", "bfloat16"]
 # What ran on the device before the measured step (schema 3; the 2026-11-28 recordings, schema 2,
 # also ran a float32 no-grad forward in train mode first, to read the targets' shapes)
-HISTORY = "model and input, warm-up step, measured step"
+HISTORY = "model and input, warm-up step, measured step (engine/step.py run_step for every precision)"
 
 
 # ---- The real GPU, or a CPU stand-in for --dry-run
@@ -181,7 +181,6 @@ def _source(name: str) -> str:
 def measure(gpu, model: str, batch: int, mode: str, optimizer: str, precision: str, from_start: bool = False) -> dict:
     """One warm-up step, peaks reset, the measured step recorded; what the allocator did.
     `from_start` (a fresh process): the trace covers everything from the first allocation."""
-    torch = gpu.torch
     from engine.allocator_replay import compact_segment_events, compact_segments, compact_trace
     from engine.request import AnalysisRequest
     from engine.step import build_scaler, run_step
@@ -189,27 +188,16 @@ def measure(gpu, model: str, batch: int, mode: str, optimizer: str, precision: s
 
     if from_start:
         gpu.start_history()
-    request = AnalysisRequest(model=model, batch=batch, mode=mode, optimizer=optimizer,
-                              amp=precision == "amp_float16", device="cuda")
+    amp_dtype = {"amp_float16": "float16", "amp_bfloat16": "bfloat16"}.get(precision, "")
+    request = AnalysisRequest(model=model, batch=batch, mode=mode, optimizer=optimizer, amp=bool(amp_dtype),
+                              amp_dtype=amp_dtype, device="cuda")
     step = build_real_step(request, gpu.device, shapes_on_meta=True)  # nothing on the GPU before the first step
-    scaler = build_scaler(request.amp, "cuda", mode, gpu.device)  # float16 AMP: a GradScaler, as engine/step.py
+    # float16 AMP: a GradScaler; bfloat16: none (engine/step.py)
+    scaler = build_scaler(request.amp, "cuda", mode, gpu.device, amp_dtype=amp_dtype)
 
-    def one_step():
-        if precision != "amp_bfloat16":
-            run_step(step.model, list(step.inputs), step.targets, step.optimizer, mode=mode, amp=request.amp,
-                     device="cuda", tensors_on=gpu.device, scaler=scaler)
-            return
-        # bfloat16 AMP on CUDA: autocast without a scaler
-        from engine.loss import compute_loss
-
-        with torch.autocast(gpu.device, dtype=torch.bfloat16), torch.set_grad_enabled(mode == "train"):
-            output = step.model(*step.inputs)
-            loss = compute_loss(output, step.targets) if mode == "train" else None
-            del output
-        if loss is not None:
-            loss.backward()
-            step.optimizer.step()
-        del loss
+    def one_step():  # the step MemLens traces (the 2026-11-28 recordings freed bfloat16's logits before backward)
+        run_step(step.model, list(step.inputs), step.targets, step.optimizer, mode=mode, amp=request.amp,
+                 device="cuda", tensors_on=gpu.device, scaler=scaler, amp_dtype=amp_dtype)
 
     one_step()  # warm-up: optimizer state, workspaces, cached segments
     if step.optimizer is not None:
