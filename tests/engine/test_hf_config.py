@@ -191,17 +191,6 @@ def test_a_kv_cache_where_none_is_kept_is_refused(kw, message):
     assert str(info.value) == message
 
 
-def test_the_cli_traces_a_prefill_with_its_kv_cache():
-    out = cli("--model", TINY_LLAMA, "--batch", "2", "--seq", "64", "--mode", "inference", "--kv-cache", "--json", "-")
-    assert out.returncode == 0, out.stderr
-    doc = json.loads(out.stdout)
-    plain = analyze(AnalysisRequest(model=TINY_LLAMA, batch=2, input_shape=(64,), mode="inference"))
-    assert doc["request"]["kv_cache"] is True
-    assert doc["peak_bytes"] - plain.peak.total_bytes == 2 * 2 * 2 * 2 * 64 * 16 * 4
-    out = cli("--model", TINY_LLAMA, "--kv-cache")
-    assert out.returncode == 1 and "--kv-cache: a KV cache is kept by inference" in out.stderr
-
-
 def test_lora_defaults_to_peft_targets_for_the_architecture():
     analysis = analyze(AnalysisRequest(model=TINY_GPT2, batch=1, input_shape=(16,), lora_rank=4))
     names = {layer.name for layer in analysis.layers}
@@ -272,6 +261,8 @@ RUNS = {
     "seq_and_lora": ["--model", TINY_LLAMA, "--batch", "2", "--seq", "64", "--lora-rank", "8", "--lora-alpha", "16",
                      "--lora-targets", "q_proj,v_proj", "--json", "-"],
     "lora_on_torchvision": ["--model", "resnet18", "--lora-rank", "8"],
+    "kv_cache": ["--model", TINY_LLAMA, "--batch", "2", "--seq", "64", "--mode", "inference", "--kv-cache", "--json", "-"],
+    "kv_cache_in_training": ["--model", TINY_LLAMA, "--kv-cache"],
     **{args: ["--model", TINY_GPT2, *args] for args, _ in BAD_SEQUENCES},
 }
 
@@ -279,6 +270,17 @@ RUNS = {
 @pytest.fixture(scope="module")
 def runs():
     return run_main_concurrently({name: ["analyze", *argv] for name, argv in RUNS.items()}, timeout=600)
+
+
+def test_the_cli_traces_a_prefill_with_its_kv_cache(runs):
+    out = runs["kv_cache"]
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    plain = analyze(AnalysisRequest(model=TINY_LLAMA, batch=2, input_shape=(64,), mode="inference"))
+    assert doc["request"]["kv_cache"] is True
+    assert doc["peak_bytes"] - plain.peak.total_bytes == 2 * 2 * 2 * 2 * 64 * 16 * 4
+    out = runs["kv_cache_in_training"]
+    assert out.returncode == 1 and "--kv-cache: a KV cache is kept by inference" in out.stderr
 
 
 def test_the_cli_traces_a_config_with_seq_and_lora(runs):
