@@ -89,8 +89,9 @@ class ConfigPanel(QWidget):
         self.input = QLineEdit(placeholderText="model default, e.g. 3x224x224")
         self.input.setToolTip("Input shape without the batch, e.g. 3x224x224; empty: the model's default")
         self.dtype = self._combo(DTYPES, "Parameter and activation dtype")
-        self.amp = QCheckBox("autocast (AMP)")
-        self.amp.setToolTip("torch.autocast: bfloat16 math on the CPU, float16 on CUDA (float32 weights)")
+        self.amp = QCheckBox("AMP")  # short: it shares its row with the dtype (1280x720 screens)
+        self.amp.setToolTip("Automatic mixed precision (torch.autocast): low-precision math, float32 weights; "
+                            "bfloat16 by default on the CPU, float16 on CUDA")
         self.amp_dtype = QComboBox()  # AMP's autocast dtype; "" is the target's default
         for label, value in (("default", ""), ("float16", "float16"), ("bfloat16", "bfloat16")):
             self.amp_dtype.addItem(label, value)
