@@ -20,7 +20,7 @@ from conftest import ROOT
 NOTE = "note: executing python file"
 
 MODELS_PY = '''
-import sys, time
+import os, sys, time
 import torch
 import torchvision
 from torch import nn
@@ -41,6 +41,7 @@ def base_exception():
     raise Stop("stop")
 
 def hangs():
+    open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "hangs.started"), "w").close()
     while True:
         time.sleep(0.05)
 
@@ -258,7 +259,11 @@ def test_json_on_stdout_stays_valid_when_the_model_file_prints(results):
 def test_ctrl_c_exits_with_one_line(workdir):
     proc = subprocess.Popen([sys.executable, "main.py", "analyze", "--model", f"{workdir / 'models.py'}:hangs"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2)
+    started = workdir / "hangs.started"  # the model is running: the CLI is past its start-up
+    deadline = time.monotonic() + 240
+    while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert started.exists(), "the hanging model never started"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
