@@ -99,14 +99,7 @@ def allocator_from_segments(segments: list[dict], conf: AllocConf | str = "") ->
 def replay(segments: list[dict], compact: dict, conf: AllocConf | str = "") -> CachingAllocator:
     """Run a recorded step's trace through the simulator from the recorded state; read its
     `peak_reserved_bytes` / `peak_allocated_bytes` afterwards."""
-    a = allocator_from_segments(segments, conf)
-    sizes, addresses = decode_trace(compact)
-    for size, address in zip(sizes.tolist(), addresses.tolist()):
-        if size > 0:
-            a.malloc(address, size)
-        elif address in a.live:
-            a.free(address)
-    return a
+    return _run_trace(allocator_from_segments(segments, conf), compact)
 
 
 def replay_process(case: dict) -> CachingAllocator:
@@ -116,7 +109,13 @@ def replay_process(case: dict) -> CachingAllocator:
     events = case.get("whole_segment_events") or case.get("segment_events")
     if events is not None:
         a.segment_address = _recorded_addresses(decode_segment_events(events))
-    sizes, addresses = decode_trace(case.get("whole_trace") or case["trace"])
+    return _run_trace(a, case.get("whole_trace") or case["trace"])
+
+
+def _run_trace(a: CachingAllocator, compact: dict) -> CachingAllocator:
+    """Each recorded allocation and completed free, in order (a free of a block from before the
+    recorded state is skipped)."""
+    sizes, addresses = decode_trace(compact)
     for size, address in zip(sizes.tolist(), addresses.tolist()):
         if size > 0:
             a.malloc(address, size)
