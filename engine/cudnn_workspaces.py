@@ -134,8 +134,7 @@ def workspace_bytes(table: _Table, x_shape, dtype, w_shape, stride, padding, dil
     column = DIRECTIONS.index(direction)
     if len(x_shape) == 4 and not transposed:
         n, c, h, w = (int(v) for v in x_shape)
-        shape = (name, c, h, w, int(w_shape[0]), int(w_shape[2]), int(w_shape[3]), *map(int, stride),
-                 *map(int, padding), *map(int, dilation), int(groups))
+        shape = _shape_key(name, c, h, w, w_shape, stride, padding, dilation, groups)
         hit = table.by_shape.get(shape)
         if hit is not None:
             recorded_n, values = hit
@@ -155,8 +154,7 @@ def data_workspace_bytes(table: _Table, x_shape, dtype, w_shape, stride, padding
     if len(x_shape) != 4 or transposed:
         return None
     n, c, h, w = (int(v) for v in x_shape)
-    shape = (_DTYPES.get(dtype, "float32"), c, h, w, int(w_shape[0]), int(w_shape[2]), int(w_shape[3]),
-             *map(int, stride), *map(int, padding), *map(int, dilation), int(groups))
+    shape = _shape_key(_DTYPES.get(dtype, "float32"), c, h, w, w_shape, stride, padding, dilation, groups)
     exact = table.exact.get((shape[0], n, *shape[1:]))
     if exact is not None and exact[3] is not None:
         return exact[3]
@@ -193,6 +191,13 @@ def load_table(path: str = TABLE) -> _Table:
 
 
 # ---- Private API
+def _shape_key(name, c, h, w, w_shape, stride, padding, dilation, groups) -> tuple:
+    """The table's key without the batch: dtype, input C/H/W, output channels, kernel, stride,
+    padding, dilation, groups."""
+    return (name, c, h, w, int(w_shape[0]), int(w_shape[2]), int(w_shape[3]), *map(int, stride),
+            *map(int, padding), *map(int, dilation), int(groups))
+
+
 def _kind(c_in: int, c_out: int, groups: int, kernel: tuple[int, ...]) -> str:
     if groups > 1 and groups == c_in:
         return "depthwise"
