@@ -408,6 +408,8 @@ class _Bracket:
     [largest fitting, smallest not fitting] (regula falsi, kept strictly inside the bracket, so
     every trace shrinks it), with the Illinois rule: when the same end moves twice in a row, the
     other end's weight halves, so a bend in the curve cannot make the search creep from one side.
+    A fitting end exactly at the capacity (the reserve is a step function, and a capacity can be
+    one of its steps) gives the line no slope to follow: the bracket is then bisected.
     """
 
     def __init__(self, planner: _Planner, peaks: dict[int, int], cap: int):
@@ -423,7 +425,10 @@ class _Bracket:
         if hi is not None:
             f_lo = (peaks[lo] - cap) * self.weights["lo"]  # <= 0
             f_hi = (peaks[hi] - cap) * self.weights["hi"]  # > 0
-            target = x(lo) + (x(hi) - x(lo)) * -f_lo / (f_hi - f_lo)
+            if f_lo == 0:  # lo sits exactly at the capacity (a plateau of the reserve's steps): the
+                target = (x(lo) + x(hi)) / 2  # secant would creep from it one value a trace; bisect
+            else:
+                target = x(lo) + (x(hi) - x(lo)) * -f_lo / (f_hi - f_lo)
             return min(max(_inverse(self.planner, target), lo + 1), hi - 1)
         known = sorted(peaks)
         if len(known) >= 2:

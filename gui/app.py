@@ -17,14 +17,16 @@ def run() -> None:
 
 
 def dispatch(argv: list[str]) -> int:
-    if argv and argv[0] == "analyze":
-        from engine.cli import main as cli_main
-
-        return cli_main(argv[1:])
-    if argv and argv[0] == "report":  # the capacity-plan report, headless (gui/report_cli.py)
-        from .report_cli import main as report_main
-
-        return report_main(argv[1:])
+    if argv and argv[0] in ("analyze", "report"):
+        try:  # a Ctrl-C while the command is still importing reads as one inside it: one line, 130
+            if argv[0] == "analyze":
+                from engine.cli import main as command
+            else:  # the capacity-plan report, headless (gui/report_cli.py)
+                from .report_cli import main as command
+            return command(argv[1:])
+        except KeyboardInterrupt:
+            print("memlens: interrupted", file=sys.stderr)
+            return 130
     return main(argv)
 
 
