@@ -23,3 +23,9 @@ DTYPES = ("float32", "float16", "bfloat16")
 MODES = ("train", "inference")
 OPTIMIZERS = ("none", "sgd", "momentum", "adam", "adamw")
 DEVICES = ("cpu", "cuda")
+
+
+def listed_categories(distributed: bool) -> tuple[str, ...]:
+    """The categories a legend or a breakdown lists: all of them for a distributed step, all but
+    communication for one device (it has no collective buffers: a "0 B" line there is noise)."""
+    return CATEGORIES if distributed else tuple(c for c in CATEGORIES if c != "communication")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .analysis import Analysis, Layer, Timeline
-from .categories import CATEGORIES, PHASES
+from .categories import PHASES, listed_categories
 from .devices import DeviceInfo
 from .errors import MemLensError
 from .footprint import Fit, fit_check
@@ -134,7 +134,7 @@ def compare(scenarios: list[Scenario] | tuple[Scenario, ...], baseline: int = 0,
                     for s in scenarios)
     peaks = [c.peak_bytes for c in columns]
     categories = []
-    for category in CATEGORIES:
+    for category in listed_categories(any(a.request.strategy != "single" for a in analyses)):
         values = tuple(int(a.peak.breakdown.get(category, 0)) for a in analyses)
         categories.append(CategoryRow(category, values, tuple(v - values[baseline] for v in values)))
     return Comparison(columns, baseline, tuple(p - peaks[baseline] for p in peaks), tuple(categories),

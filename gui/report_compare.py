@@ -262,7 +262,7 @@ def _breakdown_bars(painter, rect: QRectF, comparison: Comparison) -> None:
             x += w
         _text(painter, x + 3, y, 60, row_h, format_bytes(col.peak_bytes), 7.5, bold=True)
     x, y = rect.left() + name_w, bar_area.top() + n * row_h + 4  # the legend right under the bars
-    for category in CATEGORIES:
+    for category in (row.category for row in comparison.categories):  # communication only when distributed
         _hatched(painter, QRectF(x, y + 2, 14, 10), category)
         label = CATEGORY_LABELS[category]
         _text(painter, x + 17, y, 100, legend_h, label, 7.5)

@@ -22,7 +22,7 @@ from PySide6.QtCore import QMarginsF, QPointF, QRectF, QSizeF, Qt
 from PySide6.QtGui import (QColor, QFont, QFontMetricsF, QImage, QPageLayout, QPageSize, QPainter, QPainterPath,
                            QPdfWriter, QPen, QPolygonF)
 
-from engine.categories import CATEGORIES
+from engine.categories import CATEGORIES, listed_categories
 from engine.units import choose_unit, format_count, format_size
 from engine.version import __version__
 
@@ -171,7 +171,7 @@ def paint_timeline(painter: QPainter, rect: QRectF, analysis, capacity_bytes: in
     `overhead_bytes` (the fit's lines besides the tensors: workspaces, reserve, context) draws a
     second line where the capacity leaves room for tensors: the curve must stay under that one."""
     pt = points(painter)
-    legend_h = paint_legend(painter, rect)
+    legend_h = paint_legend(painter, rect, listed_categories(analysis.request.strategy != "single"))
     small = font(painter, 7)
     fm = QFontMetricsF(small)
     timeline = analysis.timeline
@@ -273,8 +273,8 @@ def paint_timeline(painter: QPainter, rect: QRectF, analysis, capacity_bytes: in
 
 
 def paint_breakdown(painter: QPainter, rect: QRectF, breakdown: dict, decimal_units: bool = False,
-                    title: str = "At the peak, by category") -> float:
-    """A 100% bar of the peak's categories and a row per category (bytes, share); returns the height."""
+                    title: str = "At the peak, by category", categories=CATEGORIES) -> float:
+    """A 100% bar of the peak's categories and a row per listed category (bytes, share); returns the height."""
     pt = points(painter)
     total = max(sum(breakdown.values()), 1)
     y = rect.top() + text_block(painter, rect, title, 9, True) + 4 * pt
@@ -294,7 +294,7 @@ def paint_breakdown(painter: QPainter, rect: QRectF, breakdown: dict, decimal_un
     f = font(painter, 7.5)
     fm = QFontMetricsF(f)
     row_h = fm.height() + 3 * pt
-    for category in CATEGORIES:
+    for category in categories:
         swatch(painter, QRectF(rect.left(), y + 1.5 * pt, row_h - 3 * pt, row_h - 3 * pt), category)
         painter.setFont(f)
         painter.setPen(INK)
@@ -328,7 +328,8 @@ def paint_mode_comparison(painter: QPainter, rect: QRectF, train, inference, not
     f, bold = font(painter, 7.5), font(painter, 7.5, True)
     row_h = QFontMetricsF(f).height() + 3 * pt
     rows = [("Traced peak", lambda a: a.peak.total_bytes, True)]
-    rows += [(CATEGORY_LABELS[c], lambda a, c=c: a.peak.breakdown[c], False) for c in CATEGORIES]
+    distributed = any(a is not None and a.request.strategy != "single" for a in (train, inference))
+    rows += [(CATEGORY_LABELS[c], lambda a, c=c: a.peak.breakdown[c], False) for c in listed_categories(distributed)]
     rows += [("Textbook estimate", lambda a: a.textbook.peak_bytes, False)]
     columns = (("Training", train), ("Inference", inference))
     label_w = rect.width() * 0.44
@@ -637,7 +638,8 @@ def _page_one(painter, page: QRectF, data, decimal_units: bool) -> None:
                    "No capacity line: no device was chosen.", 7, colour=GREY)
     y += height + 18 * pt
     half = (page.width() - 20 * pt) / 2
-    paint_breakdown(painter, QRectF(page.left(), y, half, 0), a.peak.breakdown, decimal_units)
+    paint_breakdown(painter, QRectF(page.left(), y, half, 0), a.peak.breakdown, decimal_units,
+                    categories=listed_categories(a.request.strategy != "single"))
     train, inference = (a, data.companion) if a.request.mode == "train" else (data.companion, a)
     paint_mode_comparison(painter, QRectF(page.left() + half + 20 * pt, y, half, 0), train, inference,
                           data.companion_note, decimal_units)

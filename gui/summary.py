@@ -5,7 +5,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from engine import units
-from engine.categories import CATEGORIES
+from engine.categories import CATEGORIES, listed_categories
 from engine.lever_fields import card_lines, summary_lines
 from engine.units import format_count
 
@@ -71,16 +71,19 @@ class SummaryWidget(QWidget):
         grid.setHorizontalSpacing(8)
         grid.setVerticalSpacing(1)
         self.breakdown: dict[str, QLabel] = {}
+        self._breakdown_rows: dict[str, tuple[QLabel, ...]] = {}  # swatch, name, value: hidden together
         for i, cat in enumerate(CATEGORIES):
             swatch = QLabel()
             swatch.setFixedSize(10, 10)
             swatch.setStyleSheet(f"background:{CATEGORY_COLOURS[cat]}; border-radius:2px;")
             value = QLabel("—")
             value.setAlignment(Qt.AlignRight)
+            name = QLabel(CATEGORY_LABELS[cat])
             grid.addWidget(swatch, i % 4, (i // 4) * 3)
-            grid.addWidget(QLabel(CATEGORY_LABELS[cat]), i % 4, (i // 4) * 3 + 1)
+            grid.addWidget(name, i % 4, (i // 4) * 3 + 1)
             grid.addWidget(value, i % 4, (i // 4) * 3 + 2)
             self.breakdown[cat] = value
+            self._breakdown_rows[cat] = (swatch, name, value)
         lay.addLayout(grid)
         row.addWidget(card, 4)
 
@@ -134,8 +137,11 @@ class SummaryWidget(QWidget):
         self.levers.setText(LEVER_SEPARATOR.join(lines))
         self.levers_card.setToolTip("\n".join(summary_lines(a, format_bytes)))
         self.levers_card.setVisible(bool(lines))
+        listed = listed_categories(a.request.strategy != "single")
         for cat, label in self.breakdown.items():
             label.setText(format_bytes(p.breakdown[cat]))
+            for widget in self._breakdown_rows[cat]:
+                widget.setVisible(cat in listed)
         extra = [f"{n.label} {format_bytes(n.bytes)}" if n.bytes else n.label for n in a.not_modelled]
         self.not_included.setText("not included: " + ", ".join(extra) if extra else "")
         self.not_included.setToolTip("\n".join(f"{n.label}: {n.note}" for n in a.not_modelled))

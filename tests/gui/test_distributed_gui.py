@@ -96,3 +96,39 @@ def test_the_fit_check_plans_for_the_fullest_gpu(fsdp8):
     fit = fit_check(fsdp8, custom_device(2**30))
     tensors = next(line for line in fit.lines if line.key == "tensors")
     assert tensors.bytes == fsdp8.distributed.max_peak_bytes == fsdp8.peak.total_bytes
+
+
+def test_communication_is_listed_for_a_distributed_step_and_left_out_on_one_device(qtbot, qapp, fsdp8, tmp_path):
+    """A single GPU has no collective buffers: its summary, report and comparison list no
+    'Communication 0 B' line; a distributed step's do, with its bytes."""
+    import subprocess
+
+    from engine.report import gather_report
+    from engine.scenarios import Scenario, compare
+    from gui.report_pdf import write_report_pdf
+    from gui.summary import SummaryWidget
+
+    single = analyze(AnalysisRequest(model=MLP, batch=4))
+    assert fsdp8.peak.breakdown["communication"] > 0 and single.peak.breakdown["communication"] == 0
+
+    summary = SummaryWidget()
+    qtbot.addWidget(summary)
+    summary.show()
+    for analysis, listed in ((single, False), (fsdp8, True), (single, False)):
+        summary.set_analysis(analysis)
+        assert summary.breakdown["communication"].isVisible() == listed
+        assert summary.breakdown["gradients"].isVisible()
+
+    def report_text(analysis):
+        path = tmp_path / f"{analysis.request.strategy}.pdf"
+        write_report_pdf(str(path), gather_report(analysis))
+        return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
+
+    assert "Communication" not in report_text(single) and "Gradients" in report_text(single)
+    assert "Communication" in report_text(fsdp8)
+
+    def categories(*analyses):
+        return [row.category for row in compare([Scenario(str(i), a) for i, a in enumerate(analyses)]).categories]
+
+    assert "communication" not in categories(single, single) and "gradients" in categories(single, single)
+    assert "communication" in categories(single, fsdp8)
