@@ -17,12 +17,17 @@ ARGS ?= --model vgg16
 run: setup
 	$(VENV)/bin/python main.py $(ARGS)
 
+# Test files run side by side (pytest-xdist), one file to a worker so that a module's fixtures are
+# built once: one worker per core, at most 4 (each holds its own torch). TEST_JOBS=0 runs in-process.
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
+XDIST := $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile)
+
 test: setup
-	QT_QPA_PLATFORM=offscreen $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	QT_QPA_PLATFORM=offscreen $(VENV)/bin/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # The inner loop: everything but the measured-truth comparisons that run real steps (`slow`).
 test-fast: setup
-	QT_QPA_PLATFORM=offscreen $(VENV)/bin/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	QT_QPA_PLATFORM=offscreen $(VENV)/bin/python -m pytest -q -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 # The spec fuzzer at length (tests/engine/test_fuzz_spec.py): 2,500 examples per property,
 # 10,000 in all. Replay a run with `make fuzz SEED=<the printed seed>`.
