@@ -107,7 +107,7 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
     warnings = list(loaded.warnings)
     if request.ignored_optimizer:
         warnings.append(request.ignored_optimizer)
-    if (warning := fast_path_warning(model, request.mode)) is not None:
+    if (warning := fast_path_warning(model, request.mode, request.device, request.amp)) is not None:
         warnings.append(warning)
 
     input_dtype = loaded.input_dtype if loaded.input_dtype is not None else dtype

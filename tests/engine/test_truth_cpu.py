@@ -50,8 +50,7 @@ CASES = [
     case("resnet18", 2, "train", "adam", AMP),
     case("resnet18", 2, "inference", "none", AMP),
     case("mobilenet_v3_small", 2, "train", "sgd", AMP),
-    case(TINY_TRANSFORMER, 4, "inference", "none", marks=pytest.mark.xfail(
-        strict=True, reason="nn.TransformerEncoderLayer's fused inference fast path is not modelled (+12%)")),
+    case(TINY_TRANSFORMER, 4, "inference", "none"),  # the encoder layers' fused path (engine/fused_transformer.py)
     # Users' own small models, batch 4 (few input channels, transposed convolutions, one
     # in-place ReLU reused, modules applied recursively, LSTMs with and without packing or
     # bidirectional, a grouped convolution).
