@@ -130,6 +130,48 @@ class PackedLSTMClassifier(nn.Module):
         return self.out(h[-1])
 
 
+class ChannelsLastNorm(nn.Module):
+    """LayerNorm over channels by permuting, as ConvNeXt does: it leaves the tensor channels-last."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+
+    def forward(self, x):
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class ConvNeXtBlock(nn.Module):
+    """A 7x7 depthwise convolution, then a pointwise MLP on the channels-last tensor."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.dw = nn.Conv2d(channels, channels, 7, padding=3, groups=channels)
+        self.norm = nn.LayerNorm(channels)
+        self.mlp = nn.Sequential(nn.Linear(channels, 2 * channels), nn.GELU(), nn.Linear(2 * channels, channels))
+
+    def forward(self, x):
+        y = self.mlp(self.norm(self.dw(x).permute(0, 2, 3, 1)))
+        return x + y.permute(0, 3, 1, 2)
+
+
+class TinyConvNeXt(nn.Module):
+    """A patch stem, a block, a downsampling (norm then a strided convolution, whose output is
+    channels-last because its input is), and a block on that output directly."""
+
+    def __init__(self, channels=64):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, channels, 2, stride=2), ChannelsLastNorm(channels))
+        self.block1 = ConvNeXtBlock(channels)
+        self.down = nn.Sequential(ChannelsLastNorm(channels), nn.Conv2d(channels, channels, 2, stride=2))
+        self.block2 = ConvNeXtBlock(channels)
+        self.head = nn.Linear(channels, 10)
+
+    def forward(self, x):
+        x = self.block2(self.down(self.block1(self.stem(x))))
+        return self.head(x.mean((2, 3)))
+
+
 def build_mnist():
     return MnistNet(), torch.zeros(1, 1, 28, 28)
 
@@ -160,3 +202,7 @@ def build_bidirectional_lstm():
 
 def build_packed_lstm():
     return PackedLSTMClassifier(), torch.zeros(1, 20, dtype=torch.long)
+
+
+def build_convnext():
+    return TinyConvNeXt(), torch.zeros(1, 3, 32, 32)

@@ -73,6 +73,10 @@ CASES = [
         "(124 KiB for the second layer's 256 inputs, -3.2%): not modelled"))),
     case(user_model("grouped"), 4, "train", "adam"),
     case(user_model("grouped"), 4, "inference", "none"),
+    # ConvNeXt-style: 7x7 depthwise convolutions on channels-last tensors (oneDNN's grouped
+    # weight-gradient tiles), one of them fed by a convolution of a channels-last input.
+    case(user_model("convnext"), 4, "train", "adam"),
+    case(user_model("convnext"), 4, "inference", "none"),
 ]
 
 
