@@ -202,7 +202,9 @@ def _conv_backward(args) -> list[Step] | None:
             steps += [("alloc", "beside", c.n * c.c_in * c.in_pixels * e), ("free", "grad_in"), ("free", "beside")]
         else:
             steps += [("free", "grad_in")]
-    if mask[1]:
+    if mask[1] and fp32 and weight.shape[-1] >= (15 if block == 16 else 14) and not _channels_last(x):
+        steps += _gemm_weight_grad(c, grad_out, mask[2])
+    elif mask[1]:
         if fp32:
             go_copy, in_copy, w_bytes = _weight_grad_copies(c, block)
             accumulate = _avx2_weight_grad_scratchpad(c, block, w_bytes, mask[2])
@@ -217,6 +219,28 @@ def _conv_backward(args) -> list[Step] | None:
                   ("free", "accumulate"), ("free", "input"), ("free", "grad_out"),
                   ("out", 2), ("out", 1), ("free", "grad_w"), ("free", "grad_b")]
     return steps
+
+
+def _gemm_weight_grad(c: _Conv, grad_out, bias: bool) -> list[Step]:
+    """oneDNN's jit weight-gradient kernels take kernels up to 14 wide (13 with AVX2); a wider
+    one (a vision transformer's 16x16 or 32x32 patch embedding) falls back on its im2col+GEMM
+    kernel, on the plain layouts (ATen copies a non-contiguous output gradient first). Its
+    scratchpad, per thread that works (all of them when the output has under 256 pixels per
+    thread and the batch more than one image, else one): the im2col columns of one image
+    (c_in x kh x kw x out_pixels floats) and a weight-gradient reduction buffer booked as
+    the weight's size in bytes, in floats (4 x the weight's bytes), plus 128 bytes per buffer.
+    Measured on AMX and AVX2, 1 and 2 threads, batch 1-4, 1-16 input channels, 13x13 to 32x32
+    kernels of stride 1 and their size (2026-11-28): vit_b_32's is 76.7 MB with 2 threads."""
+    e = c.elem
+    threads = torch.get_num_threads()
+    workers = threads if c.out_pixels // threads < 256 and c.n != 1 else 1
+    columns = c.c_in * c.taps * c.out_pixels * e
+    reduction = 4 * c.c_out * c.c_in * c.taps * e
+    scratch = workers * (columns + reduction) + 2 * 128
+    go_copy = 0 if grad_out.is_contiguous() else c.n * c.c_out * c.out_pixels * e
+    return [("alloc", "grad_out", go_copy), ("alloc", "grad_w", c.c_out * c.c_in * c.taps * e),
+            ("alloc", "scratch", scratch), ("alloc", "grad_b", c.c_out * e if bias else 0), ("free", "scratch"),
+            ("out", 2), ("out", 1), ("free", "grad_w"), ("free", "grad_b"), ("free", "grad_out")]
 
 
 def _channels_last(x) -> bool:

@@ -172,6 +172,21 @@ class TinyConvNeXt(nn.Module):
         return self.head(x.mean((2, 3)))
 
 
+class PatchClassifier(nn.Module):
+    """A vision transformer's front: 16x16 patches of stride 16 embedded by one convolution, then
+    an MLP over the tokens."""
+
+    def __init__(self, dim=32):
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, 16, stride=16)
+        self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x):
+        tokens = self.patch(x).flatten(2).transpose(1, 2)
+        return self.head(self.mlp(tokens).mean(1))
+
+
 def build_mnist():
     return MnistNet(), torch.zeros(1, 1, 28, 28)
 
@@ -206,3 +221,7 @@ def build_packed_lstm():
 
 def build_convnext():
     return TinyConvNeXt(), torch.zeros(1, 3, 32, 32)
+
+
+def build_patches():
+    return PatchClassifier(), torch.zeros(1, 3, 64, 64)

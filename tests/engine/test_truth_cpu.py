@@ -77,6 +77,10 @@ CASES = [
     # weight-gradient tiles), one of them fed by a convolution of a channels-last input.
     case(user_model("convnext"), 4, "train", "adam"),
     case(user_model("convnext"), 4, "inference", "none"),
+    # A 16x16 patch embedding of stride 16: wider than oneDNN's jit weight-gradient kernels, so
+    # im2col+GEMM, whose per-thread scratchpad follows the thread count.
+    case(user_model("patches"), 4, "train", "adam"),
+    case(user_model("patches"), 4, "inference", "none"),
 ]
 
 
