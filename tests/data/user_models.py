@@ -187,6 +187,41 @@ class PatchClassifier(nn.Module):
         return self.head(self.mlp(tokens).mean(1))
 
 
+class WindowAttention(nn.Module):
+    """Swin's attention inside 4x4 windows: windows cut by view, permute and reshape (a copy),
+    then matrix products over the heads (reshaped views of copies)."""
+
+    def __init__(self, dim=32, heads=2, window=4):
+        super().__init__()
+        self.heads, self.window = heads, window
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, h, w, c = x.shape
+        s = self.window
+        win = x.view(b, h // s, s, w // s, s, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, s * s, c)
+        q, k, v = self.qkv(win).reshape(win.shape[0], s * s, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        attn = (q * (c // self.heads) ** -0.5).matmul(k.transpose(-2, -1)).softmax(-1)
+        y = self.proj(attn.matmul(v).transpose(1, 2).reshape(win.shape[0], s * s, c))
+        y = y.view(b, h // s, w // s, s, s, c).permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
+        return x + y
+
+
+class TinySwin(nn.Module):
+    """A patch stem, then two window-attention blocks of the same shapes."""
+
+    def __init__(self, dim=32):
+        super().__init__()
+        self.stem = nn.Conv2d(3, dim, 2, stride=2)
+        self.blocks = nn.Sequential(WindowAttention(dim), WindowAttention(dim))
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x):
+        x = self.blocks(self.stem(x).permute(0, 2, 3, 1))
+        return self.head(x.mean((1, 2)))
+
+
 def build_mnist():
     return MnistNet(), torch.zeros(1, 1, 28, 28)
 
@@ -225,3 +260,7 @@ def build_convnext():
 
 def build_patches():
     return PatchClassifier(), torch.zeros(1, 3, 64, 64)
+
+
+def build_windows():
+    return TinySwin(), torch.zeros(1, 3, 32, 32)

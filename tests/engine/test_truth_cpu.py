@@ -81,6 +81,10 @@ CASES = [
     # im2col+GEMM, whose per-thread scratchpad follows the thread count.
     case(user_model("patches"), 4, "train", "adam"),
     case(user_model("patches"), 4, "inference", "none"),
+    # Swin-style window attention twice with the same shapes: reshapes of permuted tensors and
+    # matrix products return views of copies (_unsafe_view) that must not be counted again.
+    case(user_model("windows"), 4, "train", "adam"),
+    case(user_model("windows"), 4, "inference", "none"),
 ]
 
 
