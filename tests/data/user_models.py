@@ -222,6 +222,21 @@ class TinySwin(nn.Module):
         return self.head(x.mean((1, 2)))
 
 
+class ChannelsLastDownsample(nn.Module):
+    """A convolution after a channel-wise LayerNorm (so on a channels-last tensor) that halves the
+    resolution, with channel counts that are no whole number of 16-channel blocks."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 100, 3, padding=1)
+        self.norm = ChannelsLastNorm(100)
+        self.down = nn.Conv2d(100, 200, 2, stride=2)
+        self.head = nn.Linear(200, 10)
+
+    def forward(self, x):
+        return self.head(self.down(self.norm(self.stem(x))).mean((2, 3)))
+
+
 def build_mnist():
     return MnistNet(), torch.zeros(1, 1, 28, 28)
 
@@ -264,3 +279,7 @@ def build_patches():
 
 def build_windows():
     return TinySwin(), torch.zeros(1, 3, 32, 32)
+
+
+def build_downsample():
+    return ChannelsLastDownsample(), torch.zeros(1, 3, 8, 8)

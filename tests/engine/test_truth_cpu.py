@@ -79,6 +79,9 @@ CASES = [
     case(user_model("convnext"), 4, "inference", "none"),
     # A 16x16 patch embedding of stride 16: wider than oneDNN's jit weight-gradient kernels, so
     # im2col+GEMM, whose per-thread scratchpad follows the thread count.
+    # A strided convolution of a channels-last tensor, channels no whole number of blocks.
+    case(user_model("downsample"), 4, "train", "adam"),
+    case(user_model("downsample"), 4, "inference", "none"),
     case(user_model("patches"), 4, "train", "adam"),
     case(user_model("patches"), 4, "inference", "none"),
     # Swin-style window attention twice with the same shapes: reshapes of permuted tensors and
