@@ -31,13 +31,21 @@ gradient through copies padded to the block of the kernel oneDNN picks (16 with 
 input has 16 channels, else AVX2's 8; a "first convolution" with 1-3 input channels reads the
 input as it is). AVX2's 8-channel weight-gradient kernel, when the output is one block of
 channels, sums per-thread copies of the gradient in a scratchpad (`_avx2_weight_grad_scratchpad`).
+A kernel wider than the jit weight-gradient kernels take (15 with AVX-512, 14 with AVX2: patch
+embeddings) runs im2col+GEMM, with per-thread columns and reduction buffers (`_gemm_weight_grad`).
+Channels-last convolutions (an input or weight with channels-last strides, as ConvNeXt's
+LayerNorm2d leaves them) run oneDNN's brgemm kernels on the plain channels-last tensors, with
+weight copies instead (`_channels_last_forward`, `_channels_last_backward`), a 7x7 depthwise
+weight gradient through per-group tiles (`_channels_last_depthwise_backward`); their output is
+channels-last, where the meta kernel says contiguous (`output_layout`).
 A bfloat16 matrix product on AVX-512 without native bfloat16 accumulates its whole output in
 float32. LSTMs: `engine/cpu_lstm.py`.
 Not modelled (listed as such, lower bounds): the per-thread scratchpads (AMX tiles, the
 transposed kernels' buffers beyond one input image per thread when the kernel size is not the
 stride, the strided input-gradient kernel's, the weight-gradient reductions of AVX-512's
 16-channel kernel on several threads), grouped convolutions on the slow path, bfloat16 backward with
-channels below a block, brgemm's per-thread buffers of bfloat16 matrix products on CPUs with
+channels below a block, grouped backward on contiguous tensors and depthwise channels-last
+backward with 3x3 kernels, the channels-last input gradient's scratchpad, brgemm's per-thread buffers of bfloat16 matrix products on CPUs with
 native bfloat16 (AMX also copies the right-hand matrix).
 """
 from __future__ import annotations
