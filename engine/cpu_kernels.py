@@ -31,13 +31,21 @@ gradient through copies padded to the block of the kernel oneDNN picks (16 with 
 input has 16 channels, else AVX2's 8; a "first convolution" with 1-3 input channels reads the
 input as it is). AVX2's 8-channel weight-gradient kernel, when the output is one block of
 channels, sums per-thread copies of the gradient in a scratchpad (`_avx2_weight_grad_scratchpad`).
+A kernel wider than the jit weight-gradient kernels take (15 with AVX-512, 14 with AVX2: patch
+embeddings) runs im2col+GEMM, with per-thread columns and reduction buffers (`_gemm_weight_grad`).
+Channels-last convolutions (an input or weight with channels-last strides, as ConvNeXt's
+LayerNorm2d leaves them) run oneDNN's brgemm kernels on the plain channels-last tensors, with
+weight copies instead (`_channels_last_forward`, `_channels_last_backward`), a 7x7 depthwise
+weight gradient through per-group tiles (`_channels_last_depthwise_backward`); their output is
+channels-last, where the meta kernel says contiguous (`output_layout`).
 A bfloat16 matrix product on AVX-512 without native bfloat16 accumulates its whole output in
 float32. LSTMs: `engine/cpu_lstm.py`.
 Not modelled (listed as such, lower bounds): the per-thread scratchpads (AMX tiles, the
 transposed kernels' buffers beyond one input image per thread when the kernel size is not the
 stride, the strided input-gradient kernel's, the weight-gradient reductions of AVX-512's
 16-channel kernel on several threads), grouped convolutions on the slow path, bfloat16 backward with
-channels below a block, brgemm's per-thread buffers of bfloat16 matrix products on CPUs with
+channels below a block, grouped backward on contiguous tensors and depthwise channels-last
+backward with 3x3 kernels, the channels-last input gradient's scratchpad, brgemm's per-thread buffers of bfloat16 matrix products on CPUs with
 native bfloat16 (AMX also copies the right-hand matrix).
 """
 from __future__ import annotations
@@ -77,6 +85,18 @@ def kernel_script(func, args) -> list[Step] | None:
     if func is aten.mkldnn_rnn_layer_backward.default:
         return rnn_backward(args)
     return None
+
+
+def output_layout(func, args, out):
+    """`out`, restrided as the CPU kernel leaves it. oneDNN writes a convolution whose input or
+    weight is channels-last in channels-last (ATen's `mkldnn_conv_use_channels_last`, and the
+    slow path's alike); the meta kernel returns it contiguous, which would send every later
+    kernel of the network (ConvNeXt's blocks after a downsampling) down the wrong path."""
+    if func is not aten.convolution.default or args[6] or out.dim() != 4:
+        return out
+    if not (_channels_last(args[0]) or _channels_last(args[1])) or out.is_contiguous(memory_format=torch.channels_last):
+        return out
+    return torch.empty_like(out, memory_format=torch.channels_last)
 
 
 def _pad(channels: int, block: int) -> int:
@@ -124,6 +144,8 @@ def _conv_forward(args) -> list[Step] | None:
     if c is None:
         return None
     out = c.n * c.c_out * c.out_pixels * c.elem
+    if c.path == "onednn" and c.elem == 4 and groups == 1 and (_channels_last(x) or _channels_last(weight)):
+        return _channels_last_forward(c, weight)
     if c.path == "slow":
         if groups > 1 or any(d != 1 for d in dilation):
             return None  # the slow path's per-group loop, slow_conv_dilated2d: not modelled
@@ -164,6 +186,10 @@ def _conv_backward(args) -> list[Step] | None:
     not modelled; bfloat16 with channels below a block is not either."""
     grad_out, x, weight, _, stride, padding, dilation, transposed, _, groups, mask = args[:11]
     c = _conv(x, weight, stride, padding, dilation, transposed, groups)
+    if c is not None and c.path == "onednn" and c.elem == 4 and _channels_last_depthwise(c, x, weight):
+        return _channels_last_depthwise_backward(c, mask)
+    if c is not None and c.path == "onednn" and c.elem == 4 and groups == 1 and (_channels_last(x) or _channels_last(weight)):
+        return _channels_last_backward(c, grad_out, weight, mask)
     if c is None or groups > 1:
         return None
     if c.path == "slow":
@@ -188,7 +214,9 @@ def _conv_backward(args) -> list[Step] | None:
             steps += [("alloc", "beside", c.n * c.c_in * c.in_pixels * e), ("free", "grad_in"), ("free", "beside")]
         else:
             steps += [("free", "grad_in")]
-    if mask[1]:
+    if mask[1] and fp32 and weight.shape[-1] >= (15 if block == 16 else 14) and not _channels_last(x):
+        steps += _gemm_weight_grad(c, grad_out, mask[2])
+    elif mask[1]:
         if fp32:
             go_copy, in_copy, w_bytes = _weight_grad_copies(c, block)
             accumulate = _avx2_weight_grad_scratchpad(c, block, w_bytes, mask[2])
@@ -203,6 +231,108 @@ def _conv_backward(args) -> list[Step] | None:
                   ("free", "accumulate"), ("free", "input"), ("free", "grad_out"),
                   ("out", 2), ("out", 1), ("free", "grad_w"), ("free", "grad_b")]
     return steps
+
+
+def _gemm_weight_grad(c: _Conv, grad_out, bias: bool) -> list[Step]:
+    """oneDNN's jit weight-gradient kernels take kernels up to 14 wide (13 with AVX2); a wider
+    one (a vision transformer's 16x16 or 32x32 patch embedding) falls back on its im2col+GEMM
+    kernel, on the plain layouts (ATen copies a non-contiguous output gradient first). Its
+    scratchpad, per thread that works (all of them when the output has under 256 pixels per
+    thread and the batch more than one image, else one): the im2col columns of one image
+    (c_in x kh x kw x out_pixels floats) and a weight-gradient reduction buffer booked as
+    the weight's size in bytes, in floats (4 x the weight's bytes), plus 128 bytes per buffer.
+    Measured on AMX and AVX2, 1 and 2 threads, batch 1-4, 1-16 input channels, 13x13 to 32x32
+    kernels of stride 1 and their size (2026-11-28): vit_b_32's is 76.7 MB with 2 threads."""
+    e = c.elem
+    threads = torch.get_num_threads()
+    workers = threads if c.out_pixels // threads < 256 and c.n != 1 else 1
+    columns = c.c_in * c.taps * c.out_pixels * e
+    reduction = 4 * c.c_out * c.c_in * c.taps * e
+    scratch = workers * (columns + reduction) + 2 * 128
+    go_copy = 0 if grad_out.is_contiguous() else c.n * c.c_out * c.out_pixels * e
+    return [("alloc", "grad_out", go_copy), ("alloc", "grad_w", c.c_out * c.c_in * c.taps * e),
+            ("alloc", "scratch", scratch), ("alloc", "grad_b", c.c_out * e if bias else 0), ("free", "scratch"),
+            ("out", 2), ("out", 1), ("free", "grad_w"), ("free", "grad_b"), ("free", "grad_out")]
+
+
+def _channels_last(x) -> bool:
+    """ATen hands oneDNN a channels-last convolution when the input's strides are channels-last
+    (`mkldnn_conv_use_channels_last`): a permuted tensor, as ConvNeXt's LayerNorm2d leaves."""
+    return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def _channels_last_depthwise(c: _Conv, x, weight) -> bool:
+    """A float32 depthwise convolution on channels-last input with a kernel wider than 3: oneDNN's
+    depthwise weight-gradient kernel does not take it, so a grouped kernel that pads every
+    group's single input and output channel to a block does (ConvNeXt's 7x7)."""
+    kh, kw = weight.shape[-2:]
+    return (c.groups > 1 and c.c_in_group == 1 and c.c_out == c.groups and max(kh, kw) > 3
+            and _channels_last(x))
+
+
+def _channels_last_depthwise_backward(c: _Conv, mask) -> list[Step]:
+    """The input gradient is written in place from a weight copy (channels padded to the block);
+    the weight gradient is computed as a grouped convolution's, each group's 1x1 channel pair
+    padded to a block x block tile (c x kh x kw x 16 x 16 floats with AVX-512, 8 x 8 below:
+    38.5 MB for ConvNeXt's 768-channel 7x7, 128 times its weight), then reordered to the plain
+    weight; a bias gradient takes a padded per-group copy (128 + c x block floats). Measured on
+    AMX and AVX2, 1-4 threads (none depends on them), 8-768 channels, 4x4 to 7x7 kernels, stride
+    1 and 2, 7-56 pixels wide (2026-11-28)."""
+    b, e = channel_block(), c.elem
+    steps: list[Step] = []
+    if mask[0]:
+        steps += [("out", 0), ("alloc", "weight", _pad(c.c_out, b) * c.taps * e), ("free", "weight")]
+    if mask[1]:
+        steps += [("alloc", "tiles", c.c_out * c.taps * b * b * e)]
+        if mask[2]:
+            steps += [("alloc", "bias_pad", 128 + c.c_out * b * e), ("alloc", "grad_b", c.c_out * e),
+                      ("free", "bias_pad"), ("out", 2)]
+        steps += [("alloc", "grad_w", c.c_out * c.taps * e), ("out", 1), ("free", "grad_w"), ("free", "tiles"),
+                  ("free", "grad_b")]
+    return steps
+
+
+def _channels_last_forward(c: _Conv, weight) -> list[Step]:
+    """A float32 channels-last convolution (oneDNN's brgemm kernels): ATen copies the weight to
+    channels-last where it is not (a 1x1 weight is both); the output is written in place beside a
+    fixed scratchpad (12336 bytes) and a reordered weight whose output channels are padded to
+    the kernel's output block: 32 with AVX-512 (two vectors), 24 with AVX2 (three), where the
+    input has 8 channels or more and the kernel is wider than 1x1 (else unpadded). Measured on
+    AMX and AVX2, 3-384 input and 32-768 output channels, 1x1 to 3x3 kernels, stride 1 and 2."""
+    e = c.elem
+    w = c.c_out * c.c_in * c.taps * e
+    avx512 = channel_block() == 16
+    block = 32 if avx512 else (24 if c.c_in >= 8 and c.taps > 1 else 1)
+    return [("alloc", "weight_cl", 0 if weight.is_contiguous(memory_format=torch.channels_last) else w),
+            ("out", 0), ("alloc", "scratch", 12336), ("alloc", "weight", _pad(c.c_out, block) * c.c_in * c.taps * e),
+            ("free", "weight"), ("free", "scratch"), ("free", "weight_cl")]
+
+
+def _channels_last_backward(c: _Conv, grad_out, weight, mask) -> list[Step]:
+    """A float32 channels-last convolution's backward (ConvNeXt's downsampling convolutions): ATen
+    first copies the weight and the output gradient to channels-last where they are not (a 1x1
+    weight is both); the input gradient is written in place from a weight copy whose input
+    channels are padded to the block; the weight gradient is computed padded to the block
+    (a bias gradient whose channels are not a whole block takes a padded copy, 128 + 4 x the
+    padded channels bytes), then reordered to the plain weight beside the real gradient: three
+    weight-sized buffers at once. The input gradient's scratchpad (12-60 KiB measured at 16
+    pixels wide, 0.35-1.2 MB in ConvNeXt) is freed before them and is not modelled, nor AVX2's
+    per-thread copies of a 1x1 weight gradient. Measured on AMX and AVX2, 2 threads, 3-384
+    input channels, 1x1 to 3x3 kernels, stride 1 and 2 (2026-11-28)."""
+    b, e = channel_block(), c.elem
+    w = c.c_out * c.c_in * c.taps * e
+    go_copy = 0 if grad_out.is_contiguous(memory_format=torch.channels_last) else c.n * c.c_out * c.out_pixels * e
+    steps: list[Step] = [("alloc", "weight_cl", 0 if weight.is_contiguous(memory_format=torch.channels_last) else w),
+                         ("alloc", "grad_out_cl", go_copy)]
+    if mask[0]:
+        steps += [("out", 0), ("alloc", "weight", c.c_out * _pad(c.c_in, b) * c.taps * e), ("free", "weight")]
+    if mask[1]:
+        padded_bias = 128 + _pad(c.c_out, b) * e if mask[2] and c.c_out % b else 0
+        steps += [("alloc", "grad_w", _pad(c.c_out, b) * _pad(c.c_in, b) * c.taps * e), ("alloc", "bias_pad", padded_bias),
+                  ("alloc", "grad_b", c.c_out * e if mask[2] else 0), ("free", "bias_pad"), ("out", 2),
+                  ("alloc", "grad_w_plain", w), ("out", 1), ("free", "grad_w_plain"), ("free", "grad_w"),
+                  ("free", "grad_b")]
+    return steps + [("free", "grad_out_cl"), ("free", "weight_cl")]
 
 
 def _slow_backward(c: _Conv, stride, padding, mask) -> list[Step]:

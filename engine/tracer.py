@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .categories import CATEGORIES, PHASES
-from .cpu_kernels import kernel_script
+from .cpu_kernels import kernel_script, output_layout
 from .errors import CancelledError
 from .meta_cache import kernel_cache
 from .target import target_for
@@ -126,6 +126,8 @@ class StepRecorder(TorchDispatchMode):
         # Kernels' own buffers around their outputs: oneDNN's on a CPU (engine/cpu_kernels.py); a
         # CUDA trace sets cuDNN's convolution workspaces (engine/cudnn_workspaces.py).
         self.kernel_scripts = kernel_script if self.target.kernel_scratch else None
+        # Where a CPU kernel's output strides differ from its meta kernel's (engine/cpu_kernels.py).
+        self.output_layout = output_layout if self.target.kernel_scratch else None
         self._handles = []
         # Recomputation (activation checkpointing): forward calls by parent, and the open regions.
         self.children: dict[int, list[LayerCall]] = {}
@@ -284,6 +286,8 @@ class StepRecorder(TorchDispatchMode):
             self._close_region()
         script = self.kernel_scripts(func, args) if self.kernel_scripts is not None else None
         out = self.kernels.call(func, args, kwargs or {})
+        if self.output_layout is not None:
+            out = self.output_layout(func, args, out)
         if script is not None:
             self._replay(script, out)
         if isinstance(out, torch.Tensor):

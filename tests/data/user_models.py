@@ -130,6 +130,113 @@ class PackedLSTMClassifier(nn.Module):
         return self.out(h[-1])
 
 
+class ChannelsLastNorm(nn.Module):
+    """LayerNorm over channels by permuting, as ConvNeXt does: it leaves the tensor channels-last."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+
+    def forward(self, x):
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class ConvNeXtBlock(nn.Module):
+    """A 7x7 depthwise convolution, then a pointwise MLP on the channels-last tensor."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.dw = nn.Conv2d(channels, channels, 7, padding=3, groups=channels)
+        self.norm = nn.LayerNorm(channels)
+        self.mlp = nn.Sequential(nn.Linear(channels, 2 * channels), nn.GELU(), nn.Linear(2 * channels, channels))
+
+    def forward(self, x):
+        y = self.mlp(self.norm(self.dw(x).permute(0, 2, 3, 1)))
+        return x + y.permute(0, 3, 1, 2)
+
+
+class TinyConvNeXt(nn.Module):
+    """A patch stem, a block, a downsampling (norm then a strided convolution, whose output is
+    channels-last because its input is), and a block on that output directly."""
+
+    def __init__(self, channels=64):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, channels, 2, stride=2), ChannelsLastNorm(channels))
+        self.block1 = ConvNeXtBlock(channels)
+        self.down = nn.Sequential(ChannelsLastNorm(channels), nn.Conv2d(channels, channels, 2, stride=2))
+        self.block2 = ConvNeXtBlock(channels)
+        self.head = nn.Linear(channels, 10)
+
+    def forward(self, x):
+        x = self.block2(self.down(self.block1(self.stem(x))))
+        return self.head(x.mean((2, 3)))
+
+
+class PatchClassifier(nn.Module):
+    """A vision transformer's front: 16x16 patches of stride 16 embedded by one convolution, then
+    an MLP over the tokens."""
+
+    def __init__(self, dim=32):
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, 16, stride=16)
+        self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x):
+        tokens = self.patch(x).flatten(2).transpose(1, 2)
+        return self.head(self.mlp(tokens).mean(1))
+
+
+class WindowAttention(nn.Module):
+    """Swin's attention inside 4x4 windows: windows cut by view, permute and reshape (a copy),
+    then matrix products over the heads (reshaped views of copies)."""
+
+    def __init__(self, dim=32, heads=2, window=4):
+        super().__init__()
+        self.heads, self.window = heads, window
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, h, w, c = x.shape
+        s = self.window
+        win = x.view(b, h // s, s, w // s, s, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, s * s, c)
+        q, k, v = self.qkv(win).reshape(win.shape[0], s * s, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        attn = (q * (c // self.heads) ** -0.5).matmul(k.transpose(-2, -1)).softmax(-1)
+        y = self.proj(attn.matmul(v).transpose(1, 2).reshape(win.shape[0], s * s, c))
+        y = y.view(b, h // s, w // s, s, s, c).permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
+        return x + y
+
+
+class TinySwin(nn.Module):
+    """A patch stem, then two window-attention blocks of the same shapes."""
+
+    def __init__(self, dim=32):
+        super().__init__()
+        self.stem = nn.Conv2d(3, dim, 2, stride=2)
+        self.blocks = nn.Sequential(WindowAttention(dim), WindowAttention(dim))
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x):
+        x = self.blocks(self.stem(x).permute(0, 2, 3, 1))
+        return self.head(x.mean((1, 2)))
+
+
+class ChannelsLastDownsample(nn.Module):
+    """A convolution after a channel-wise LayerNorm (so on a channels-last tensor) that halves the
+    resolution, with channel counts that are no whole number of 16-channel blocks."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 100, 3, padding=1)
+        self.norm = ChannelsLastNorm(100)
+        self.down = nn.Conv2d(100, 200, 2, stride=2)
+        self.head = nn.Linear(200, 10)
+
+    def forward(self, x):
+        return self.head(self.down(self.norm(self.stem(x))).mean((2, 3)))
+
+
 def build_mnist():
     return MnistNet(), torch.zeros(1, 1, 28, 28)
 
@@ -160,3 +267,19 @@ def build_bidirectional_lstm():
 
 def build_packed_lstm():
     return PackedLSTMClassifier(), torch.zeros(1, 20, dtype=torch.long)
+
+
+def build_convnext():
+    return TinyConvNeXt(), torch.zeros(1, 3, 32, 32)
+
+
+def build_patches():
+    return PatchClassifier(), torch.zeros(1, 3, 64, 64)
+
+
+def build_windows():
+    return TinySwin(), torch.zeros(1, 3, 32, 32)
+
+
+def build_downsample():
+    return ChannelsLastDownsample(), torch.zeros(1, 3, 8, 8)

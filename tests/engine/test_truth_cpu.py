@@ -72,6 +72,21 @@ CASES = [
         "(124 KiB for the second layer's 256 inputs, -3.2%): not modelled"))),
     case(user_model("grouped"), 4, "train", "adam"),
     case(user_model("grouped"), 4, "inference", "none"),
+    # ConvNeXt-style: 7x7 depthwise convolutions on channels-last tensors (oneDNN's grouped
+    # weight-gradient tiles), one of them fed by a convolution of a channels-last input.
+    case(user_model("convnext"), 4, "train", "adam"),
+    case(user_model("convnext"), 4, "inference", "none"),
+    # A 16x16 patch embedding of stride 16: wider than oneDNN's jit weight-gradient kernels, so
+    # im2col+GEMM, whose per-thread scratchpad follows the thread count.
+    # A strided convolution of a channels-last tensor, channels no whole number of blocks.
+    case(user_model("downsample"), 4, "train", "adam"),
+    case(user_model("downsample"), 4, "inference", "none"),
+    case(user_model("patches"), 4, "train", "adam"),
+    case(user_model("patches"), 4, "inference", "none"),
+    # Swin-style window attention twice with the same shapes: reshapes of permuted tensors and
+    # matrix products return views of copies (_unsafe_view) that must not be counted again.
+    case(user_model("windows"), 4, "train", "adam"),
+    case(user_model("windows"), 4, "inference", "none"),
 ]
 
 

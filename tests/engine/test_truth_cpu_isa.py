@@ -46,6 +46,10 @@ CASES = [
     (user_model("reused_relu"), 4, "inference", "none", None),
     (user_model("grouped"), 4, "train", "adam", None),
     (user_model("grouped"), 4, "inference", "none", None),
+    (user_model("convnext"), 4, "train", "adam", None),  # depthwise tiles: 16x16 with AVX-512, 8x8 below
+    (user_model("downsample"), 4, "train", "adam", None),  # channels-last: padded to 16 or 8, 32 or 24
+    (user_model("downsample"), 4, "inference", "none", None),
+    (user_model("patches"), 4, "train", "adam", None),  # GEMM weight gradient: kernels from 15 wide (14 on AVX2)
     (user_model("lstm"), 4, "train", "adam", None),
     (user_model("lstm"), 4, "inference", "none", None),
     ("vit_b_16", 1, "train", "adamw", None),  # attention and large float32 matrix products
