@@ -69,6 +69,17 @@ class Plan:
         with tensor_mode:
             return apply_ddp(model, r.bucket_cap_mb, r.gradient_as_bucket_view, fake=True)
 
+    def after_probe(self, model):
+        """Reshard after the no-grad forward that found the output shapes: FSDP2 without reshard
+        after forward leaves each unit's parameters gathered until a backward it will not get,
+        and a step starting so would skip its own forward all-gathers (a training loop's step
+        starts sharded: the previous backward resharded)."""
+        from torch.distributed.fsdp import FSDPModule
+
+        for module in model.modules():
+            if isinstance(module, FSDPModule):
+                module.reshard()
+
     def wrap_optimizer(self, optimizer):
         from .wrap import zero1_optimizer
 

@@ -9,7 +9,7 @@ import os
 import pytest
 import torch.distributed as dist
 
-from conftest import DATA
+from conftest import DATA, SPECS
 from engine import AnalysisRequest, analyze
 from engine.distributed.shards import chunk_rows, model_state, param_specs, zero1_owner
 from engine.errors import RequestError, UnsupportedError
@@ -110,6 +110,24 @@ def test_sharding_lowers_the_peak_and_no_reshard_keeps_parameters_gathered_into_
 
     # Full sharding frees the gathered weights after the forward; no-reshard keeps them.
     assert gathered_when_backward_starts(full) == 0 < gathered_when_backward_starts(no_reshard)
+
+
+def test_no_reshard_steps_gather_in_their_own_forward_as_full_sharding_does():
+    """A training loop's step starts sharded (the previous backward resharded): the no-grad
+    forward that finds a spec model's output shape must not leave its gathered weights behind."""
+    from engine.categories import CATEGORIES, PHASES
+
+    spec = os.path.join(SPECS, "tiny_transformer.yaml")
+    full, no_reshard = (analyze(AnalysisRequest(model=spec, batch=2, strategy=s, world_size=4))
+                        for s in ("fsdp", "fsdp-no-reshard"))
+
+    def forward_gathers(a):
+        e = a.events
+        born = (e.category == CATEGORIES.index("communication")) & (e.nbytes > 0) & (e.phase == PHASES.index("forward"))
+        return int(born.sum()), int(e.nbytes[born].sum())
+
+    assert forward_gathers(no_reshard) == forward_gathers(full)
+    assert forward_gathers(full)[0] >= 2 * 2  # each block's gathered weights, at least
 
 
 def test_fsdp_mixed_precision_gathers_half_the_bytes():
