@@ -103,6 +103,15 @@ def test_rank_view_shows_rank_zero_and_the_rank_that_differs(qtbot, fsdp8):
     assert len(titles) == 2 and titles[0].startswith("rank 0 + 3 like it") and titles[1].startswith("rank 4 + 3")
     assert "fsdp over 8 GPUs" in view.header.text() and view.sweep_button.isEnabled()
 
+    # a peak of ~2.7 KB: every panel's axis says so in KiB, not as a rescaled GiB ("GiB (x0.001)")
+    import pyqtgraph as pg
+
+    plots = [item for item in view.plots.ci.items if isinstance(item, pg.PlotItem)]
+    labels = [p.getAxis("left").labelString() for p in plots]
+    assert len(labels) == 2 and all("KiB" in text and "x0" not in text for text in labels), labels
+    top = max(max(p.listDataItems()[0].yData) for p in plots)
+    assert top == pytest.approx(fsdp8.distributed.max_peak_bytes / 1024)
+
 
 def test_rank_view_tables_the_engine_sweep_of_world_sizes(qtbot, fsdp8):
     view = RankView()
