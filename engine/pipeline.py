@@ -118,6 +118,8 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
         if request.mode == "train":
             targets = make_targets(_output_shapes(model, x, loaded, request), dtype, device=new_device,
                                    task=loaded.task)
+            if plan is not None:  # ---- distributed hook: what the shape probe's forward gathered is freed
+                plan.after_probe(model)
             optimizer = build_optimizer(trainable, request.optimizer, request.device)
             if plan is not None:  # ---- distributed hook: ZeRO-1 partitions the optimizer
                 optimizer = plan.wrap_optimizer(optimizer)

@@ -1,4 +1,5 @@
-"""The distributed controls of the left panel: strategy, world size, offload, DDP's bucket size.
+"""The distributed controls of the left panel: strategy, world size, offload, DDP's buckets (size,
+gradients as bucket views) and FSDP2's mixed-precision policy (all-gather and reduce dtypes).
 
 Holds no memory logic: it turns its widgets into the AnalysisRequest's distributed fields
 (engine/distributed/strategies.py names and checks them; the request refuses bad combinations).
@@ -6,9 +7,9 @@ Holds no memory logic: it turns its widgets into the AnalysisRequest's distribut
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QSpinBox
+from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QGroupBox, QSpinBox
 
-from engine.distributed.strategies import MAX_WORLD_SIZE, OFFLOADS, STRATEGIES
+from engine.distributed.strategies import DDP_LIKE, MAX_WORLD_SIZE, MIXED_DTYPES, OFFLOADS, STRATEGIES, is_fsdp
 
 STRATEGY_HELP = {
     "single": "one device, no data parallelism",
@@ -19,6 +20,7 @@ STRATEGY_HELP = {
     "zero2": "optimizer state and gradients sharded (traced as fsdp-no-reshard)",
     "zero3": "everything sharded (traced as fsdp)",
 }
+AS_STORED = "as stored"  # no mixed-precision dtype: FSDP2 gathers and reduces in the parameters' dtype
 
 
 class DistributedPanel(QGroupBox):
@@ -39,32 +41,55 @@ class DistributedPanel(QGroupBox):
         self.offload.setToolTip("Keep optimizer state (or parameter shards too) in host memory")
         self.bucket = QSpinBox(minimum=1, maximum=1024, suffix=" MB")
         self.bucket.setToolTip("DDP's gradient bucket size (bucket_cap_mb)")
+        self.bucket_view = QCheckBox("Gradients as bucket views")
+        self.bucket_view.setToolTip("DDP's gradient_as_bucket_view: gradients live inside the all-reduce buckets "
+                                    "instead of beside them (one copy fewer)")
+        self.param_dtype = QComboBox()
+        self.reduce_dtype = QComboBox()
+        for combo in (self.param_dtype, self.reduce_dtype):
+            combo.addItems([AS_STORED, *MIXED_DTYPES])
+        self.param_dtype.setToolTip("FSDP2 mixed precision (param_dtype): the dtype parameters are all-gathered "
+                                    "and computed in; shards and optimizer state keep theirs")
+        self.reduce_dtype.setToolTip("FSDP2 mixed precision (reduce_dtype): the dtype gradients are "
+                                     "reduce-scattered in")
         form = QFormLayout(self)
         form.addRow("Strategy", self.strategy)
         form.addRow("GPUs", self.world_size)
         form.addRow("Offload", self.offload)
         form.addRow("Buckets", self.bucket)
+        form.addRow("", self.bucket_view)
+        form.addRow("Gather in", self.param_dtype)
+        form.addRow("Reduce in", self.reduce_dtype)
         self.set_request(None)
         self.strategy.currentIndexChanged.connect(self._on_strategy)
         for w in (self.world_size, self.bucket):
             w.valueChanged.connect(self.sig_changed)
-        self.offload.currentIndexChanged.connect(self.sig_changed)
+        for combo in (self.offload, self.param_dtype, self.reduce_dtype):
+            combo.currentIndexChanged.connect(self.sig_changed)
+        self.bucket_view.toggled.connect(self.sig_changed)
 
     # ---- Public API
     def fields(self) -> dict:
         """The request's distributed fields as the widgets show them."""
-        offload = self.offload.currentText()
-        return {"strategy": self.strategy.currentText(), "world_size": self.world_size.value(),
-                "offload": None if offload == "none" else offload, "bucket_cap_mb": self.bucket.value()}
+        strategy, offload = self.strategy.currentText(), self.offload.currentText()
+        mixed = {name: combo.currentText() if is_fsdp(strategy) and combo.currentText() != AS_STORED else None
+                 for name, combo in (("param_dtype", self.param_dtype), ("reduce_dtype", self.reduce_dtype))}
+        return {"strategy": strategy, "world_size": self.world_size.value(),
+                "offload": None if offload == "none" else offload, "bucket_cap_mb": self.bucket.value(),
+                "gradient_as_bucket_view": strategy in DDP_LIKE and self.bucket_view.isChecked(), **mixed}
 
     def set_request(self, request) -> None:
         """Show `request`'s distributed fields (None: one device), silently."""
-        widgets = (self.strategy, self.world_size, self.offload, self.bucket)
+        widgets = (self.strategy, self.world_size, self.offload, self.bucket, self.bucket_view, self.param_dtype,
+                   self.reduce_dtype)
         blocked = [w.blockSignals(True) for w in widgets]
         self.strategy.setCurrentText(getattr(request, "strategy", "single"))
         self.world_size.setValue(getattr(request, "world_size", 1))
         self.offload.setCurrentText(getattr(request, "offload", None) or "none")
         self.bucket.setValue(getattr(request, "bucket_cap_mb", 25))
+        self.bucket_view.setChecked(getattr(request, "gradient_as_bucket_view", False))
+        self.param_dtype.setCurrentText(getattr(request, "param_dtype", None) or AS_STORED)
+        self.reduce_dtype.setCurrentText(getattr(request, "reduce_dtype", None) or AS_STORED)
         for w, was in zip(widgets, blocked):
             w.blockSignals(was)
         self._enable()
@@ -80,7 +105,10 @@ class DistributedPanel(QGroupBox):
         self.sig_changed.emit()
 
     def _enable(self) -> None:
-        distributed = self.strategy.currentText() != "single"
-        self.world_size.setEnabled(distributed)
-        self.offload.setEnabled(distributed)
-        self.bucket.setEnabled(self.strategy.currentText() in ("ddp", "zero1"))
+        strategy = self.strategy.currentText()
+        for w in (self.world_size, self.offload):
+            w.setEnabled(strategy != "single")
+        for w in (self.bucket, self.bucket_view):
+            w.setEnabled(strategy in DDP_LIKE)
+        for w in (self.param_dtype, self.reduce_dtype):
+            w.setEnabled(is_fsdp(strategy))

@@ -13,7 +13,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSplitter, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
-from engine.units import format_size
+from engine.units import choose_unit, format_size
 
 from . import style
 
@@ -22,12 +22,12 @@ MAX_PANELS = 4
 
 
 def prepare(analysis) -> dict:
-    """The small multiples' curves in GiB (Qt-free; one per traced rank)."""
+    """The small multiples' curves in bytes (Qt-free; one per traced rank)."""
     d = analysis.distributed
     if d is None:
         return {"panels": []}
     return {"panels": [(_title(t, d.world_size), np.asarray(t.curve_points, dtype=float),
-                        np.asarray(t.curve_bytes, dtype=float) / 2**30) for t in d.ranks[:MAX_PANELS]]}
+                        np.asarray(t.curve_bytes, dtype=float)) for t in d.ranks[:MAX_PANELS]]}
 
 
 class RankView(QWidget):
@@ -127,10 +127,14 @@ class RankView(QWidget):
         self.plots.clear()
         colour = self.display.colours.categories["communication"]
         first = None
-        for i, (title, x, gib) in enumerate(panels):
+        # One unit for all panels (their y axes are linked), the unit the timeline would pick.
+        unit, size = choose_unit(max((float(b.max()) for _, _, b in panels if len(b)), default=1.0), self._decimal)
+        for i, (title, x, nbytes) in enumerate(panels):
             plot = self.plots.addPlot(row=0, col=i, title=title)
-            plot.plot(x, gib, pen=pg.mkPen(colour, width=1.5), fillLevel=0, brush=pg.mkBrush(colour + "55"))
-            plot.setLabel("left", "GiB")
+            plot.plot(x, nbytes / size, pen=pg.mkPen(colour, width=1.5), fillLevel=0, brush=pg.mkBrush(colour + "55"))
+            plot.getAxis("left").enableAutoSIPrefix(False)  # the unit is chosen above, never rescaled to "(x0.001)"
+            plot.setLabel("left", unit)
+            plot.setLabel("bottom", "event")
             plot.showGrid(y=True, alpha=0.25)
             if first is None:
                 first = plot

@@ -12,6 +12,7 @@ from ..errors import UnsupportedError
 from ..step import optimizer_state_tensors
 from ..target import target_for
 from .fake_group import fake_process_group
+from .foreach_sharding import linear_foreach_sharding
 from .recorder import DistributedRecorder, local
 from .reference import deepspeed_reference
 from .shards import model_state, param_specs, rank_signature
@@ -68,6 +69,17 @@ class Plan:
         with tensor_mode:
             return apply_ddp(model, r.bucket_cap_mb, r.gradient_as_bucket_view, fake=True)
 
+    def after_probe(self, model):
+        """Reshard after the no-grad forward that found the output shapes: FSDP2 without reshard
+        after forward leaves each unit's parameters gathered until a backward it will not get,
+        and a step starting so would skip its own forward all-gathers (a training loop's step
+        starts sharded: the previous backward resharded)."""
+        from torch.distributed.fsdp import FSDPModule
+
+        for module in model.modules():
+            if isinstance(module, FSDPModule):
+                module.reshard()
+
     def wrap_optimizer(self, optimizer):
         from .wrap import zero1_optimizer
 
@@ -78,8 +90,14 @@ class Plan:
         return DistributedRecorder(model, device, cancelled, on_layer, bucket_category=bucket,
                                    offload=self.request.offload)
 
+    @contextlib.contextmanager
     def tracing(self, recorder):
-        return recorder.fsdp_storage_hooks() if is_fsdp(self.request.strategy) else contextlib.nullcontext()
+        """FSDP2: its storage resizes reported to the recorder, its DTensor foreach ops in linear time."""
+        if not is_fsdp(self.request.strategy):
+            yield
+            return
+        with recorder.fsdp_storage_hooks(), linear_foreach_sharding():
+            yield
 
     def finish(self, analysis, recorder, model, optimizer):
         """Read what this rank holds (unique local storages) while the step's objects live."""

@@ -9,7 +9,7 @@ import os
 import pytest
 import torch.distributed as dist
 
-from conftest import DATA
+from conftest import DATA, SPECS
 from engine import AnalysisRequest, analyze
 from engine.distributed.shards import chunk_rows, model_state, param_specs, zero1_owner
 from engine.errors import RequestError, UnsupportedError
@@ -112,6 +112,24 @@ def test_sharding_lowers_the_peak_and_no_reshard_keeps_parameters_gathered_into_
     assert gathered_when_backward_starts(full) == 0 < gathered_when_backward_starts(no_reshard)
 
 
+def test_no_reshard_steps_gather_in_their_own_forward_as_full_sharding_does():
+    """A training loop's step starts sharded (the previous backward resharded): the no-grad
+    forward that finds a spec model's output shape must not leave its gathered weights behind."""
+    from engine.categories import CATEGORIES, PHASES
+
+    spec = os.path.join(SPECS, "tiny_transformer.yaml")
+    full, no_reshard = (analyze(AnalysisRequest(model=spec, batch=2, strategy=s, world_size=4))
+                        for s in ("fsdp", "fsdp-no-reshard"))
+
+    def forward_gathers(a):
+        e = a.events
+        born = (e.category == CATEGORIES.index("communication")) & (e.nbytes > 0) & (e.phase == PHASES.index("forward"))
+        return int(born.sum()), int(e.nbytes[born].sum())
+
+    assert forward_gathers(no_reshard) == forward_gathers(full)
+    assert forward_gathers(full)[0] >= 2 * 2  # each block's gathered weights, at least
+
+
 def test_fsdp_mixed_precision_gathers_half_the_bytes():
     full = mlp("fsdp", 4)
     half = mlp("fsdp", 4, param_dtype="bfloat16", reduce_dtype="float32")
@@ -162,6 +180,25 @@ def test_deepspeed_reference_formulas():
     assert ref.zero2_bytes == 2 * 7e9 + 14 * 7e9 // 64  # 2Ψ + (2+K)Ψ/N
     assert ref.zero3_bytes == 16 * 7e9 // 64  # (2+2+K)Ψ/N
     assert ref.zero1_bytes == 4 * 7e9 + 12 * 7e9 // 64  # 2Ψ + 2Ψ + KΨ/N
+
+
+# ---- Planning per GPU
+def test_the_largest_batch_is_the_largest_that_fits_the_fullest_gpu_of_the_strategy():
+    from engine.devices import custom_device
+    from engine.footprint import fit_check
+    from engine.planner import max_batch
+    from engine.units import parse_bytes
+
+    device = custom_device(parse_bytes("1.5 GiB"))
+    request = AnalysisRequest(model=os.path.join(SPECS, "tiny_transformer.yaml"), batch=2, strategy="fsdp",
+                              world_size=4, device="cuda")
+    found = max_batch(request, device)
+    b = found.value
+    assert found.analysis.distributed.world_size == 4 and found.analysis.request.strategy == "fsdp"
+    # Exact with respect to independent traces of one GPU of four at b and b + 1.
+    at_b, at_next = (fit_check(analyze(request.replace(batch=v)), device).total_bytes for v in (b, b + 1))
+    assert at_b <= device.capacity_bytes < at_next
+    assert (found.peak_bytes, found.next_peak_bytes) == (at_b, at_next)
 
 
 # ---- Bad input: one clear line each

@@ -33,6 +33,7 @@ CASES = [
     case("resnet18", 2, (3, 64, 64), "fsdp", 2),
     case(TINY_TRANSFORMER, 8, None, "ddp", 4),
     case(TINY_TRANSFORMER, 8, None, "fsdp", 4),
+    case(TINY_TRANSFORMER, 8, None, "fsdp-no-reshard", 4),  # gathered weights held into backward
     case("resnet18", 2, (3, 64, 64), "zero1", 2),  # ranks own different optimizer state
     case(TINY_LLAMA, 4, None, "ddp", 2),
     case(TINY_LLAMA, 4, None, "fsdp", 2),

@@ -54,8 +54,45 @@ def test_set_request_shows_the_distributed_fields_without_re_analysing(qtbot):
     qtbot.addWidget(panel)
     with qtbot.assertNotEmitted(panel.sig_changed):
         panel.set_request(AnalysisRequest(model=MLP, strategy="ddp", world_size=16, bucket_cap_mb=50))
-    assert panel.fields() == {"strategy": "ddp", "world_size": 16, "offload": None, "bucket_cap_mb": 50}
-    assert panel.bucket.isEnabled()
+    assert panel.fields() == {"strategy": "ddp", "world_size": 16, "offload": None, "bucket_cap_mb": 50,
+                              "gradient_as_bucket_view": False, "param_dtype": None, "reduce_dtype": None}
+    assert panel.bucket.isEnabled() and panel.bucket_view.isEnabled() and not panel.param_dtype.isEnabled()
+
+
+def test_ddp_gradients_as_bucket_views_reach_the_request_and_lower_the_peak(qtbot, private_settings):
+    panel = ConfigPanel(AnalysisRequest(model=MLP, batch=4, strategy="ddp", world_size=2))
+    qtbot.addWidget(panel)
+    with qtbot.waitSignal(panel.sig_request_changed, timeout=3000) as blocker:
+        panel.distributed.bucket_view.setChecked(True)
+    request = blocker.args[0]
+    assert request.gradient_as_bucket_view
+    assert analyze(request).peak.total_bytes < analyze(request.replace(gradient_as_bucket_view=False)).peak.total_bytes
+
+
+def test_fsdp_mixed_precision_policy_reaches_the_request(qtbot, private_settings):
+    panel = ConfigPanel(AnalysisRequest(model=MLP, batch=4, strategy="fsdp", world_size=4))
+    qtbot.addWidget(panel)
+    assert panel.distributed.param_dtype.isEnabled() and not panel.distributed.bucket_view.isEnabled()
+    panel.distributed.param_dtype.setCurrentText("bfloat16")
+    with qtbot.waitSignal(panel.sig_request_changed, timeout=3000) as blocker:
+        panel.distributed.reduce_dtype.setCurrentText("float32")
+    request = blocker.args[0]
+    assert (request.param_dtype, request.reduce_dtype) == ("bfloat16", "float32")
+    # the policy belongs to FSDP: switching to DDP drops it (the request would refuse it), and back restores it
+    panel.distributed.strategy.setCurrentText("ddp")
+    assert (panel.request().param_dtype, panel.request().reduce_dtype) == (None, None)
+    assert not panel.distributed.param_dtype.isEnabled()
+    panel.distributed.strategy.setCurrentText("zero3")
+    assert panel.request().param_dtype == "bfloat16"
+
+
+def test_set_request_shows_the_mixed_precision_policy_and_bucket_views(qtbot):
+    panel = DistributedPanel()
+    qtbot.addWidget(panel)
+    panel.set_request(AnalysisRequest(model=MLP, strategy="zero2", world_size=8, param_dtype="float16"))
+    assert (panel.param_dtype.currentText(), panel.reduce_dtype.currentText()) == ("float16", "as stored")
+    panel.set_request(AnalysisRequest(model=MLP, strategy="zero1", world_size=2, gradient_as_bucket_view=True))
+    assert panel.bucket_view.isChecked() and panel.fields()["gradient_as_bucket_view"]
 
 
 def test_rank_view_shows_rank_zero_and_the_rank_that_differs(qtbot, fsdp8):
@@ -65,6 +102,15 @@ def test_rank_view_shows_rank_zero_and_the_rank_that_differs(qtbot, fsdp8):
     titles = [item.titleLabel.text for item in view.plots.ci.items if hasattr(item, "titleLabel")]
     assert len(titles) == 2 and titles[0].startswith("rank 0 + 3 like it") and titles[1].startswith("rank 4 + 3")
     assert "fsdp over 8 GPUs" in view.header.text() and view.sweep_button.isEnabled()
+
+    # a peak of ~2.7 KB: every panel's axis says so in KiB, not as a rescaled GiB ("GiB (x0.001)")
+    import pyqtgraph as pg
+
+    plots = [item for item in view.plots.ci.items if isinstance(item, pg.PlotItem)]
+    labels = [p.getAxis("left").labelString() for p in plots]
+    assert len(labels) == 2 and all("KiB" in text and "x0" not in text for text in labels), labels
+    top = max(max(p.listDataItems()[0].yData) for p in plots)
+    assert top == pytest.approx(fsdp8.distributed.max_peak_bytes / 1024)
 
 
 def test_rank_view_tables_the_engine_sweep_of_world_sizes(qtbot, fsdp8):
