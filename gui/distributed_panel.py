@@ -41,7 +41,7 @@ class DistributedPanel(QGroupBox):
         self.offload.setToolTip("Keep optimizer state (or parameter shards too) in host memory")
         self.bucket = QSpinBox(minimum=1, maximum=1024, suffix=" MB")
         self.bucket.setToolTip("DDP's gradient bucket size (bucket_cap_mb)")
-        self.bucket_view = QCheckBox("Gradients as bucket views")
+        self.bucket_view = QCheckBox("Gradients in buckets")
         self.bucket_view.setToolTip("DDP's gradient_as_bucket_view: gradients live inside the all-reduce buckets "
                                     "instead of beside them (one copy fewer)")
         self.param_dtype = QComboBox()
