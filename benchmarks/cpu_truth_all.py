@@ -10,7 +10,7 @@ the memory available now is skipped and listed as such. The cheapest models run 
 
 Resumable: each (model, mode) appends one JSON line to benchmarks/results/cpu_truth_<family>.jsonl
 as soon as it is measured, and a rerun skips the pairs already there (`--summary` only prints
-the file's figures; `--retrace` traces the measured pairs again (those of `--models` if given)
+the file's figures, `--markdown` the table for docs/VALIDATION.md; `--retrace` traces the measured pairs again (those of `--models` if given)
 with the current engine and rewrites their traced peak and error, keeping the measurement).
 """
 from __future__ import annotations
@@ -131,12 +131,38 @@ def summary(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def markdown(rows: list[dict]) -> str:
+    """docs/VALIDATION.md's table for one family: a line of figures, one row per model (cheapest
+    first), and the models not measured yet."""
+    measured = [r for r in rows if "error" in r]
+    first = measured[0] if measured else {}
+    errors = [r["error"] for r in measured]
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    head = (f"{len(models)} models, {len(errors)} measurements: {sum(abs(e) < TOLERANCE for e in errors)} within 2%, "
+            f"{sum(abs(e) < 0.01 for e in errors)} within 1%, worst {max(errors, key=abs, default=0):+.2%}; "
+            f"CPU {first.get('cpu', '?')}, {first.get('threads', '?')} threads, torch {first.get('torch', '?')}, "
+            f"ATen {first.get('aten', '?')}, {max((r.get('date', '') for r in rows), default='')}.")
+    cell = {(r["model"], r["mode"]): (f"{r['error']:+.2%}" if "error" in r else f"not measured ({r['note']})")
+            for r in rows}
+    size = {r["model"]: r.get("input_shape") for r in rows}
+    lines = [head, "", "| model | train (Adam) | inference |", "|---|---|---|"]
+    for name in models:
+        label = name + (f" @{size[name][-1]}" if size[name] else "")
+        lines.append(f"| {label} | {cell.get((name, 'train'), '-')} | {cell.get((name, 'inference'), '-')} |")
+    missing = [n for n in by_cost(catalog()["classification"]) if n not in models]
+    if missing:
+        lines += ["", f"Not measured yet ({len(missing)}, the most expensive): {', '.join(sorted(missing))}."]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", help="comma-separated names (default: every classification model)")
     parser.add_argument("--mode", choices=["train", "inference", "both"], default="both")
     parser.add_argument("--summary", action="store_true", help="print the results file's figures and stop")
     parser.add_argument("--retrace", action="store_true", help="trace the measured pairs again, then stop")
+    parser.add_argument("--markdown", action="store_true", help="print the results file as docs/VALIDATION.md's "
+                        "table for this family and stop")
     args = parser.parse_args()
     family = onednn_family()
     path = results_path(family)
@@ -144,6 +170,9 @@ def main() -> None:
     if os.path.exists(path):
         with open(path) as f:
             rows = [json.loads(line) for line in f if line.startswith("{")]
+    if args.markdown:
+        print(markdown(rows))
+        return
     if args.retrace:
         retrace(rows, set(args.models.split(",")) if args.models else None)
         with open(path, "w") as f:
