@@ -262,15 +262,24 @@ def test_ctrl_c_exits_with_one_line(workdir):
     # The marker is this run's own: one shared with the module's other `hangs` run would already exist,
     # and the SIGINT would land while the interpreter is still starting.
     started = workdir / "ctrl_c.started"
+    # Started as a terminal starts it: Ctrl-C at its default. A process inherits an ignored SIGINT, and
+    # a test worker may run with it ignored (then Python installs no KeyboardInterrupt and the CLI,
+    # rightly, ignores Ctrl-C as any program started in the background does).
     proc = subprocess.Popen([sys.executable, "main.py", "analyze", "--model", f"{workdir / 'models.py'}:hangs"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "HANGS_MARKER": str(started)})
+                            env={**os.environ, "HANGS_MARKER": str(started)},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     assert started.exists(), "the hanging model never started"
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"Ctrl-C did not stop the CLI within 60 s; its stderr: {err!r}")
     assert proc.returncode == 130
     assert [line for line in err.splitlines() if not line.startswith(NOTE)] == ["memlens: interrupted"]
 
