@@ -37,13 +37,16 @@ def parse_args(argv):
     """`args.explicit` names the request flags given on the command line, even those given the
     default's value (`--model vgg16` asks for vgg16, not for the last session's model)."""
     from engine.cli import add_request_arguments  # light: argparse + constants
+    from engine.distributed_cli import add_distributed_arguments  # --strategy, --world-size ... (one GPU of N)
 
     defaults = argparse.ArgumentParser(add_help=False)
     add_request_arguments(defaults)
+    add_distributed_arguments(defaults)
     defaults = vars(defaults.parse_args([]))
     parser = argparse.ArgumentParser(prog="memlens", description="MemLens desktop application "
                                      "(`memlens analyze --help` for the command line)")
     add_request_arguments(parser)
+    add_distributed_arguments(parser)
     parser.set_defaults(**dict.fromkeys(defaults, _UNSET))
     parser.add_argument("--screenshot", metavar="PNG", help="render the window offscreen after the analysis, save it, exit")
     parser.add_argument("plan", nargs="?", help="a saved plan (.memlens) to open: its model, settings, device and "

@@ -317,3 +317,12 @@ def test_no_card_text_is_clipped_when_an_analysis_is_shown(window, qtbot):
     with qtbot.waitSignal(window.sig_analysis_shown, timeout=120_000):
         window.open_model("resnet50")
     assert seen == [[]]
+
+
+def test_the_window_takes_the_distributed_flags_the_command_line_takes():
+    args = parse_args(["--model", "resnet18", "--strategy", "fsdp", "--world-size", "4", "--reduce-dtype", "float32"])
+    assert {"strategy", "world_size", "reduce_dtype"} <= args.explicit
+    request = initial_request(args)
+    assert (request.strategy, request.world_size, request.reduce_dtype) == ("fsdp", 4, "float32")
+    assert initial_request(parse_args(["--model", "resnet18", "--strategy", "ddp"])).world_size == 8  # as the CLI
+    assert initial_request(parse_args(["--model", "resnet18"])).strategy == "single"
