@@ -62,8 +62,8 @@ class SummaryWidget(QWidget):
         lay.addWidget(self.peak)
         lay.addWidget(self.peak_where)
         lay.addWidget(self.not_included)
+        lay.addStretch(1)  # the row is as tall as its tallest card: the rest goes below
         row.addWidget(card, 2)
-
 
         card, lay = _card("At the peak")
         card.setToolTip("What the bytes live at the peak are, by category")
@@ -85,6 +85,7 @@ class SummaryWidget(QWidget):
             self.breakdown[cat] = value
             self._breakdown_rows[cat] = (swatch, name, value)
         lay.addLayout(grid)
+        lay.addStretch(1)  # the row is as tall as its tallest card: the rest goes below
         row.addWidget(card, 4)
 
         card, lay = _card("Textbook vs traced")
@@ -92,6 +93,7 @@ class SummaryWidget(QWidget):
         self.textbook = QLabel("—")
         self.textbook.setWordWrap(True)
         lay.addWidget(self.textbook)
+        lay.addStretch(1)  # the row is as tall as its tallest card: the rest goes below
         row.addWidget(card, 3)
 
         card, lay = _card("Model")
@@ -99,6 +101,7 @@ class SummaryWidget(QWidget):
         self.model = QLabel("—")
         self.model.setWordWrap(True)
         lay.addWidget(self.model)
+        lay.addStretch(1)  # the row is as tall as its tallest card: the rest goes below
         row.addWidget(card, 2)
 
         # A strip under the cards, shown only while a lever is pulled: a few words per lever on one

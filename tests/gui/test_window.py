@@ -114,6 +114,25 @@ def test_views_build_from_a_real_analysis_without_the_window(qtbot):
     assert table.model.as_tsv().count("\n") == len(a.layers)
 
 
+def test_each_summary_card_reads_from_its_top(window):
+    """The cards share the row's height (the tallest card sets it): a short card's heading stays
+    above its content, and the spare height goes below, not between them."""
+    from PySide6.QtWidgets import QFrame, QLabel
+
+    cards = [f for f in window.summary.findChildren(QFrame) if f.objectName() == "card" and f.isVisible()]
+    assert len(cards) >= 4
+    tallest_content = 0
+    for card in cards:
+        heading = next(label for label in card.findChildren(QLabel) if label.objectName() == "heading")
+        below = [w.geometry().top() for w in card.findChildren(QLabel) if w is not heading and w.isVisible()]
+        # A label taller than its text draws the text in its middle: the heading must not stretch.
+        assert heading.height() <= heading.sizeHint().height() + 2, (heading.text(), heading.height())
+        gap = min(below) - heading.geometry().bottom()
+        assert 0 <= gap <= 12, (heading.text(), gap)
+        tallest_content = max(tallest_content, max(w.geometry().bottom() for w in card.findChildren(QLabel)))
+    assert min(card.height() for card in cards) >= tallest_content  # one row height: some cards have spare
+
+
 def test_the_window_appears_before_torch_is_imported():
     """Start-up stays fast because torch loads in the background after the window is shown."""
     code = (
