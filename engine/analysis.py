@@ -136,6 +136,12 @@ class Lifetime:
     free_point: int
     alloc_phase: str
 
+    @property
+    def recomputed(self) -> bool:
+        """An activation made in the backward: a checkpointed block's forward run again, which
+        saves it a second time, for the short while its backward needs it."""
+        return self.category == "activations" and self.alloc_phase == "backward"
+
 
 @dataclass(frozen=True)
 class Layer:

@@ -26,6 +26,7 @@ _SHADES = {
     "activations": ("#C6DBEF", "#9ECAE1", "#6BAED6", "#3182BD", "#08519C"),
     "temporaries": ("#FDD0A2", "#FDAE6B", "#FD8D3C", "#E6550D", "#A63603"),
 }
+RECOMPUTED_INK = "#E6550D"  # recomputed activations (checkpointing): hatch and outline
 _BAR_MIN_H, _BAR_MAX_H = 0.25, 0.85
 _AXIS_NAME_CHARS = 26
 AXIS_LABEL = "layer"
@@ -57,6 +58,7 @@ class LifetimeRows:
     shades: np.ndarray  # shade index per bar, 0 (small) .. len(shades)-1
     nbytes: np.ndarray
     alloc_phase: tuple
+    recomputed: np.ndarray  # bool per bar: made by a checkpointed block's forward run again in backward
     longest: int  # index of the longest-lived bar (-1: none)
     last_point: int
     phase_spans: tuple
@@ -113,6 +115,7 @@ def prepare(analysis) -> LifetimeRows:
         x0=x0, x1=x1, rows=rows, heights=_BAR_MIN_H + frac * (_BAR_MAX_H - _BAR_MIN_H),
         shades=np.minimum((frac * len(_SHADES[category])).astype(int), len(_SHADES[category]) - 1),
         nbytes=nbytes, alloc_phase=tuple(lt.alloc_phase for lt in lifetimes),
+        recomputed=np.fromiter((lt.recomputed for lt in lifetimes), dtype=bool, count=count),
         longest=int(np.argmax(x1 - x0)) if count else -1, last_point=last,
         phase_spans=tuple(analysis.timeline.phase_spans), landmarks=progress_landmarks(analysis),
         mode=analysis.request.mode)
@@ -173,6 +176,9 @@ class LifetimesWidget(pg.PlotWidget):
         self._highlight.setZValue(20)
         self._preview = pg.BarGraphItem(x0=[], x1=[], y=[], height=[])
         self._preview.setZValue(19)
+        # Recomputed activations (checkpointing) keep their shade and gain a hatch and an outline.
+        self._recomputed = pg.BarGraphItem(x0=[], x1=[], y=[], height=[])
+        self._recomputed.setZValue(15)
         self._decorations: list = []
         self._data: LifetimeRows | None = None
         self._row_of: dict[str, int] = {}
@@ -208,6 +214,10 @@ class LifetimesWidget(pg.PlotWidget):
     def previewed_bar_count(self) -> int:
         return int(len(self._preview.opts["x0"]))
 
+    def recomputed_bar_count(self) -> int:
+        """How many bars are marked as recomputed (checkpointing)."""
+        return int(len(self._recomputed.opts["x0"]))
+
     def row_names(self) -> list[str]:
         """Module name of each row, top to bottom."""
         return list(self._data.row_names) if self._data else []
@@ -231,6 +241,9 @@ class LifetimesWidget(pg.PlotWidget):
         self._plot.showGrid(x=True, y=False, alpha=theme.grid_alpha * 0.6)
         self._highlight.setOpts(brush=theme.selected, pen=pg.mkPen(theme.text, width=1))
         self._preview.setOpts(brush=pg.mkBrush(*theme.previewed_fill[:3], 150), pen=pg.mkPen(theme.previewed))
+        # An orange hatch over the bar's own shade, and an outline: no activation shade is orange.
+        self._recomputed.setOpts(brush=pg.mkBrush(RECOMPUTED_INK, style=Qt.BrushStyle.BDiagPattern),
+                                 pen=pg.mkPen(RECOMPUTED_INK, width=1.5))
         self._fit_axis_label()
         if self._data is not None:
             self._build()
@@ -280,9 +293,12 @@ class LifetimesWidget(pg.PlotWidget):
         d = self._data
         size = format_size(int(d.nbytes[bar]), self._display.decimal_units)
         end = "the end of the step" if d.x1[bar] >= d.last_point else f"event {int(d.x1[bar])} ({self._phase_at(d.x1[bar])})"
-        return "\n".join((f"{d.row_names[int(d.rows[bar])] or 'model'}: {size} ({d.category})",
-                          f"allocated: event {int(d.x0[bar])} ({d.alloc_phase[bar]})",
-                          f"freed: {end}"))
+        lines = [f"{d.row_names[int(d.rows[bar])] or 'model'}: {size} ({d.category})",
+                 f"allocated: event {int(d.x0[bar])} ({d.alloc_phase[bar]})",
+                 f"freed: {end}"]
+        if d.recomputed[bar]:
+            lines.append("recomputed: a checkpointed block's forward ran again in the backward")
+        return "\n".join(lines)
 
     # ---- Private API
     def _bars_of(self, name: str) -> np.ndarray:
@@ -300,7 +316,7 @@ class LifetimesWidget(pg.PlotWidget):
 
     def _build(self) -> None:
         d, theme = self._data, self._display.colours
-        for item in self._bar_items + self._decorations + [self._highlight, self._preview]:
+        for item in self._bar_items + self._decorations + [self._highlight, self._preview, self._recomputed]:
             if item.scene() is not None:
                 self._plot.removeItem(item)
         self._bar_items, self._decorations = [], []
@@ -316,6 +332,7 @@ class LifetimesWidget(pg.PlotWidget):
                 self._decorations.append(band)
         self._set_bars(self._highlight, np.zeros(0, dtype=int))
         self._set_bars(self._preview, np.zeros(0, dtype=int))
+        self._set_bars(self._recomputed, np.zeros(0, dtype=int))
         px = f"{self._display.px(TEXT_PX['normal'])}px"
         if not self.bar_count():
             self._plot.setTitle("No tensor lifetimes to show", color=theme.text, size=px)
@@ -331,6 +348,8 @@ class LifetimesWidget(pg.PlotWidget):
             item.setZValue(10 - lv)
             self._plot.addItem(item)
             self._bar_items.append(item)
+        self._set_bars(self._recomputed, np.flatnonzero(d.recomputed))
+        self._plot.addItem(self._recomputed)
         self._plot.addItem(self._highlight)
         self._plot.addItem(self._preview)
         self._plot.setTitle(self._title(), color=theme.text, size=px)
@@ -364,7 +383,9 @@ class LifetimesWidget(pg.PlotWidget):
         detail = f"({d.row_names[int(d.rows[i])] or 'model'}, {format_size(int(d.nbytes[i]), self._display.decimal_units)})"
         head = "Activation lifetimes" if d.category == "activations" else \
             f"Temporary lifetimes (no activations saved in {d.mode})"
-        return f"{head} — {len(d.x0)} tensors, longest held {held} {detail}"
+        recomputed = int(d.recomputed.sum())
+        tail = f" · {recomputed} recomputed in backward (orange)" if recomputed else ""
+        return f"{head} — {len(d.x0)} tensors, longest held {held} {detail}{tail}"
 
     def _phase_at(self, point: float) -> str:
         """Phase of the event just before `point` ('end of step' if the tensor outlives it)."""

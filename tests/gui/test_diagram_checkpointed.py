@@ -3,6 +3,7 @@ torch.utils.checkpoint (engine/lever_fields.checkpointed_layers), the layout car
 items draw a badge, a heavier frame and a tooltip line. Real analyses, offscreen pixels."""
 import os
 
+import numpy as np
 import pytest
 
 from conftest import DATA
@@ -11,9 +12,11 @@ from engine.lever_fields import RECOMPUTED_NOTE, checkpointed_layers
 
 pytest.importorskip("PySide6")
 
+from PySide6.QtCore import QPointF  # noqa: E402
 from PySide6.QtGui import QColor  # noqa: E402
 
 from gui.diagram import NetworkDiagramWidget  # noqa: E402
+from gui.lifetimes import RECOMPUTED_INK, LifetimesWidget  # noqa: E402
 from gui.diagram_layout import approx_metrics, layout_diagram, prepare_diagram  # noqa: E402
 from gui.style import DEFAULT_DISPLAY  # noqa: E402
 
@@ -97,3 +100,43 @@ def test_no_legend_line_and_no_badge_without_checkpointing(qtbot, plain):
     view.set_analysis(plain)
     assert not any(block.is_checkpointed() for block in view.blocks())
     assert not any("recomputed" in getattr(i, "text", lambda: "")() for i in view.scene().items())
+
+
+def _hatch_pixels(view, bars) -> int:
+    """Pixels of the hatch colour inside the drawn rectangles of `bars`."""
+    image = view.grab().toImage()
+    vb, ink, count = view.getPlotItem().getViewBox(), QColor(RECOMPUTED_INK).rgb(), 0
+    d = view._data
+    for bar in bars:
+        top_left = view.mapFromScene(vb.mapViewToScene(QPointF(d.x0[bar], d.rows[bar] - d.heights[bar] / 2)))
+        bottom_right = view.mapFromScene(vb.mapViewToScene(QPointF(d.x1[bar], d.rows[bar] + d.heights[bar] / 2)))
+        for x in range(top_left.x() + 2, bottom_right.x() - 1):
+            for y in range(top_left.y() + 2, bottom_right.y() - 1):
+                count += image.pixel(x, y) == ink
+    return count
+
+
+def test_recomputed_activations_are_hatched_in_the_lifetimes(qtbot, checkpointed, plain):
+    """A checkpointed block's activations live twice: once saved in the forward (freed early, its
+    block keeps only the input), once recomputed in the backward. The second life is drawn in orange."""
+    recomputed = [lt for lt in checkpointed.lifetimes if lt.recomputed]
+    assert recomputed and {lt.module for lt in recomputed} <= set(INSIDE)
+    assert not any(lt.recomputed for lt in plain.lifetimes)
+    views = {}
+    for name, analysis in (("checkpointed", checkpointed), ("plain", plain)):
+        view = views[name] = LifetimesWidget()
+        qtbot.addWidget(view)
+        view.resize(1000, 420)
+        view.show()
+        view.set_analysis(analysis)
+        qtbot.waitExposed(view)
+    marked, bare = views["checkpointed"], views["plain"]
+    assert marked.recomputed_bar_count() == len(recomputed)
+    assert bare.recomputed_bar_count() == 0
+    bars = [int(i) for i in np.flatnonzero(marked._data.recomputed)]
+    assert "recomputed" in marked.bar_tooltip(bars[0])
+    assert not any("recomputed" in bare.bar_tooltip(i) for i in range(bare.bar_count()))
+    assert f"{len(recomputed)} recomputed in backward" in marked.getPlotItem().titleLabel.text
+    # Painted: the hatch's ink is inside the recomputed bars, and inside none of the plain step's.
+    assert _hatch_pixels(marked, bars) > 0
+    assert _hatch_pixels(bare, range(bare.bar_count())) == 0
