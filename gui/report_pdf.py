@@ -23,9 +23,11 @@ from PySide6.QtGui import (QColor, QFont, QFontMetricsF, QImage, QPageLayout, QP
                            QPdfWriter, QPen, QPolygonF)
 
 from engine.categories import CATEGORIES, listed_categories
+from engine.lever_fields import checkpointed_layers
 from engine.units import choose_unit, format_count, format_size
 from engine.version import __version__
 
+from .diagram_items import BADGE, paint_badge
 from .diagram_layout import (BLOCK_H_COMPACT, BLOCK_H_MAX, COLLAPSED_MARK, EXPANDED_MARK, TextMetrics, layout_diagram,
                              prepare_diagram)
 from .style import CATEGORY_COLOURS, CATEGORY_LABELS, TEXT_PX, THEMES, ramp_colour
@@ -399,7 +401,8 @@ def paint_diagram(painter: QPainter, rect: QRectF, analysis) -> float:
     painter.scale(scale, scale)
     for frame in layout.frames:
         r = frame.rect
-        painter.setPen(QPen(QColor("#777777"), 1.0))
+        # A checkpointed group's frame is heavier and in the badge's colour, as in the window.
+        painter.setPen(QPen(QColor(theme.toggle_text), 2.0) if frame.checkpointed else QPen(QColor("#777777"), 1.0))
         painter.setBrush(QColor("#fafafa"))
         painter.drawRect(QRectF(r.x, r.y, r.w, r.h))
         painter.setFont(label_font)
@@ -412,6 +415,9 @@ def paint_diagram(painter: QPainter, rect: QRectF, analysis) -> float:
         painter.setPen(QPen(INK, 1.0))
         painter.setBrush(QColor(ramp_colour(theme, box.fraction * 0.999)))
         painter.drawRect(QRectF(r.x, r.y, r.w, r.h))
+        size = min(BADGE, r.h - 2, r.w / 3)
+        if box.checkpointed and size >= 6:  # the window's round-arrow badge, same corner, same size rule
+            paint_badge(painter, QRectF(r.x + r.w - size - 2, r.y + 1, size, size), theme)
         lr = box.label_rect
         for i, line in enumerate(box.lines):
             painter.setFont(name_font if i == 0 else label_font)
@@ -654,7 +660,9 @@ def _page_two(painter, page: QRectF, data, decimal_units: bool) -> None:
     y += text_block(painter, QRectF(page.left(), y, page.width(), 0),
                     "One block per layer in execution order, framed by module; height and shade grow with the "
                     "layer's output bytes; each is labelled with its name and output bytes (and its shape and "
-                    "parameters when there is room).",
+                    "parameters when there is room)." + (
+                        " A round-arrow badge and a heavier frame mark checkpointed layers: their activations "
+                        "are recomputed in the backward instead of kept." if checkpointed_layers(a) else ""),
                     7, colour=GREY) + 6 * pt
     diagram_h = 320 * pt
     y += paint_diagram(painter, QRectF(page.left(), y, page.width(), diagram_h), a) + 16 * pt

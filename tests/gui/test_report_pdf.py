@@ -122,3 +122,35 @@ def test_every_category_has_its_own_hatch_in_the_report_and_the_comparison():
     assert set(HATCHES) == set(CATEGORIES) == set(COMPARE_HATCHES)
     patterns = [tuple(sorted(h)) if h != "dots" else h for h in HATCHES.values()]
     assert len(set(patterns)) == len(patterns)
+
+
+def test_checkpointed_layers_carry_the_windows_badge_on_paper(qapp, tmp_path):
+    """The report's diagram marks a checkpointed block as the window does: a disc in the badge
+    colour on each checkpointed layer and a heavier frame; the text says what the mark means."""
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QColor, QPainter
+
+    from conftest import DATA
+    from gui.report_pdf import paint_diagram
+    from gui.style import THEMES
+
+    model = os.path.join(DATA, "lever_models.py") + ":block_net"
+    ink = QColor(THEMES["high-contrast"].toggle_text)
+
+    def badge_pixels(analysis) -> int:
+        image = QImage(900, 500, QImage.Format_RGB32)
+        image.fill(QColor("#ffffff"))
+        painter = QPainter(image)
+        paint_diagram(painter, QRectF(10, 10, 880, 480), analysis)
+        painter.end()
+        rgb = np.frombuffer(bytes(image.constBits()), np.uint32)[: 900 * 500].reshape(500, 900) & 0xFFFFFF
+        return int((rgb == (ink.rgb() & 0xFFFFFF)).sum())
+
+    checkpointed = analyze(AnalysisRequest(model=model, batch=8, checkpoint=("blocks.0",)))
+    plain = analyze(AnalysisRequest(model=model, batch=8))
+    assert badge_pixels(checkpointed) > 100 and badge_pixels(plain) == 0
+    pdf = tmp_path / "checkpointed.pdf"
+    write_report_pdf(str(pdf), gather_report(checkpointed), now=NOW)
+    assert "A round-arrow badge and a heavier frame mark checkpointed layers" in pdf_text(pdf)
+    write_report_pdf(str(tmp_path / "plain.pdf"), gather_report(plain), now=NOW)
+    assert "round-arrow badge" not in pdf_text(tmp_path / "plain.pdf")
