@@ -259,8 +259,9 @@ def test_json_on_stdout_stays_valid_when_the_model_file_prints(results):
 
 
 @pytest.mark.xfail(strict=False, reason="KNOWN, INTERMITTENT (stop 17): once in three whole-suite xdist runs the CLI "
-                   "neither printed nor exited within 60 s of the SIGINT; passes alone and in its module. The CLI "
-                   "now starts with SIGINT at its default and a timeout reports its stderr: see the stop-17 note")
+                   "neither printed nor exited within 60 s of the SIGINT; not seen since (stop 18: 36 runs under "
+                   "load 10, two whole suites). Stop 18 bounded the wait on the killed child's exit code, one "
+                   "candidate; a timeout now reports the processes' signal masks and kernel waits")
 def test_ctrl_c_exits_with_one_line(workdir):
     # The marker is this run's own: one shared with the module's other `hangs` run would already exist,
     # and the SIGINT would land while the interpreter is still starting.
