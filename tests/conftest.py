@@ -1,6 +1,14 @@
 import os
 import sys
 
+# OpenMP threads that finish a parallel region spin, waiting for the next one (libgomp's default).
+# Test files run side by side, each with a thread per core, beside the CLI and rank processes
+# they start: spinning threads then steal the cores the others need. A resnet18 step took 7x the
+# wall time for it, two processes on two cores. Sleeping waiters change no allocation. Set before
+# torch loads, here and in every process a test starts (they inherit the environment).
+if "torch" not in sys.modules:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
