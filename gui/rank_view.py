@@ -95,10 +95,11 @@ class RankView(QWidget):
             self.header.setText(
                 f"{d.strategy} over {d.world_size} GPUs: peak per GPU {format_size(d.max_peak_bytes, self._decimal)} "
                 f"(rank {worst}); communication buffers {format_size(d.communication_at_peak_bytes, self._decimal)} "
-                f"at the peak. DeepSpeed's model-state formulas: ZeRO-2 "
-                f"{format_size(d.reference.zero2_bytes, self._decimal)}, ZeRO-3 "
-                f"{format_size(d.reference.zero3_bytes, self._decimal)} (K=12) vs traced model states "
-                f"{format_size(d.reference.memlens_model_state_bytes, self._decimal)}.")
+                f"at the peak. " + (_split_text(d.tensor_parallel) if d.tensor_parallel is not None else
+                f"DeepSpeed's model-state formulas: ZeRO-2 {format_size(d.reference.zero2_bytes, self._decimal)}, "
+                f"ZeRO-3 {format_size(d.reference.zero3_bytes, self._decimal)} (K=12) vs traced model states "
+                f"{format_size(d.reference.memlens_model_state_bytes, self._decimal)}."))
+        self.header.setToolTip("\n".join(d.notes) if d is not None else "")
         self._draw((prepared or prepare(analysis))["panels"])
 
     def add_point(self, point) -> None:
@@ -151,6 +152,14 @@ class RankView(QWidget):
                 plot.setYRange(0, top / size * 1.05)  # from zero: the panels compare heights
             else:
                 plot.setYLink(first)
+
+
+def _split_text(tp) -> str:
+    """Tensor parallelism's plan in one sentence (the notes, in the tooltip, name every layer)."""
+    whole = [f"{len(tp.fused_attention)} fused attention"] if tp.fused_attention else []
+    whole += [f"{len(tp.whole_linear)} Linear"] if tp.whole_linear else []
+    return (f"Split: {len(tp.column)} Linear layers column-wise, {len(tp.row)} row-wise"
+            + (f"; whole on every GPU: {', '.join(whole)} (hover for names)." if whole else "."))
 
 
 def _title(trace, world_size: int) -> str:
