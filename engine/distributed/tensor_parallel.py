@@ -37,13 +37,14 @@ def plan_notes(plan: TensorParallelSplit, world_size: int) -> list[str]:
     """What the plan means for memory, in words (Analysis.distributed.notes)."""
     out = [f"tensor parallel over {world_size} ranks (torch parallelize_module): {len(plan.column)} Linear layers "
            f"split column-wise ({_names(plan.column)}), {len(plan.row)} row-wise ({_names(plan.row)}); "
-           "every rank takes the same input batch; the optimizer holds split and whole parameters in two param groups "
-           "(torch's foreach optimizers refuse the mix in one), and nn.TransformerEncoderLayer's fused no-grad fast "
-           "path is off (it would bypass the split layers)"]
+           "every rank takes the same input batch",
+           "the optimizer holds split and whole parameters in two param groups (torch's foreach optimizers refuse "
+           "a mix of DTensors and tensors in one)"]
     if plan.fused_attention:
         out.append(f"left whole on every rank: nn.MultiheadAttention {_names(plan.fused_attention)} (q, k and v are "
                    "one fused in_proj_weight, and out_proj is not called as a module, so parallelize_module cannot "
-                   "split them)")
+                   "split them); nn.TransformerEncoderLayer's fused no-grad fast path is off (it would bypass the "
+                   "split layers)")
     if plan.whole_linear:
         out.append(f"left whole on every rank: Linear {_names(plan.whole_linear)} (no column/row partner)")
     return out

@@ -172,3 +172,18 @@ def test_layers_that_cannot_be_split_are_named_in_one_line(model, world_size, me
 def test_offload_is_refused_for_tensor_parallelism():
     with pytest.raises(RequestError, match="--offload optimizer is modelled for data-parallel strategies"):
         AnalysisRequest(model=MLP, strategy="tp", world_size=2, offload="optimizer")
+
+
+# ---- The plan, from the structure alone (no trace)
+def test_a_sequential_pairs_neighbours_with_only_elementwise_modules_between():
+    from torch import nn
+
+    from engine.distributed.tensor_parallel import plan_tensor_parallel
+
+    model = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Dropout(), nn.Linear(16, 8),  # a pair
+                          nn.Linear(8, 16), nn.LayerNorm(16), nn.Linear(16, 8),  # a norm over the split features: no
+                          nn.Linear(8, 4))
+    plan = plan_tensor_parallel(model, 2)
+    assert (plan.column, plan.row, plan.whole_linear) == (("0",), ("3",), ("4", "6", "7"))
+    with pytest.raises(UnsupportedError, match="the model has none"):
+        plan_tensor_parallel(nn.Sequential(nn.Linear(8, 16), nn.LayerNorm(16), nn.Linear(16, 8)), 2)
