@@ -181,9 +181,9 @@ def test_a_sequential_pairs_neighbours_with_only_elementwise_modules_between():
     from engine.distributed.tensor_parallel import plan_tensor_parallel
 
     model = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Dropout(), nn.Linear(16, 8),  # a pair
-                          nn.Linear(8, 16), nn.LayerNorm(16), nn.Linear(16, 8),  # a norm over the split features: no
-                          nn.Linear(8, 4))
+                          nn.Linear(8, 16), nn.LayerNorm(16),  # a norm over the features a split would slice: no
+                          nn.Linear(16, 8), nn.Linear(8, 4))  # a pair
     plan = plan_tensor_parallel(model, 2)
-    assert (plan.column, plan.row, plan.whole_linear) == (("0",), ("3",), ("4", "6", "7"))
+    assert (plan.column, plan.row, plan.whole_linear) == (("0", "6"), ("3", "7"), ("4",))
     with pytest.raises(UnsupportedError, match="the model has none"):
         plan_tensor_parallel(nn.Sequential(nn.Linear(8, 16), nn.LayerNorm(16), nn.Linear(16, 8)), 2)
