@@ -197,7 +197,7 @@ def test_the_strategy_control_offers_tensor_parallelism_without_offload(qtbot, p
     assert not panel.distributed.offload.isEnabled() and not panel.distributed.param_dtype.isEnabled()
 
 
-def test_rank_view_says_which_layers_tensor_parallelism_split(qtbot):
+def test_rank_view_says_which_layers_tensor_parallelism_split(qtbot, tmp_path):
     view = RankView()
     qtbot.addWidget(view)
     a = analyze(AnalysisRequest(model=MLP, batch=4, strategy="tp", world_size=2))
@@ -205,6 +205,8 @@ def test_rank_view_says_which_layers_tensor_parallelism_split(qtbot):
     assert "tp over 2 GPUs" in view.header.text()
     assert "Split: 1 Linear layers column-wise, 1 row-wise." in view.header.text()
     assert "split column-wise (0)" in view.header.toolTip()  # the engine's note names the layers
+    analysis_cache.save(a, str(tmp_path))  # and the next launch shows the same plan
+    assert analysis_cache.load(a.request, str(tmp_path)).distributed.tensor_parallel == a.distributed.tensor_parallel
 
 
 def test_the_rank_view_is_roomy_at_1280x720(qtbot, private_settings):
