@@ -52,14 +52,10 @@ def target_attention(device: str):
 def _autocast(*tensors):
     """CUDA's autocast (engine/target.py CudaAutocast) lowers attention's inputs; this function
     replaces the one it would see, so it casts them here."""
-    from torch.overrides import _get_current_function_mode_stack
+    from .target import active_cuda_autocast
 
-    from .target import CudaAutocast
-
-    for mode in _get_current_function_mode_stack():
-        if isinstance(mode, CudaAutocast):
-            return mode._cast(tensors, mode.dtype)
-    return tensors
+    mode = active_cuda_autocast()
+    return tensors if mode is None else mode._cast(tensors, mode.dtype)
 
 
 def fast_path_warning(model: torch.nn.Module, mode: str, device: str, amp: bool = False) -> str | None:

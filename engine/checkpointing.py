@@ -123,6 +123,8 @@ class _CheckpointedForward:
 def _run_checkpointed(forward: Callable, *args, **kwargs):
     from torch.utils.checkpoint import checkpoint
 
+    from .target import active_cuda_autocast
+
     listener = _listener()
     region = listener.checkpoint_region() if listener is not None else None
     # torch keeps the RNG state for the recomputation as long as the checkpoint's frame, which
@@ -130,7 +132,7 @@ def _run_checkpointed(forward: Callable, *args, **kwargs):
     rng_state = listener.rng_state_stand_in() if listener is not None else None
     # torch re-enters torch.autocast for the recomputation, not the trace's own CUDA autocast
     # (a torch function mode, engine/target.py): re-enter it here, or backward recomputes in float32.
-    autocast = _active_cuda_autocast()
+    autocast = active_cuda_autocast()
     calls = [0]
 
     def body(*a, **k):
@@ -141,15 +143,6 @@ def _run_checkpointed(forward: Callable, *args, **kwargs):
             return forward(*a, **k)  # backward running it again
 
     return checkpoint(body, *args, use_reentrant=False, **kwargs)
-
-
-def _active_cuda_autocast():
-    """The trace's CUDA autocast mode when the forward runs under it (CUDA AMP on CPU tensors)."""
-    from torch.overrides import _get_current_function_mode_stack
-
-    from .target import CudaAutocast
-
-    return next((m for m in reversed(_get_current_function_mode_stack()) if isinstance(m, CudaAutocast)), None)
 
 
 def _listener():

@@ -47,11 +47,9 @@ def _autocast(target) -> bool:
     under CPU autocast the fused op runs another composite (its attention's inputs cast one by one,
     three projections and a cat), not modelled: the module path is traced, and the analysis warns."""
     if target.name == "cuda":
-        from torch.overrides import _get_current_function_mode_stack
+        from .target import active_cuda_autocast
 
-        from .target import CudaAutocast
-
-        return any(isinstance(mode, CudaAutocast) for mode in _get_current_function_mode_stack())
+        return active_cuda_autocast() is not None
     return torch.is_autocast_enabled("cpu")
 
 

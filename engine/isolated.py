@@ -21,6 +21,7 @@ from typing import Callable
 from .errors import AnalysisTimeout, CancelledError, MemLensError
 
 _POLL_SECONDS = 0.05
+_JOIN_SECONDS = 5.0
 
 
 def analyze_isolated(
@@ -64,7 +65,9 @@ def analyze_isolated(
         if child.pid is not None:
             if child.is_alive():
                 child.kill()
-            child.join()
+            # Bounded: the exit code comes back through the forkserver, and a caller that is
+            # leaving (Ctrl-C, a timeout) must never wait on it; the forkserver reaps the child.
+            child.join(_JOIN_SECONDS)
         receiver.close()
 
 

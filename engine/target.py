@@ -304,6 +304,15 @@ class CudaAutocast(torch.overrides.TorchFunctionMode):
         return value
 
 
+def active_cuda_autocast() -> "CudaAutocast | None":
+    """The trace's CUDA autocast mode when the code runs under it (CUDA AMP on CPU tensors):
+    attention, checkpointing and the fused encoder layer each ask, as torch's kernels would ask
+    whether CUDA autocast is on."""
+    from torch.overrides import _get_current_function_mode_stack
+
+    return next((m for m in reversed(_get_current_function_mode_stack()) if isinstance(m, CudaAutocast)), None)
+
+
 @contextlib.contextmanager
 def composite_body():
     """torch.nn.functional's own has_torch_function checks answer False meanwhile, so its

@@ -280,11 +280,29 @@ def test_ctrl_c_exits_with_one_line(workdir):
     try:
         _, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
+        state = _process_state(proc.pid)  # where it waits, before it is killed
         proc.kill()
         _, err = proc.communicate()
-        pytest.fail(f"Ctrl-C did not stop the CLI within 60 s; its stderr: {err!r}")
+        pytest.fail(f"Ctrl-C did not stop the CLI within 60 s; its stderr: {err!r}; {state}")
     assert proc.returncode == 130
     assert [line for line in err.splitlines() if not line.startswith(NOTE)] == ["memlens: interrupted"]
+
+
+def _process_state(pid):
+    """The CLI's and its children's signal masks, states and kernel waits: what a hang needs to be read."""
+    lines = []
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    for each in [str(pid), *children]:
+        try:
+            status = open(f"/proc/{each}/status").read().splitlines()
+            wchan = open(f"/proc/{each}/wchan").read()
+            cmdline = open(f"/proc/{each}/cmdline").read().replace("\0", " ")[:120]
+        except OSError as e:
+            lines.append(f"{each}: {e}")
+            continue
+        fields = [line for line in status if line.split(":")[0] in ("State", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")]
+        lines.append(f"{each} [{cmdline}] wchan={wchan} " + " ".join(" ".join(f.split()) for f in fields))
+    return "; ".join(lines)
 
 
 def test_json_is_written_atomically_and_a_failed_analysis_leaves_nothing(workdir, results):
