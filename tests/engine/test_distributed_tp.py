@@ -133,7 +133,7 @@ def test_the_largest_batch_is_the_largest_that_fits_one_gpu_of_the_split():
     from engine.planner import max_batch
     from engine.units import parse_bytes
 
-    device = custom_device(parse_bytes("512 MiB"))
+    device = custom_device(parse_bytes("1 GiB"))
     request = AnalysisRequest(model=TINY_TRANSFORMER, batch=2, strategy="tp", world_size=4, device="cuda")
     found = max_batch(request, device)
     b = found.value
