@@ -2,6 +2,7 @@
 
     analyze --model resnet50 --world-size 8 --strategy fsdp --json -
     analyze --model llama.yaml --world-size 64 --strategy zero2 --offload optimizer
+    analyze --model resources/specs/tiny_transformer.yaml --world-size 4 --strategy tp --json -
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from .units import format_bytes
 def add_distributed_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("distributed (per-rank memory, traced with torch.distributed's fake backend)")
     group.add_argument("--strategy", default="single", choices=STRATEGIES,
-                       help="single device, DDP, FSDP2 (full / no reshard after forward) or ZeRO-1/2/3")
+                       help="single device, DDP, FSDP2 (full / no reshard after forward), ZeRO-1/2/3 or tensor "
+                       "parallelism (tp: Linear layer pairs split column/row-wise)")
     group.add_argument("--world-size", type=int, default=None, metavar="N", help="number of ranks (default 1; 8 "
                        "when a strategy is given without it)")
     group.add_argument("--offload", default=None, choices=OFFLOADS, help="keep optimizer state (or parameter shards "
@@ -67,6 +69,8 @@ def json_fields(analysis) -> dict:
             "reference": {k: v for k, v in dataclasses.asdict(d.reference).items() if k != "explanation"}
             | {"explanation": list(d.reference.explanation)},
             "notes": list(d.notes),
+            "tensor_parallel": None if d.tensor_parallel is None else
+            {k: list(v) for k, v in dataclasses.asdict(d.tensor_parallel).items()},
         }
     return fields
 

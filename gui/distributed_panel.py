@@ -9,7 +9,8 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QGroupBox, QSpinBox
 
-from engine.distributed.strategies import DDP_LIKE, MAX_WORLD_SIZE, MIXED_DTYPES, OFFLOADS, STRATEGIES, is_fsdp
+from engine.distributed.strategies import (DDP_LIKE, MAX_WORLD_SIZE, MIXED_DTYPES, OFFLOADS, STRATEGIES, is_fsdp,
+                                           is_tensor_parallel)
 
 STRATEGY_HELP = {
     "single": "one device, no data parallelism",
@@ -19,6 +20,7 @@ STRATEGY_HELP = {
     "zero1": "DDP + ZeroRedundancyOptimizer: optimizer state sharded",
     "zero2": "optimizer state and gradients sharded (traced as fsdp-no-reshard)",
     "zero3": "everything sharded (traced as fsdp)",
+    "tp": "tensor parallelism: Linear pairs split column/row-wise (Megatron), the rest whole",
 }
 AS_STORED = "as stored"  # no mixed-precision dtype: FSDP2 gathers and reduces in the parameters' dtype
 
@@ -75,7 +77,8 @@ class DistributedPanel(QGroupBox):
         mixed = {name: combo.currentText() if is_fsdp(strategy) and combo.currentText() != AS_STORED else None
                  for name, combo in (("param_dtype", self.param_dtype), ("reduce_dtype", self.reduce_dtype))}
         return {"strategy": strategy, "world_size": self.world_size.value(),
-                "offload": None if offload == "none" else offload, "bucket_cap_mb": self.bucket.value(),
+                "offload": None if offload == "none" or is_tensor_parallel(strategy) else offload,
+                "bucket_cap_mb": self.bucket.value(),
                 "gradient_as_bucket_view": strategy in DDP_LIKE and self.bucket_view.isChecked(), **mixed}
 
     def set_request(self, request) -> None:
@@ -106,8 +109,8 @@ class DistributedPanel(QGroupBox):
 
     def _enable(self) -> None:
         strategy = self.strategy.currentText()
-        for w in (self.world_size, self.offload):
-            w.setEnabled(strategy != "single")
+        self.world_size.setEnabled(strategy != "single")
+        self.offload.setEnabled(strategy != "single" and not is_tensor_parallel(strategy))  # data parallelism's
         for w in (self.bucket, self.bucket_view):
             w.setEnabled(strategy in DDP_LIKE)
         for w in (self.param_dtype, self.reduce_dtype):

@@ -10,15 +10,19 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSplitter, QTableWidget, QTableWidgetItem,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractScrollArea, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSplitter,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine.units import choose_unit, format_size
 
 from . import style
 
-COLUMNS = ("GPUs", "Peak per GPU", "Model states", "Communication at peak")
+# Short headers, explained in their tooltips: at 1280x720 the table shares the tab with the plots.
+COLUMNS = ("GPUs", "Peak per GPU", "Model states", "Comm. at peak")
+COLUMN_TIPS = ("Number of GPUs (ranks)", "Peak memory of the fullest GPU", "Parameters + gradients + optimizer "
+               "state that GPU holds", "Collective buffers (all-gathers, reduce-scatters, buckets) live at its peak")
 MAX_PANELS = 4
+TITLE_SIZE = "9pt"  # pyqtgraph's default title (~12pt) takes a fifth of a 200 px panel
 
 
 def prepare(analysis) -> dict:
@@ -47,7 +51,11 @@ class RankView(QWidget):
         self.plots.setMinimumHeight(40)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        for c, tip in enumerate(COLUMN_TIPS):
+            self.table.horizontalHeaderItem(c).setToolTip(tip)
         self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.table.setSizeAdjustPolicy(QAbstractScrollArea.AdjustToContents)  # as wide as its columns
         self.table.setToolTip("Peak memory of the fullest GPU for each number of GPUs (same strategy and step)")
         self.sweep_button = QPushButton("Peak per GPU vs GPUs")
         self.sweep_button.setToolTip("Trace this step on 1, 2, 4 ... 64 GPUs with the chosen strategy")
@@ -65,8 +73,9 @@ class RankView(QWidget):
         split = QSplitter()
         split.addWidget(self.plots)
         split.addWidget(table_box)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
+        split.setStretchFactor(0, 1)  # the table keeps its columns' width; the plots take the rest
+        split.setStretchFactor(1, 0)
+        split.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.header)
@@ -86,10 +95,11 @@ class RankView(QWidget):
             self.header.setText(
                 f"{d.strategy} over {d.world_size} GPUs: peak per GPU {format_size(d.max_peak_bytes, self._decimal)} "
                 f"(rank {worst}); communication buffers {format_size(d.communication_at_peak_bytes, self._decimal)} "
-                f"at the peak. DeepSpeed's model-state formulas: ZeRO-2 "
-                f"{format_size(d.reference.zero2_bytes, self._decimal)}, ZeRO-3 "
-                f"{format_size(d.reference.zero3_bytes, self._decimal)} (K=12) vs traced model states "
-                f"{format_size(d.reference.memlens_model_state_bytes, self._decimal)}.")
+                f"at the peak. " + (_split_text(d.tensor_parallel) if d.tensor_parallel is not None else
+                f"DeepSpeed's model-state formulas: ZeRO-2 {format_size(d.reference.zero2_bytes, self._decimal)}, "
+                f"ZeRO-3 {format_size(d.reference.zero3_bytes, self._decimal)} (K=12) vs traced model states "
+                f"{format_size(d.reference.memlens_model_state_bytes, self._decimal)}."))
+        self.header.setToolTip("\n".join(d.notes) if d is not None else "")
         self._draw((prepared or prepare(analysis))["panels"])
 
     def add_point(self, point) -> None:
@@ -101,7 +111,6 @@ class RankView(QWidget):
                  format_size(point.communication_bytes, self._decimal))
         for c, text in enumerate(cells):
             self.table.setItem(r, c, QTableWidgetItem(text))
-        self.table.resizeColumnsToContents()
 
     def set_sweep_status(self, text: str, running: bool = False) -> None:
         self.sweep_status.setText(text)
@@ -128,9 +137,11 @@ class RankView(QWidget):
         colour = self.display.colours.categories["communication"]
         first = None
         # One unit for all panels (their y axes are linked), the unit the timeline would pick.
-        unit, size = choose_unit(max((float(b.max()) for _, _, b in panels if len(b)), default=1.0), self._decimal)
+        top = max((float(b.max()) for _, _, b in panels if len(b)), default=1.0)
+        unit, size = choose_unit(top, self._decimal)
         for i, (title, x, nbytes) in enumerate(panels):
-            plot = self.plots.addPlot(row=0, col=i, title=title)
+            plot = self.plots.addPlot(row=0, col=i)
+            plot.setTitle(title, size=TITLE_SIZE)
             plot.plot(x, nbytes / size, pen=pg.mkPen(colour, width=1.5), fillLevel=0, brush=pg.mkBrush(colour + "55"))
             plot.getAxis("left").enableAutoSIPrefix(False)  # the unit is chosen above, never rescaled to "(x0.001)"
             plot.setLabel("left", unit)
@@ -138,8 +149,17 @@ class RankView(QWidget):
             plot.showGrid(y=True, alpha=0.25)
             if first is None:
                 first = plot
+                plot.setYRange(0, top / size * 1.05)  # from zero: the panels compare heights
             else:
                 plot.setYLink(first)
+
+
+def _split_text(tp) -> str:
+    """Tensor parallelism's plan in one sentence (the notes, in the tooltip, name every layer)."""
+    whole = [f"{len(tp.fused_attention)} fused attention"] if tp.fused_attention else []
+    whole += [f"{len(tp.whole_linear)} Linear"] if tp.whole_linear else []
+    return (f"Split: {len(tp.column)} Linear layers column-wise, {len(tp.row)} row-wise"
+            + (f"; whole on every GPU: {', '.join(whole)} (hover for names)." if whole else "."))
 
 
 def _title(trace, world_size: int) -> str:

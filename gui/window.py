@@ -634,6 +634,8 @@ class MainWindow(QMainWindow):
             self._make_room_below(SWEEP_MIN_HEIGHT)
         elif self.scenarios is not None and widget is self.scenarios:  # a plot beside a 20-row table
             self._make_room_below(max(SWEEP_MIN_HEIGHT, round(SCENARIOS_SHARE * self.splitter.height())))
+        elif widget is getattr(self, "rank_view", None):  # issue 12: rank timelines beside the GPUs table
+            self._make_room_below(max(SWEEP_MIN_HEIGHT, round(SCENARIOS_SHARE * self.splitter.height())))
 
     def _make_room_below(self, height: int) -> None:
         """Grow the lower tabs towards `height` px, from the timeline, then the diagram (each kept

@@ -16,7 +16,8 @@ from .foreach_sharding import linear_foreach_sharding
 from .recorder import DistributedRecorder, local
 from .reference import deepspeed_reference
 from .shards import model_state, param_specs, rank_signature
-from .strategies import is_fsdp
+from .strategies import is_fsdp, is_tensor_parallel
+from .tensor_parallel import plan_notes, plan_tensor_parallel, split_dims
 from .summary import DistributedSummary, RankTrace
 
 # Ranks traced at most: rank 0 and the ranks holding the most and the least model state. Others
@@ -29,28 +30,34 @@ class Plan:
     """The hooks of one rank's trace: a fresh copy of the model, the wrapper, ZeRO-1's optimizer,
     the recorder that understands collectives, and what the rank holds after the step."""
 
-    def __init__(self, request, rank: int, mesh):
+    def __init__(self, request, rank: int, mesh, tensor_parallel=None):
         self.request, self.rank, self.mesh = request, rank, mesh
+        self.tensor_parallel = tensor_parallel  # strategy tp: the column/row split (TensorParallelSplit)
         self.held: dict[str, int] = {}
         self.host_bytes = 0
 
     def materialize(self, module, tensor_mode, dtype):
-        """A copy of the meta-built model as fake CPU tensors, sharded for FSDP.
+        """A copy of the meta-built model as fake CPU tensors, sharded for FSDP or split for tp.
 
         Wrapping changes a module in place (FSDP2 swaps its class and parameters), so each trace
         wraps its own copy (cheap: meta tensors hold no data). FSDP2 shards the *meta* model and
         is then materialised with `to_empty` under the fake mode (FSDP2's meta-device flow):
         splitting meta tensors is ~50x faster than splitting fake ones, which dominated 64-way
-        sharding of a 70B model (torch.chunk into 64 fake views per parameter).
+        sharding of a 70B model (torch.chunk into 64 fake views per parameter). Tensor
+        parallelism slices the meta model the same way.
         """
+        from .tensor_parallel import apply_tensor_parallel
         from .wrap import apply_fsdp
         from ..sources.empty_init import to_fake
 
         model = copy.deepcopy(module)
-        if not is_fsdp(self.request.strategy):
-            return to_fake(model, tensor_mode, dtype)
         r = self.request
-        model = apply_fsdp(model.to(dtype), self.mesh, r.strategy, _dtype(r.param_dtype), _dtype(r.reduce_dtype))
+        if is_fsdp(r.strategy):
+            model = apply_fsdp(model.to(dtype), self.mesh, r.strategy, _dtype(r.param_dtype), _dtype(r.reduce_dtype))
+        elif is_tensor_parallel(r.strategy):
+            model = apply_tensor_parallel(model.to(dtype), self.mesh, self.tensor_parallel)
+        else:
+            return to_fake(model, tensor_mode, dtype)
         allowed, tensor_mode.allow_non_fake_inputs = tensor_mode.allow_non_fake_inputs, True  # meta in, fake out
         try:
             with tensor_mode:
@@ -60,10 +67,10 @@ class Plan:
         return model
 
     def wrap(self, model, tensor_mode):
-        """DDP around the fake model (FSDP was applied by `materialize`)."""
+        """DDP around the fake model (FSDP and tp were applied by `materialize`)."""
         from .wrap import apply_ddp
 
-        if is_fsdp(self.request.strategy):
+        if is_fsdp(self.request.strategy) or is_tensor_parallel(self.request.strategy):
             return model
         r = self.request
         with tensor_mode:
@@ -81,8 +88,10 @@ class Plan:
                 module.reshard()
 
     def wrap_optimizer(self, optimizer):
-        from .wrap import zero1_optimizer
+        from .wrap import tp_optimizer, zero1_optimizer
 
+        if is_tensor_parallel(self.request.strategy):
+            return tp_optimizer(optimizer)
         return zero1_optimizer(optimizer) if self.request.strategy == "zero1" else optimizer
 
     def recorder(self, model, device, cancelled=None, on_layer=None):
@@ -92,7 +101,12 @@ class Plan:
 
     @contextlib.contextmanager
     def tracing(self, recorder):
-        """FSDP2: its storage resizes reported to the recorder, its DTensor foreach ops in linear time."""
+        """FSDP2: its storage resizes reported to the recorder; FSDP2 and tp: their DTensor foreach
+        ops in linear time."""
+        if is_tensor_parallel(self.request.strategy):
+            with linear_foreach_sharding(), mha_fast_path_off():
+                yield
+            return
         if not is_fsdp(self.request.strategy):
             yield
             return
@@ -115,7 +129,11 @@ class Plan:
 def analyze_distributed(loaded, request, report, cancelled, started, trace):
     """Trace rank 0 (and each rank that differs) of `request.world_size` and summarise per rank."""
     n, strategy = request.world_size, request.strategy
-    specs = param_specs(loaded.module, _itemsize(request))
+    tensor_parallel = dims = None
+    if is_tensor_parallel(strategy):  # refused here, in one line naming the layer, before any trace
+        tensor_parallel = plan_tensor_parallel(loaded.module, n, loaded.name)
+        dims = split_dims(loaded.module, tensor_parallel)
+    specs = param_specs(loaded.module, _itemsize(request), dims)
     if not specs and strategy != "single":
         raise UnsupportedError(f"{loaded.name}: strategy {strategy} shards and reduces parameters, but the model has "
                                "none (choose --strategy single)")
@@ -131,9 +149,9 @@ def analyze_distributed(loaded, request, report, cancelled, started, trace):
         def scaled(fraction, message, i=i):
             report((i + fraction) / len(traced), f"rank {rank}: {message}" if len(traced) > 1 else message)
         with fake_process_group(rank, n) as mesh:
-            plan = Plan(request, rank, mesh)
+            plan = Plan(request, rank, mesh, tensor_parallel)
             results.append((rank, trace(loaded, request, scaled, cancelled, started, plan), plan))
-    return _summarised(request, results, groups, states)
+    return _summarised(request, results, groups, states, tensor_parallel)
 
 
 # ---- Private API
@@ -146,7 +164,7 @@ def _ranks_to_trace(groups: dict[tuple, list[int]], states: list[dict]) -> list[
     return list(dict.fromkeys(picks))
 
 
-def _summarised(request, results, groups, states):
+def _summarised(request, results, groups, states, tensor_parallel=None):
     """The analysis of the traced rank with the highest peak (rank 0 unless another holds more), so
     the fit check and the largest batch plan for the fullest GPU, with every rank summarised."""
     rank0, analysis0, plan0 = max(results, key=lambda r: (r[1].peak.total_bytes, -r[0]))
@@ -162,6 +180,8 @@ def _summarised(request, results, groups, states):
                                 model_state=tuple(plan.held.items()), curve_points=tuple(int(p) for p in picks),
                                 curve_bytes=tuple(int(b) for b in analysis.timeline.total[picks])))
     notes = list(_strategy_notes(request))
+    if tensor_parallel is not None:
+        notes += plan_notes(tensor_parallel, n)
     derived = [r for r in range(n) if peaks[r] is None]
     base = sum(states[rank0].values())
     for r in derived:
@@ -181,7 +201,8 @@ def _summarised(request, results, groups, states):
         per_rank_peak_bytes=tuple(int(p) for p in peaks), ranks=tuple(traces),
         communication_peak_bytes=int(comm.max()) if len(comm) else 0,
         communication_at_peak_bytes=int(breakdown["communication"]),
-        host_offload_bytes=int(plan0.host_bytes), reference=reference, notes=tuple(notes))
+        host_offload_bytes=int(plan0.host_bytes), reference=reference, notes=tuple(notes),
+        tensor_parallel=tensor_parallel)
     return dataclasses.replace(analysis0, distributed=summary)
 
 
@@ -199,6 +220,22 @@ def _strategy_notes(request) -> list[str]:
                       else "parameter shards, their gradients and optimizer state live in host memory; "
                            "all-gathered parameters are on the device"))
     return out
+
+
+@contextlib.contextmanager
+def mha_fast_path_off():
+    """Tensor parallelism: nn.TransformerEncoderLayer's no-grad fast path hands its weights to one
+    fused kernel (torch._transformer_encoder_layer_fwd), past parallelize_module's hooks, and fails
+    on the split ones; DTensor weights do not turn it off (they define no __torch_function__), so
+    tp runs it as torch.backends.mha.set_fastpath_enabled(False) would, the layers one by one."""
+    import torch
+
+    was = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(was)
 
 
 def _dtype(name):

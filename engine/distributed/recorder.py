@@ -2,8 +2,9 @@
 
 - DTensors (FSDP2's sharded parameters, their gradients and optimizer state) are accounted by
   their local shard: that is what the rank holds.
-- Collectives (`c10d::*` ops: all-gather, reduce-scatter, all-reduce, broadcast) are seen in the
-  dispatcher like any op; every buffer born in the step that one of them reads or writes is a
+- Collectives (`c10d::*` ops: all-gather, reduce-scatter, all-reduce, broadcast; and the
+  `_c10d_functional::*` ones DTensor issues for tensor parallelism: all-reduce, wait) are seen in
+  the dispatcher like any op; every buffer born in the step that one of them reads or writes is a
   `communication` buffer (flat all-gather outputs, reduce-scatter inputs), unless it ends up as
   a gradient or optimizer state.
 - FSDP2 frees and re-allocates each unsharded parameter by resizing its storage to 0 and back
@@ -27,6 +28,7 @@ from ..tracer import StepRecorder
 
 _CAT = {c: i for i, c in enumerate(CATEGORIES)}
 _C10D = torch.ops.c10d
+_COLLECTIVES = ("c10d", "_c10d_functional")  # in-place process-group ops; DTensor's functional ones
 # The full-size argument of each collective gloo stages ((output, input) -> which one), and how often.
 _GLOO_STAGED = {_C10D._allgather_base_.default: (0, 2), _C10D._reduce_scatter_base_.default: (1, 1)}
 
@@ -92,7 +94,7 @@ class DistributedRecorder(StepRecorder):
 
     # ---- Dispatch
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func.namespace == "c10d":
+        if func.namespace in _COLLECTIVES:
             for t in _flat_tensors(args):
                 self._mark_communication(local(t))
             if self.device == "cpu" and func in _GLOO_STAGED:

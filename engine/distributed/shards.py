@@ -7,6 +7,9 @@ against it to the byte, and so the ranks whose shards differ can be found withou
   rank's real rows (fewer, or none, on the last ranks when N does not divide d0).
 - ZeRO-1 (ZeroRedundancyOptimizer) gives each parameter, largest first, to the rank holding the
   fewest elements so far (the lowest such rank on ties).
+- Tensor parallelism (tp) slices each split layer's weight along one dimension (column-wise:
+  output features, dim 0, and the bias; row-wise: input features, dim 1, the bias whole) into N
+  equal parts (the plan refuses features N does not divide); the rest is whole on every rank.
 - Adam keeps two tensors of the parameter's shape and dtype plus a 4-byte step counter (on the
   host for CUDA targets); SGD with momentum one tensor; plain SGD nothing.
 """
@@ -23,20 +26,22 @@ class ParamSpec:
     shape: tuple[int, ...]
     itemsize: int
     trainable: bool
+    split_dim: int | None = None  # tp: the dimension sliced N ways (None: whole)
 
     @property
     def numel(self) -> int:
         return math.prod(self.shape)
 
 
-def param_specs(module, itemsize: int) -> list[ParamSpec]:
-    """Each distinct parameter once (tied weights count once), in registration order."""
+def param_specs(module, itemsize: int, split_dims: dict[int, int] | None = None) -> list[ParamSpec]:
+    """Each distinct parameter once (tied weights count once), in registration order;
+    `split_dims`: id(parameter) -> the dimension tensor parallelism slices."""
     seen, out = set(), []
     for p in module.parameters():
         if id(p) not in seen:
             seen.add(id(p))
             out.append(ParamSpec(tuple(p.shape), itemsize if p.is_floating_point() else p.element_size(),
-                                 p.requires_grad))
+                                 p.requires_grad, (split_dims or {}).get(id(p))))
     return out
 
 
@@ -80,11 +85,12 @@ def model_state(specs: list[ParamSpec], strategy: str, world_size: int, rank: in
                 grads += padded * rest * s.itemsize
                 state += state_bytes(real * rest, s.itemsize, optimizer, step_bytes)
             continue
-        params += s.numel * s.itemsize
+        numel = s.numel // world_size if strategy == "tp" and s.split_dim is not None else s.numel
+        params += numel * s.itemsize
         if s.trainable:
-            grads += s.numel * s.itemsize
+            grads += numel * s.itemsize
             if owner is None or owner[i] == rank:
-                state += state_bytes(s.numel, s.itemsize, optimizer, step_bytes)
+                state += state_bytes(numel, s.itemsize, optimizer, step_bytes)
     return {"parameters": params, "gradients": grads, "optimizer_state": state}
 
 

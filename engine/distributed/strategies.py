@@ -16,13 +16,18 @@ Each strategy is traced by running torch's real implementation on fake tensors:
                      FSDP2 without resharding after forward holds full parameters through the step
                      and reduce-scatters gradients to shards, the same bytes where the peak is)
     zero3            = fsdp (stage 3 shards everything)
+    tp               tensor parallelism (Megatron's column/row split of a transformer block's Linear
+                     pairs, torch's parallelize_module; tensor_parallel.py): the split layers'
+                     parameters, gradients and optimizer state are 1/N per rank, everything else
+                     whole; every rank takes the same batch. Its world size must divide each
+                     split layer's features (checked against the model, naming the layer)
 
 ZeRO-1 has no FSDP equivalent (gradients are full and all-reduced), so it is modelled with
 ZeroRedundancyOptimizer, the ZeRO-1 implementation torch ships.
 """
 from __future__ import annotations
 
-STRATEGIES = ("single", "ddp", "fsdp", "fsdp-no-reshard", "zero1", "zero2", "zero3")
+STRATEGIES = ("single", "ddp", "fsdp", "fsdp-no-reshard", "zero1", "zero2", "zero3", "tp")
 OFFLOADS = ("optimizer", "params")
 MAX_WORLD_SIZE = 1024
 MIXED_DTYPES = ("float32", "float16", "bfloat16")
@@ -34,6 +39,10 @@ DDP_LIKE = ("ddp", "zero1")
 
 def is_fsdp(strategy: str) -> bool:
     return strategy in FSDP_RESHARD
+
+
+def is_tensor_parallel(strategy: str) -> bool:
+    return strategy == "tp"
 
 
 def is_distributed(strategy: str) -> bool:
@@ -65,6 +74,8 @@ def check(strategy: str, world_size: int, offload: str | None, bucket_cap_mb, mo
         return f"--offload {offload} moves optimizer state to the host, but {mode} mode runs no optimizer (use --mode train)"
     if offload is not None and strategy == "single":
         return f"--offload {offload} needs a distributed strategy (ddp, fsdp, zero1, zero2, zero3)"
+    if offload is not None and strategy == "tp":
+        return f"--offload {offload} is modelled for data-parallel strategies (ddp, fsdp, zero1 ...), not tp"
     if offload == "params" and not is_fsdp(strategy):
         return f"--offload params needs a sharded strategy (fsdp, fsdp-no-reshard, zero2, zero3), not {strategy}"
     if isinstance(bucket_cap_mb, bool) or not isinstance(bucket_cap_mb, (int, float)) or not 0 < bucket_cap_mb <= 1024:

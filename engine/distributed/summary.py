@@ -33,6 +33,17 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class TensorParallelSplit:
+    """Tensor parallelism's plan (engine/distributed/tensor_parallel.py): module paths of the
+    Linear layers split each way, and of what stays whole on every rank."""
+
+    column: tuple[str, ...]  # output features split: weight rows and bias sliced
+    row: tuple[str, ...]  # input features split: weight columns sliced, bias whole, output all-reduced
+    whole_linear: tuple[str, ...]  # Linear layers outside any column/row pair: replicated
+    fused_attention: tuple[str, ...]  # nn.MultiheadAttention modules (fused in_proj_weight): replicated
+
+
+@dataclass(frozen=True)
 class DistributedSummary:
     strategy: str
     world_size: int
@@ -45,6 +56,7 @@ class DistributedSummary:
     host_offload_bytes: int  # offloaded state in host memory (not in the device peak)
     reference: Reference
     notes: tuple[str, ...]
+    tensor_parallel: TensorParallelSplit | None = None  # strategy tp: which layers were split
 
     @property
     def max_peak_bytes(self) -> int:

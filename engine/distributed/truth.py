@@ -80,7 +80,7 @@ def _measure_rank(rank: int, port: int, request) -> RankMeasurement:
     from ..truth import build_real_step, unique_bytes
     from .recorder import local
     from .strategies import DDP_LIKE
-    from .wrap import apply, zero1_optimizer
+    from .wrap import apply, tp_optimizer, zero1_optimizer
 
     torch.set_num_threads(1)  # N ranks share this machine's cores
     _complete_collectives_when_issued()
@@ -99,6 +99,10 @@ def _measure_rank(rank: int, port: int, request) -> RankMeasurement:
             optimizer = build_optimizer([p for p in inner.parameters() if p.requires_grad], request.optimizer, "cpu")
             if request.strategy == "zero1":
                 optimizer = zero1_optimizer(optimizer)
+            if request.strategy == "tp":
+                optimizer = tp_optimizer(optimizer)
+        if request.strategy == "tp":  # as the trace runs it (plan.mha_fast_path_off)
+            torch.backends.mha.set_fastpath_enabled(False)
         buckets: dict[int, torch.Tensor] = {}
         if request.strategy in DDP_LIKE:
             model.register_comm_hook(buckets, _recording_allreduce)

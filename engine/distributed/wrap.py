@@ -1,4 +1,4 @@
-"""Apply torch's own data-parallel wrappers to a model, the same way for the trace (fake tensors,
+"""Apply torch's own data- and tensor-parallel wrappers to a model, the same way for the trace (fake tensors,
 fake process group) and for the truth (real tensors, gloo): one function each, so the two cannot
 drift apart.
 """
@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .strategies import FSDP_RESHARD, is_fsdp
+from .strategies import FSDP_RESHARD, is_fsdp, is_tensor_parallel
 
 
 def shard_units(model: nn.Module) -> list[nn.Module]:
@@ -47,6 +47,13 @@ def apply_fsdp(model: nn.Module, mesh, strategy: str, param_dtype=None, reduce_d
     return model
 
 
+def apply_tp(model: nn.Module, mesh, name: str = "model") -> nn.Module:
+    """Tensor parallelism: the column/row plan found in the model, applied by parallelize_module."""
+    from .tensor_parallel import apply_tensor_parallel, plan_tensor_parallel
+
+    return apply_tensor_parallel(model, mesh, plan_tensor_parallel(model, mesh.size(), name))
+
+
 def apply_ddp(model: nn.Module, bucket_cap_mb: float, gradient_as_bucket_view: bool, fake: bool) -> nn.Module:
     """DistributedDataParallel with its gradient buckets. Under the fake group the initial
     cross-rank checks (which read parameter values) are skipped, and the all-reduce completes at
@@ -63,6 +70,8 @@ def apply(model: nn.Module, strategy: str, mesh, *, bucket_cap_mb: float = 25, g
           fake: bool = True, param_dtype=None, reduce_dtype=None) -> nn.Module:
     if is_fsdp(strategy):
         return apply_fsdp(model, mesh, strategy, param_dtype, reduce_dtype)
+    if is_tensor_parallel(strategy):
+        return apply_tp(model, mesh)
     return apply_ddp(model, bucket_cap_mb, gradient_as_bucket_view, fake)
 
 
@@ -75,6 +84,20 @@ def zero1_optimizer(optimizer):
         return None
     params = [p for group in optimizer.param_groups for p in group["params"]]
     return ZeroRedundancyOptimizer(params, optimizer_class=type(optimizer), **optimizer.defaults)
+
+
+def tp_optimizer(optimizer):
+    """Tensor parallelism: the same optimizer with the split (DTensor) parameters and the whole
+    ones in two param groups. torch's foreach optimizers (the CUDA default) refuse a mix of the
+    two in one list op ("got mixed torch.Tensor and DTensor"); each group runs its own."""
+    from torch.distributed.tensor import DTensor
+
+    if optimizer is None:
+        return None
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    groups = [{"params": g} for g in ([p for p in params if isinstance(p, DTensor)],
+                                      [p for p in params if not isinstance(p, DTensor)]) if g]
+    return type(optimizer)(groups, **optimizer.defaults)
 
 
 def _fake_allreduce_hook(group, bucket):

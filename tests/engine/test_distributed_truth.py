@@ -3,8 +3,8 @@ gloo backend, one process per rank, each rank's peak read by torch.profiler's al
 (engine/distributed/truth.py, the method of engine/truth.py). Target: within 3% on every rank;
 the bytes of parameters, gradients and optimizer state each rank holds must match exactly.
 
-Every strategy runs on CPU with gloo here (FSDP2's all-gather and reduce-scatter included), so
-none falls back to arithmetic only. Each case starts N fresh processes: these are slow.
+Every strategy runs on CPU with gloo here (FSDP2's all-gather and reduce-scatter included, and
+tensor parallelism's DTensor all-reduces), so none falls back to arithmetic only. Each case starts N fresh processes: these are slow.
 """
 import os
 
@@ -37,6 +37,9 @@ CASES = [
     case("resnet18", 2, (3, 64, 64), "zero1", 2),  # ranks own different optimizer state
     case(TINY_LLAMA, 4, None, "ddp", 2),
     case(TINY_LLAMA, 4, None, "fsdp", 2),
+    # tensor parallelism: parallelize_module's column/row split, its all-reduces through gloo
+    case(TINY_TRANSFORMER, 8, None, "tp", 2),
+    case(TINY_TRANSFORMER, 8, None, "tp", 4),
 ]
 
 

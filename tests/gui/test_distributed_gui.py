@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import DATA
+from conftest import DATA, SPECS
 from engine import AnalysisRequest, analyze
 from engine.devices import custom_device
 from engine.distributed.sweep import world_size_sweep
@@ -178,3 +178,61 @@ def test_communication_is_listed_for_a_distributed_step_and_left_out_on_one_devi
 
     assert "communication" not in categories(single, single) and "gradients" in categories(single, single)
     assert "communication" in categories(single, fsdp8)
+
+
+# ---- Tensor parallelism and the rank view's room (issue 12)
+TINY_TRANSFORMER = os.path.join(SPECS, "tiny_transformer.yaml")
+
+
+def test_the_strategy_control_offers_tensor_parallelism_without_offload(qtbot, private_settings):
+    panel = ConfigPanel(AnalysisRequest(model=MLP, batch=4, strategy="fsdp", world_size=4, offload="optimizer"))
+    qtbot.addWidget(panel)
+    strategies = [panel.distributed.strategy.itemText(i) for i in range(panel.distributed.strategy.count())]
+    assert "tp" in strategies and "tp: tensor parallelism" in panel.distributed.strategy.toolTip()
+    with qtbot.waitSignal(panel.sig_request_changed, timeout=3000) as blocker:
+        panel.distributed.strategy.setCurrentText("tp")
+    request = blocker.args[0]
+    # offload is data parallelism's: the control greys out and the request drops it (it would refuse it)
+    assert (request.strategy, request.world_size, request.offload) == ("tp", 4, None)
+    assert not panel.distributed.offload.isEnabled() and not panel.distributed.param_dtype.isEnabled()
+
+
+def test_rank_view_says_which_layers_tensor_parallelism_split(qtbot, tmp_path):
+    view = RankView()
+    qtbot.addWidget(view)
+    a = analyze(AnalysisRequest(model=MLP, batch=4, strategy="tp", world_size=2))
+    view.set_analysis(a)
+    assert "tp over 2 GPUs" in view.header.text()
+    assert "Split: 1 Linear layers column-wise, 1 row-wise." in view.header.text()
+    assert "split column-wise (0)" in view.header.toolTip()  # the engine's note names the layers
+    analysis_cache.save(a, str(tmp_path))  # and the next launch shows the same plan
+    assert analysis_cache.load(a.request, str(tmp_path)).distributed.tensor_parallel == a.distributed.tensor_parallel
+
+
+def test_the_rank_view_is_roomy_at_1280x720(qtbot, private_settings):
+    """Opening the tab gives it room below (as the sweeps tab gets), the plots keep most of the
+    width and the GPUs table shows every column of a sweep without scrolling sideways."""
+    from gui.window import SWEEP_MIN_HEIGHT, MainWindow
+
+    w = MainWindow(AnalysisRequest(model=TINY_TRANSFORMER, batch=2, strategy="zero1", world_size=4))
+    qtbot.addWidget(w)
+    w.resize(1280 - 16, 720 - 60)
+    w.show()
+    with qtbot.waitSignal(w.sig_analysis_shown, timeout=120_000):
+        w.start()
+    try:
+        before = w.lower_tabs.height()
+        w.lower_tabs.setCurrentWidget(w.rank_view)
+        view = w.rank_view
+        for point in world_size_sweep(w.analysis.request, world_sizes=(1, 2)):
+            view.add_point(point)
+        qtbot.wait(50)
+        assert w.lower_tabs.height() > before and view.height() >= min(SWEEP_MIN_HEIGHT, 180)
+        assert w.timeline.height() >= 60 and w.diagram.height() >= 60
+        table = view.table
+        columns = sum(table.columnWidth(c) for c in range(table.columnCount()))
+        assert table.viewport().width() >= columns and not table.horizontalScrollBar().isVisible()
+        assert view.plots.width() > 1.5 * table.width()  # the small multiples keep most of the width
+        assert view.plots.height() >= 150
+    finally:
+        w.close()
