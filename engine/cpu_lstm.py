@@ -3,7 +3,8 @@
 On a CPU, ATen runs `nn.LSTM` through oneDNN: one `mkldnn_rnn_layer` per layer and direction
 (meta tensors would take ATen's step-by-step cells instead, with other buffers: inside a CPU
 trace `onednn_lstm` routes them the CPU's way). Each layer copies its weights (in training with
-oneDNN's padded leading dimension), sums the biases, takes a scratchpad holding at least the
+oneDNN's padded leading dimension; in inference each gate padded to the brgemm block, the one
+thing here that depends on the ISA), sums the biases, takes a scratchpad holding at least the
 gates of every step and, in training, a workspace kept for the backward: oneDNN's page-aligned
 arrays of gates, states and their gradients (exact on 14 measured shapes). The backward copies
 the weights again. Measured alike on every ISA family (torch.profiler's allocator events,
@@ -11,13 +12,16 @@ torch 2.14, 2026-11-28). A packed sequence does not go to oneDNN; ATen's CPU loo
 step's input at once first (`packed_lstm`).
 The backward copies the weights transposed where oneDNN pads their width, and a bidirectional
 layer's output gradient contiguous.
-Not modelled (lower bounds): the scratchpad beyond the gates (6-25 KiB per layer when the input
-is no wider than the hidden state, more for wider inputs: 124 KiB at 256 inputs and 128 hidden
-units), bidirectional packed sequences, bfloat16 LSTMs.
+In inference the scratchpad holds the states as well (`_inference_scratchpad`, exact): it grows with an input wider than the hidden state (291,672 bytes for a bidirectional
+tagger's second layer, 256 inputs and 128 hidden units, against its gates' 163,840).
+Not modelled (lower bounds): the training scratchpad beyond the gates (6-25 KiB per layer),
+bidirectional packed sequences, bfloat16 LSTMs.
 """
 from __future__ import annotations
 
 import torch
+
+from .cpu_isa import AMX, AVX512, AVX512_BF16, onednn_family
 
 aten = torch.ops.aten
 Step = tuple
@@ -51,13 +55,43 @@ def _rnn_workspace(steps: int, batch: int, inputs: int, hidden: int) -> int:
             + pages(steps * batch * _good_ld(hidden) * 4))
 
 
+def _inference_scratchpad(steps: int, batch: int, inputs: int, hidden: int) -> int:
+    """oneDNN's LSTM inference scratchpad (float32, one layer and direction): with no workspace,
+    the states go there too, each array page-aligned: the layer states as wide as the input or the
+    hidden state and the cell states (over 2 layers and steps + 1), the gates of one step (of
+    every step for a batch of 1), and oneDNN's kernel buffers: a further batch x hidden floats and
+    a page when the hidden size is a multiple of 32 below 256 (measured at 64, 96, 128; none at 100
+    or 256), and 856 bytes (80 of them per thread; 1016 when the input and the hidden state are
+    as wide). Measured alike on AMX, AVX-512 and AVX2 (2 threads), exact on 18 shapes: batch
+    1-16, 7-40 steps, 32-512 inputs, 64-256 hidden units."""
+    def pages(nbytes):
+        return _pad(nbytes, _PAGE)
+
+    layer_states = pages(2 * (steps + 1) * batch * _good_ld(max(inputs, hidden)) * 4)
+    cell_states = pages(2 * (steps + 1) * batch * _good_ld(hidden) * 4)
+    gates = pages((steps if batch == 1 else 1) * batch * _good_ld(4 * hidden) * 4)
+    kernel = pages(batch * hidden * 4) + _PAGE if hidden % 32 == 0 and hidden < 256 else 0
+    return layer_states + cell_states + gates + kernel + (1016 if inputs == hidden else 856)
+
+
+def _inference_gates_width(hidden: int) -> int:
+    """The inference weight copies' width: each gate padded to oneDNN's brgemm block of 32
+    columns from AVX-512 on, to 16 on AVX2 (measured at 100 hidden units: 512 and 448)."""
+    return 4 * _pad(hidden, 32 if onednn_family() in (AVX512, AVX512_BF16, AMX) else 16)
+
+
 def _rnn_copies(x, w_ih, w_hh, train: bool) -> list[Step]:
     gates, e = w_ih.shape[0], w_ih.element_size()
-    ld = _good_ld(gates, e) if train else gates
-    steps_batch = x.numel() // x.shape[-1]
-    # The scratchpad's gates of every step: a lower bound of it (measured 85-90% at 20 steps).
+    steps, batch = x.shape[0], x.numel() // (x.shape[0] * x.shape[-1])
+    if train:
+        ld = _good_ld(gates, e)
+        # The scratchpad's gates of every step: a lower bound of it (measured 85-90% at 20 steps).
+        scratch = steps * batch * ld * 4
+    else:
+        ld = _inference_gates_width(w_hh.shape[1])
+        scratch = _inference_scratchpad(steps, batch, x.shape[-1], w_hh.shape[1])
     return [("alloc", "w_ih", w_ih.shape[1] * ld * e), ("alloc", "w_hh", w_hh.shape[1] * ld * e),
-            ("alloc", "scratch", steps_batch * ld * 4), ("free", "scratch"), ("free", "w_hh"), ("free", "w_ih")]
+            ("alloc", "scratch", scratch), ("free", "scratch"), ("free", "w_hh"), ("free", "w_ih")]
 
 
 # ---- Public API

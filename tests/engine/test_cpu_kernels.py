@@ -28,6 +28,7 @@ def family(monkeypatch):
     def use(name):
         monkeypatch.setattr(cpu_isa, "onednn_family", lambda: name)
         monkeypatch.setattr(cpu_kernels, "onednn_family", lambda: name)
+        monkeypatch.setattr(cpu_lstm, "onednn_family", lambda: name)
         # oneDNN takes bfloat16 convolutions from AVX-512 on (native or emulated), not on AVX2.
         monkeypatch.setattr(cpu_kernels, "_onednn_low_precision", lambda: name != AVX2)
 
@@ -275,7 +276,7 @@ def test_small_bf16_products_and_other_families_take_no_accumulator(family):
     assert kernel_script(aten.mm.default, (a, a)) is None  # measured: no scratch
 
 
-# ---- LSTM (oneDNN's mkldnn_rnn_layer: the same on every family)
+# ---- LSTM (oneDNN's mkldnn_rnn_layer: the same on every family but inference weight copies)
 def rnn_layer(n, t, e, h, train=True):
     x, hx = meta(t, n, e), meta(n, h)
     args = (x, meta(4 * h, e), meta(4 * h, h), meta(4 * h), meta(4 * h), hx, hx, False, [], 2, h, 1, True, False,
@@ -301,10 +302,30 @@ def test_an_lstm_layer_copies_its_weights_with_onednns_padded_leading_dimension_
     measured = [40960, 2048, 2048, 2048, 643072, 135168, 270336, 184888, -184888, -270336, -135168, -2048]
     traced = rnn_layer(4, 20, 64, 128)
     assert traced == [168960 if b == 184888 else -168960 if b == -184888 else b for b in measured]
-    # Inference: no workspace, unpadded weight copies (scratchpad measured 193368).
+    # Inference: no workspace, unpadded weight copies, the scratchpad (states included) exact.
     measured = [40960, 2048, 2048, 2048, 131072, 262144, 193368, -193368, -262144, -131072, -2048]
-    traced = rnn_layer(4, 20, 64, 128, train=False)
-    assert traced == [163840 if b == 193368 else -163840 if b == -193368 else b for b in measured]
+    assert rnn_layer(4, 20, 64, 128, train=False) == measured
+
+
+@pytest.mark.parametrize("n, t, e, h, scratchpad", [
+    (4, 20, 64, 128, 193368), (4, 20, 256, 128, 291672), (4, 20, 128, 128, 193528), (4, 20, 512, 128, 463704),
+    (4, 20, 256, 64, 246616), (4, 20, 256, 256, 390136), (4, 10, 256, 128, 164696), (4, 40, 256, 128, 549720),
+    (8, 20, 256, 128, 570200), (1, 20, 256, 128, 127832), (4, 20, 100, 100, 164856), (2, 20, 64, 128, 107352),
+    (3, 20, 64, 128, 148312), (16, 20, 64, 128, 738136), (5, 7, 48, 96, 82776), (2, 20, 96, 96, 78840),
+    (4, 20, 64, 100, 164696),
+])
+def test_an_lstm_layers_inference_scratchpad_holds_the_states_of_every_step(n, t, e, h, scratchpad):
+    # Measured: the last allocation inside mkldnn_rnn_layer (nn.LSTM, 1 layer, no_grad, 2
+    # threads), alike on AMX, AVX-512 and AVX2; it grows with an input wider than the state.
+    assert rnn_layer(n, t, e, h, train=False)[6] == scratchpad
+
+
+@pytest.mark.parametrize("name, width", [(AMX, 512), (AVX512, 512), (AVX2, 448)])
+def test_an_lstm_layers_inference_weight_copies_pad_each_gate_to_the_isas_block(family, name, width):
+    # 100 hidden units, 64 inputs (measured per family): each of the 4 gates padded to 32 columns
+    # with AVX-512's brgemm kernels, to 16 on AVX2.
+    family(name)
+    assert rnn_layer(4, 20, 64, 100, train=False)[4:6] == [64 * width * 4, 100 * width * 4]
 
 
 def rnn_layer_backward(t, n, e, h, grad_out):
