@@ -39,7 +39,7 @@ weight copies instead (`_channels_last_forward`, `_channels_last_backward`), a 7
 weight gradient through per-group tiles (`_channels_last_depthwise_backward`); their output is
 channels-last, where the meta kernel says contiguous (`output_layout`).
 A bfloat16 matrix product on AVX-512 without native bfloat16 accumulates its whole output in
-float32. LSTMs: `engine/cpu_lstm.py`.
+float32. LSTMs: `engine/cpu_lstm.py`; GRUs: `engine/cpu_gru.py`.
 Not modelled (listed as such, lower bounds): the per-thread scratchpads (AMX tiles, the
 transposed kernels' buffers beyond one input image per thread when the kernel size is not the
 stride, the strided input-gradient kernel's, the weight-gradient reductions of AVX-512's
@@ -56,6 +56,7 @@ from typing import NamedTuple
 import torch
 
 from .cpu_isa import AMX, AVX512, channel_block, onednn_family
+from . import cpu_gru  # noqa: F401 - routes meta GRUs the CPU's way inside a CPU trace
 from .cpu_lstm import rnn_backward, rnn_forward
 
 aten = torch.ops.aten

@@ -15,7 +15,7 @@ layer's output gradient contiguous.
 In inference the scratchpad holds the states as well (`_inference_scratchpad`, exact): it grows with an input wider than the hidden state (291,672 bytes for a bidirectional
 tagger's second layer, 256 inputs and 128 hidden units, against its gates' 163,840).
 Not modelled (lower bounds): the training scratchpad beyond the gates (6-25 KiB per layer),
-bidirectional packed sequences, bfloat16 LSTMs.
+bfloat16 LSTMs.
 """
 from __future__ import annotations
 
@@ -187,20 +187,28 @@ def _in_cpu_trace() -> bool:
 
 
 def packed_lstm(data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional):
-    """aten::lstm over a packed sequence as a CPU runs it (native/RNN.cpp PackedLayer, LSTMCell):
-    no oneDNN, but the input projection of every step is computed first, in one matrix
-    product held for the whole layer (meta tensors would project step by step)."""
+    """aten::lstm over a packed sequence as a CPU runs it (native/RNN.cpp PackedLayer,
+    ReversedPackedLayer, LSTMCell): no oneDNN, but the input projection of every step is
+    computed first, in one matrix product held for the whole layer (meta tensors would project
+    step by step). A bidirectional layer runs the forward direction, then the reverse, then
+    concatenates their outputs."""
     sizes = batch_sizes.tolist()
     h0, c0 = hx
+    directions = 2 if bidirectional else 1
     per_layer = 4 if has_biases else 2
     layer_input, final_h, final_c = data, [], []
     for layer in range(num_layers):
-        w = params[layer * per_layer:(layer + 1) * per_layer]
-        b_ih, b_hh = (w[2], w[3]) if has_biases else (None, None)
-        outputs, h, c = _packed_layer(layer_input, sizes, h0[layer], c0[layer], w[0], w[1], b_ih, b_hh)
-        final_h.append(h)
-        final_c.append(c)
-        layer_input = outputs
+        outputs = []
+        for direction in range(directions):
+            index = layer * directions + direction
+            w = params[index * per_layer:(index + 1) * per_layer]
+            b_ih, b_hh = (w[2], w[3]) if has_biases else (None, None)
+            run = _reversed_packed_layer if direction else _packed_layer
+            out, h, c = run(layer_input, sizes, h0[index], c0[index], w[0], w[1], b_ih, b_hh)
+            outputs.append(out)
+            final_h.append(h)
+            final_c.append(c)
+        layer_input = outputs[0] if directions == 1 else torch.cat(outputs, -1)
         if dropout and train and layer < num_layers - 1:
             layer_input = torch.dropout(layer_input, dropout, True)
     return layer_input, torch.stack(final_h, 0), torch.stack(final_c, 0)
@@ -224,6 +232,24 @@ def _packed_layer(data, sizes, h, c, w_ih, w_hh, b_ih, b_hh):
             torch.cat([f[1] for f in finished], 0))
 
 
+def _reversed_packed_layer(data, sizes, h0, c0, w_ih, w_hh, b_ih, b_hh):
+    """From the last step back: the states start with the shortest batch and grow (copied
+    whole) as longer sequences join."""
+    projected = torch.nn.functional.linear(data, w_ih, b_ih)
+    outputs, offset, last = [], data.shape[0], sizes[-1]
+    h, c = h0.narrow(0, 0, last), c0.narrow(0, 0, last)
+    for size in reversed(sizes):
+        if size > last:
+            h = torch.cat([h, h0.narrow(0, last, size - last)], 0)
+            c = torch.cat([c, c0.narrow(0, last, size - last)], 0)
+        offset -= size
+        last = size
+        h, c = _lstm_cell(projected.narrow(0, offset, size), h, c, w_hh, b_hh)
+        outputs.append(h)
+    outputs.reverse()
+    return torch.cat(outputs, 0), h, c
+
+
 def _lstm_cell(projected, h, c, w_hh, b_hh):
     gates = torch.nn.functional.linear(h, w_hh, b_hh).add_(projected)
     i, f, g, o = gates.unsafe_chunk(4, 1)
@@ -242,8 +268,7 @@ def _lstm_on_meta(x, hx, params, has_biases, num_layers, dropout, train, bidirec
 
 def _packed_lstm_on_meta(data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional):
     args = (data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional)
-    unidirectional = not bidirectional and len(params) == num_layers * (4 if has_biases else 2)
-    if _in_cpu_trace() and unidirectional:
+    if _in_cpu_trace() and len(params) == num_layers * (2 if bidirectional else 1) * (4 if has_biases else 2):
         return packed_lstm(*args)
     return aten.lstm.data.decompose(*args)
 

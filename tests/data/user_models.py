@@ -130,6 +130,38 @@ class PackedLSTMClassifier(nn.Module):
         return self.out(h[-1])
 
 
+class BidirectionalGRUTagger(nn.Module):
+    """Two bidirectional GRU layers (ATen's own cells on a CPU: oneDNN takes only LSTMs)."""
+
+    def __init__(self, vocab=1000, embed=64, hidden=96, tags=10):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed)
+        self.gru = nn.GRU(embed, hidden, num_layers=2, batch_first=True, bidirectional=True)
+        self.out = nn.Linear(2 * hidden, tags)
+
+    def forward(self, tokens):
+        y, _ = self.gru(self.embed(tokens))
+        return self.out(y)
+
+
+class PackedBidirectionalLSTM(nn.Module):
+    """Variable-length sequences packed before a bidirectional LSTM, classified from both
+    directions' last hidden states."""
+
+    def __init__(self, vocab=1000, embed=64, hidden=128, classes=5):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed)
+        self.lstm = nn.LSTM(embed, hidden, batch_first=True, bidirectional=True)
+        self.out = nn.Linear(2 * hidden, classes)
+
+    def forward(self, tokens):
+        n, t = tokens.shape
+        lengths = [max(1, t - 2 * i) for i in range(n)]
+        packed = nn.utils.rnn.pack_padded_sequence(self.embed(tokens), lengths, batch_first=True)
+        _, (h, _) = self.lstm(packed)
+        return self.out(torch.cat([h[0], h[1]], 1))
+
+
 class ChannelsLastNorm(nn.Module):
     """LayerNorm over channels by permuting, as ConvNeXt does: it leaves the tensor channels-last."""
 
@@ -267,6 +299,14 @@ def build_bidirectional_lstm():
 
 def build_packed_lstm():
     return PackedLSTMClassifier(), torch.zeros(1, 20, dtype=torch.long)
+
+
+def build_bidirectional_gru():
+    return BidirectionalGRUTagger(), torch.zeros(1, 20, dtype=torch.long)
+
+
+def build_packed_bidirectional_lstm():
+    return PackedBidirectionalLSTM(), torch.zeros(1, 20, dtype=torch.long)
 
 
 def build_convnext():

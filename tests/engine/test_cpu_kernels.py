@@ -12,6 +12,7 @@ import torch
 
 import engine.cpu_isa as cpu_isa
 import engine.cpu_kernels as cpu_kernels
+import engine.cpu_gru as cpu_gru
 import engine.cpu_lstm as cpu_lstm
 from engine.cpu_isa import AMX, AVX2, AVX512, AVX512_BF16, family_from
 from engine.cpu_kernels import kernel_script
@@ -400,3 +401,39 @@ def test_a_cpu_trace_runs_onednns_lstm_and_a_gpu_trace_does_not(monkeypatch):
     assert calls == []
     analyze(AnalysisRequest(model=model, batch=4, mode="inference", optimizer="none"))
     assert calls == [1]
+
+
+def test_a_cpu_trace_runs_atens_cpu_gru_and_a_gpu_trace_does_not(monkeypatch):
+    # On a CPU, ATen projects every step's input at once; elsewhere step by step.
+    from engine import AnalysisRequest, analyze
+    from conftest import DATA
+
+    calls = []
+    route = cpu_gru.cpu_gru
+    monkeypatch.setattr(cpu_gru, "cpu_gru", lambda *args: calls.append(1) or route(*args))
+    model = f"{DATA}/user_models.py:build_bidirectional_gru"
+    analyze(AnalysisRequest(model=model, batch=4, mode="inference", optimizer="none", device="cuda"))
+    assert calls == []
+    analyze(AnalysisRequest(model=model, batch=4, mode="inference", optimizer="none"))
+    assert calls == [1]
+
+
+def test_the_cpu_gru_computes_what_atens_gru_computes():
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(6, 5, num_layers=2, batch_first=True, bidirectional=True)
+    x, h0 = torch.randn(3, 4, 6), torch.randn(4, 3, 5)
+    expected, expected_h = gru(x, h0)
+    y, h = cpu_gru.cpu_gru(x, h0, gru._flat_weights, True, 2, 0.0, False, True, True)
+    torch.testing.assert_close(y, expected)
+    torch.testing.assert_close(h, expected_h)
+
+
+def test_the_cpu_packed_lstm_computes_what_atens_computes_in_both_directions():
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(6, 5, batch_first=True, bidirectional=True)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.randn(3, 4, 6), [4, 2, 1], batch_first=True)
+    hx = (torch.randn(2, 3, 5), torch.randn(2, 3, 5))
+    expected, (expected_h, expected_c) = lstm(packed, hx)
+    y, h, c = cpu_lstm.packed_lstm(packed.data, packed.batch_sizes, hx, lstm._flat_weights, True, 1, 0.0, False, True)
+    torch.testing.assert_close(y, expected.data)
+    torch.testing.assert_close((h, c), (expected_h, expected_c))
