@@ -162,6 +162,54 @@ class PackedBidirectionalLSTM(nn.Module):
         return self.out(torch.cat([h[0], h[1]], 1))
 
 
+class DepthwiseSeparable(nn.Module):
+    """MobileNet-style blocks: a 3x3 depthwise convolution then a 1x1 pointwise one, at 24, 40
+    and 96 channels (the last two strided), each with batch norm and ReLU6."""
+
+    def __init__(self, widths=(24, 40, 96, 96), classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, stride=2, padding=1, bias=False),
+                                  nn.BatchNorm2d(widths[0]), nn.ReLU6(inplace=True))
+        blocks = []
+        for i, (c_in, c_out) in enumerate(zip(widths, widths[1:])):
+            blocks += [nn.Conv2d(c_in, c_in, 3, stride=1 if i == 0 else 2, padding=1, groups=c_in, bias=False),
+                       nn.BatchNorm2d(c_in), nn.ReLU6(inplace=True),
+                       nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU6(inplace=True)]
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Linear(widths[-1], classes)
+
+    def forward(self, x):
+        return self.head(self.blocks(self.stem(x)).mean((2, 3)))
+
+
+class ResNeXtBlocks(nn.Module):
+    """Three ResNeXt-style bottlenecks: 1x1, a grouped 3x3 (32 groups of 4 channels, 8 groups
+    of 12, then 32 groups of 8 with a stride), 1x1, batch norm, a residual."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
+        self.first = self._bottleneck(64, 128, 32, 1)
+        self.second = self._bottleneck(64, 96, 8, 1)
+        self.third = self._bottleneck(64, 256, 32, 2)
+        self.project = nn.Conv2d(64, 64, 1, stride=2, bias=False)
+        self.head = nn.Linear(64, classes)
+
+    @staticmethod
+    def _bottleneck(channels, width, groups, stride):
+        return nn.Sequential(nn.Conv2d(channels, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+                             nn.Conv2d(width, width, 3, stride=stride, padding=1, groups=groups, bias=False),
+                             nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, channels, 1, bias=False),
+                             nn.BatchNorm2d(channels))
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = F.relu(x + self.first(x))
+        x = F.relu(x + self.second(x))
+        x = F.relu(self.project(x) + self.third(x))
+        return self.head(x.mean((2, 3)))
+
+
 class ChannelsLastNorm(nn.Module):
     """LayerNorm over channels by permuting, as ConvNeXt does: it leaves the tensor channels-last."""
 
@@ -307,6 +355,14 @@ def build_bidirectional_gru():
 
 def build_packed_bidirectional_lstm():
     return PackedBidirectionalLSTM(), torch.zeros(1, 20, dtype=torch.long)
+
+
+def build_depthwise_separable():
+    return DepthwiseSeparable(), torch.zeros(1, 3, 64, 64)
+
+
+def build_resnext():
+    return ResNeXtBlocks(), torch.zeros(1, 3, 32, 32)
 
 
 def build_convnext():
