@@ -46,7 +46,8 @@ transposed kernels' buffers beyond one input image per thread when the kernel si
 stride, the strided input-gradient kernel's, the weight-gradient reductions of AVX-512's
 16-channel kernel on several threads), grouped convolutions on the slow path, bfloat16 backward with
 channels below a block, AVX2's strided grouped input gradient for groups of 9-15 channels,
-depthwise channels-last backward with 3x3 kernels, the channels-last input gradient's scratchpad, brgemm's per-thread buffers of bfloat16 matrix products on CPUs with
+depthwise channels-last backward with 3x3 kernels, the channels-last input gradient's
+scratchpad, brgemm's per-thread buffers of bfloat16 matrix products on CPUs with
 native bfloat16 (AMX also copies the right-hand matrix).
 """
 from __future__ import annotations

@@ -12,8 +12,9 @@ torch 2.14, 2026-11-28). A packed sequence does not go to oneDNN; ATen's CPU loo
 step's input at once first (`packed_lstm`).
 The backward copies the weights transposed where oneDNN pads their width, and a bidirectional
 layer's output gradient contiguous.
-In inference the scratchpad holds the states as well (`_inference_scratchpad`, exact): it grows with an input wider than the hidden state (291,672 bytes for a bidirectional
-tagger's second layer, 256 inputs and 128 hidden units, against its gates' 163,840).
+In inference the scratchpad holds the states as well (`_inference_scratchpad`, exact): it grows
+with an input wider than the hidden state (291,672 bytes for a bidirectional tagger's second
+layer, 256 inputs and 128 hidden units, against its gates' 163,840).
 Not modelled (lower bounds): the training scratchpad beyond the gates (6-25 KiB per layer),
 bfloat16 LSTMs.
 """
