@@ -193,11 +193,19 @@ def packed_lstm(data, batch_sizes, hx, params, has_biases, num_layers, dropout, 
     computed first, in one matrix product held for the whole layer (meta tensors would project
     step by step). A bidirectional layer runs the forward direction, then the reverse, then
     concatenates their outputs."""
+    out, (h, c) = packed_rnn(data, batch_sizes, hx, params, has_biases, num_layers, dropout, train,
+                             bidirectional, _lstm_cell)
+    return out, h, c
+
+
+def packed_rnn(data, batch_sizes, initial, params, has_biases, num_layers, dropout, train, bidirectional, cell):
+    """ATen's CPU loop over a packed sequence for any cell: `initial` holds the first states
+    (h, or h and c), `cell(projected_step, states, w_hh, b_hh)` returns the next ones, whose
+    first is the step's output. Returns the output and each final state stacked."""
     sizes = batch_sizes.tolist()
-    h0, c0 = hx
     directions = 2 if bidirectional else 1
     per_layer = 4 if has_biases else 2
-    layer_input, final_h, final_c = data, [], []
+    layer_input, finals = data, []
     for layer in range(num_layers):
         outputs = []
         for direction in range(directions):
@@ -205,53 +213,51 @@ def packed_lstm(data, batch_sizes, hx, params, has_biases, num_layers, dropout, 
             w = params[index * per_layer:(index + 1) * per_layer]
             b_ih, b_hh = (w[2], w[3]) if has_biases else (None, None)
             run = _reversed_packed_layer if direction else _packed_layer
-            out, h, c = run(layer_input, sizes, h0[index], c0[index], w[0], w[1], b_ih, b_hh)
+            out, states = run(layer_input, sizes, tuple(s[index] for s in initial), w[0], w[1], b_ih, b_hh, cell)
             outputs.append(out)
-            final_h.append(h)
-            final_c.append(c)
+            finals.append(states)
         layer_input = outputs[0] if directions == 1 else torch.cat(outputs, -1)
         if dropout and train and layer < num_layers - 1:
             layer_input = torch.dropout(layer_input, dropout, True)
-    return layer_input, torch.stack(final_h, 0), torch.stack(final_c, 0)
+    return layer_input, tuple(torch.stack([f[k] for f in finals], 0) for k in range(len(initial)))
 
 
-def _packed_layer(data, sizes, h, c, w_ih, w_hh, b_ih, b_hh):
+def _packed_layer(data, sizes, states, w_ih, w_hh, b_ih, b_hh, cell):
     projected = torch.nn.functional.linear(data, w_ih, b_ih)
     outputs, finished, offset, last = [], [], 0, sizes[0]
     for size in sizes:
         step = projected.narrow(0, offset, size)
         offset += size
         if size < last:  # sequences that ended: their final states are set aside
-            finished.append((h.narrow(0, size, last - size), c.narrow(0, size, last - size)))
-            h, c = h.narrow(0, 0, size), c.narrow(0, 0, size)
+            finished.append(tuple(s.narrow(0, size, last - size) for s in states))
+            states = tuple(s.narrow(0, 0, size) for s in states)
         last = size
-        h, c = _lstm_cell(step, h, c, w_hh, b_hh)
-        outputs.append(h)
-    finished.append((h, c))
+        states = cell(step, states, w_hh, b_hh)
+        outputs.append(states[0])
+    finished.append(states)
     finished.reverse()
-    return (torch.cat(outputs, 0), torch.cat([f[0] for f in finished], 0),
-            torch.cat([f[1] for f in finished], 0))
+    return torch.cat(outputs, 0), tuple(torch.cat([f[k] for f in finished], 0) for k in range(len(states)))
 
 
-def _reversed_packed_layer(data, sizes, h0, c0, w_ih, w_hh, b_ih, b_hh):
+def _reversed_packed_layer(data, sizes, initial, w_ih, w_hh, b_ih, b_hh, cell):
     """From the last step back: the states start with the shortest batch and grow (copied
     whole) as longer sequences join."""
     projected = torch.nn.functional.linear(data, w_ih, b_ih)
     outputs, offset, last = [], data.shape[0], sizes[-1]
-    h, c = h0.narrow(0, 0, last), c0.narrow(0, 0, last)
+    states = tuple(s.narrow(0, 0, last) for s in initial)
     for size in reversed(sizes):
         if size > last:
-            h = torch.cat([h, h0.narrow(0, last, size - last)], 0)
-            c = torch.cat([c, c0.narrow(0, last, size - last)], 0)
+            states = tuple(torch.cat([s, s0.narrow(0, last, size - last)], 0) for s, s0 in zip(states, initial))
         offset -= size
         last = size
-        h, c = _lstm_cell(projected.narrow(0, offset, size), h, c, w_hh, b_hh)
-        outputs.append(h)
+        states = cell(projected.narrow(0, offset, size), states, w_hh, b_hh)
+        outputs.append(states[0])
     outputs.reverse()
-    return torch.cat(outputs, 0), h, c
+    return torch.cat(outputs, 0), states
 
 
-def _lstm_cell(projected, h, c, w_hh, b_hh):
+def _lstm_cell(projected, states, w_hh, b_hh):
+    h, c = states
     gates = torch.nn.functional.linear(h, w_hh, b_hh).add_(projected)
     i, f, g, o = gates.unsafe_chunk(4, 1)
     i, f, g, o = i.sigmoid_(), f.sigmoid_(), g.tanh_(), o.sigmoid_()

@@ -210,6 +210,24 @@ class ResNeXtBlocks(nn.Module):
         return self.head(x.mean((2, 3)))
 
 
+class PackedGRUClassifier(nn.Module):
+    """Variable-length sequences packed before a 2-layer GRU, classified from the last layer's
+    final state."""
+
+    def __init__(self, vocab=1000, embed=64, hidden=96, classes=5):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed)
+        self.gru = nn.GRU(embed, hidden, num_layers=2, batch_first=True)
+        self.out = nn.Linear(hidden, classes)
+
+    def forward(self, tokens):
+        n, t = tokens.shape
+        lengths = [max(1, t - 3 * i) for i in range(n)]
+        packed = nn.utils.rnn.pack_padded_sequence(self.embed(tokens), lengths, batch_first=True)
+        _, h = self.gru(packed)
+        return self.out(h[-1])
+
+
 class ChannelsLastNorm(nn.Module):
     """LayerNorm over channels by permuting, as ConvNeXt does: it leaves the tensor channels-last."""
 
@@ -363,6 +381,10 @@ def build_depthwise_separable():
 
 def build_resnext():
     return ResNeXtBlocks(), torch.zeros(1, 3, 32, 32)
+
+
+def build_packed_gru():
+    return PackedGRUClassifier(), torch.zeros(1, 20, dtype=torch.long)
 
 
 def build_convnext():

@@ -428,6 +428,17 @@ def test_the_cpu_gru_computes_what_atens_gru_computes():
     torch.testing.assert_close(h, expected_h)
 
 
+def test_the_cpu_packed_gru_computes_what_atens_computes():
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(6, 5, num_layers=2, bidirectional=True)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.randn(4, 3, 6), [4, 3, 1])
+    hx = torch.randn(4, 3, 5)
+    expected, expected_h = gru(packed, hx)
+    y, h = cpu_gru.packed_gru(packed.data, packed.batch_sizes, hx, gru._flat_weights, True, 2, 0.0, False, True)
+    torch.testing.assert_close(y, expected.data)
+    torch.testing.assert_close(h, expected_h)
+
+
 def test_the_cpu_packed_lstm_computes_what_atens_computes_in_both_directions():
     torch.manual_seed(0)
     lstm = torch.nn.LSTM(6, 5, batch_first=True, bidirectional=True)

@@ -53,7 +53,7 @@ CASES = [
     case(TINY_TRANSFORMER, 4, "inference", "none"),  # the encoder layers' fused path (engine/fused_transformer.py)
     # Users' own small models, batch 4 (few input channels, transposed convolutions, one
     # in-place ReLU reused, modules applied recursively, LSTMs with and without packing or
-    # bidirectional, a bidirectional GRU, a grouped convolution).
+    # bidirectional, GRUs bidirectional or packed, a grouped convolution).
     case(user_model("mnist"), 4, "train", "adam"),
     case(user_model("mnist"), 4, "inference", "none"),
     case(user_model("recursive"), 4, "train", "adam"),
@@ -72,6 +72,8 @@ CASES = [
     case(user_model("packed_bidirectional_lstm"), 4, "inference", "none"),
     case(user_model("bidirectional_gru"), 4, "train", "adam"),  # ATen's own cells: no oneDNN
     case(user_model("bidirectional_gru"), 4, "inference", "none"),
+    case(user_model("packed_gru"), 4, "train", "adam"),
+    case(user_model("packed_gru"), 4, "inference", "none"),
     case(user_model("grouped"), 4, "train", "adam"),
     case(user_model("grouped"), 4, "inference", "none"),
     # MobileNet-style 3x3 depthwise blocks and ResNeXt-style grouped bottlenecks on contiguous
