@@ -39,13 +39,15 @@ weight copies instead (`_channels_last_forward`, `_channels_last_backward`), a 7
 weight gradient through per-group tiles (`_channels_last_depthwise_backward`); their output is
 channels-last, where the meta kernel says contiguous (`output_layout`).
 A bfloat16 matrix product on AVX-512 without native bfloat16 accumulates its whole output in
-float32. LSTMs: `engine/cpu_lstm.py`.
+float32. LSTMs: `engine/cpu_lstm.py`; GRUs: `engine/cpu_gru.py`.
+Grouped and depthwise float32 backward on contiguous tensors: `_grouped_backward`.
 Not modelled (listed as such, lower bounds): the per-thread scratchpads (AMX tiles, the
 transposed kernels' buffers beyond one input image per thread when the kernel size is not the
 stride, the strided input-gradient kernel's, the weight-gradient reductions of AVX-512's
 16-channel kernel on several threads), grouped convolutions on the slow path, bfloat16 backward with
-channels below a block, grouped backward on contiguous tensors and depthwise channels-last
-backward with 3x3 kernels, the channels-last input gradient's scratchpad, brgemm's per-thread buffers of bfloat16 matrix products on CPUs with
+channels below a block, AVX2's strided grouped input gradient for groups of 9-15 channels,
+depthwise channels-last backward with 3x3 kernels, the channels-last input gradient's
+scratchpad, brgemm's per-thread buffers of bfloat16 matrix products on CPUs with
 native bfloat16 (AMX also copies the right-hand matrix).
 """
 from __future__ import annotations
@@ -56,6 +58,7 @@ from typing import NamedTuple
 import torch
 
 from .cpu_isa import AMX, AVX512, channel_block, onednn_family
+from . import cpu_gru  # noqa: F401 - routes meta GRUs the CPU's way inside a CPU trace
 from .cpu_lstm import rnn_backward, rnn_forward
 
 aten = torch.ops.aten
@@ -190,6 +193,9 @@ def _conv_backward(args) -> list[Step] | None:
         return _channels_last_depthwise_backward(c, mask)
     if c is not None and c.path == "onednn" and c.elem == 4 and groups == 1 and (_channels_last(x) or _channels_last(weight)):
         return _channels_last_backward(c, grad_out, weight, mask)
+    if c is not None and groups > 1 and c.path == "onednn" and c.elem == 4 and not _channels_last(x) \
+            and all(d == 1 for d in dilation):
+        return _grouped_backward(c, grad_out, stride, weight.shape[-2:], mask)
     if c is None or groups > 1:
         return None
     if c.path == "slow":
@@ -233,7 +239,48 @@ def _conv_backward(args) -> list[Step] | None:
     return steps
 
 
-def _gemm_weight_grad(c: _Conv, grad_out, bias: bool) -> list[Step]:
+def _grouped_backward(c: _Conv, grad_out, stride, kernel, mask) -> list[Step]:
+    """A float32 grouped or depthwise convolution's backward on contiguous tensors. oneDNN's jit
+    kernels take a depthwise convolution (its weight gradient up to 3x3) and groups of a whole
+    number of 8 channels: the dense kernels' blocked copies, unpadded for groups, padded to the
+    block for depthwise. The rest runs im2col+GEMM on plain tensors, every thread working (it
+    splits the groups): the input gradient computed beside the real one from per-thread columns
+    (+ 128 bytes) and the weight gradient as `_gemm_weight_grad`'s. From AVX-512 on, the input
+    gradient of any group of 2 or more input channels takes the jit kernel. Measured on AMX
+    and AVX2, 2 threads, batch 1-4, 20-128 channels, 1-12 per group (and depthwise x2),
+    1x1 to 5x5 kernels, stride 1 and 2 (2026-11-28). Not modelled (its output only): AVX2's
+    strided input gradient for groups of 8 or more channels not a whole number of 8 (another
+    kernel: a weight copy padded to 16 output channels per group, per-thread buffers growing
+    with the groups and the pixels, and a second input-sized buffer; 12 per group measured)."""
+    e, threads = c.elem, min(torch.get_num_threads(), c.n * c.groups)
+    depthwise = c.c_in_group == 1 and c.c_out == c.groups
+    per_group_out = c.c_out // c.groups
+    whole = c.c_in_group % 8 == 0 and per_group_out % 8 == 0
+    ch = (lambda n: _pad(n, channel_block())) if depthwise else (lambda n: n)
+    go_copy = c.n * ch(c.c_out) * c.out_pixels * e
+    steps: list[Step] = []
+    if mask[0]:
+        if depthwise or whole or (channel_block() == 16 and c.c_in_group > 1):
+            steps += [("alloc", "grad_out", go_copy), ("alloc", "weight", ch(c.c_out) * c.c_in_group * c.taps * e),
+                      ("alloc", "grad_in", c.n * ch(c.c_in) * c.in_pixels * e), ("free", "weight"),
+                      ("free", "grad_out"), ("out", 0), ("free", "grad_in")]
+        elif all(s == 1 for s in stride) or c.c_in_group < 8:
+            columns = threads * c.c_in_group * c.taps * c.out_pixels * e + 128
+            steps += [("alloc", "grad_in", c.n * c.c_in * c.in_pixels * e), ("alloc", "columns", columns),
+                      ("free", "columns"), ("out", 0), ("free", "grad_in")]
+        else:
+            steps += [("out", 0)]
+    if mask[1] and ((depthwise and max(kernel) <= 3) or (not depthwise and whole)):
+        steps += [("alloc", "grad_out", go_copy), ("alloc", "input", c.n * ch(c.c_in) * c.in_pixels * e),
+                  ("alloc", "grad_w", ch(c.c_out) * c.c_in_group * c.taps * e),
+                  ("alloc", "grad_b", c.c_out * e if mask[2] else 0), ("free", "input"), ("free", "grad_out"),
+                  ("out", 2), ("out", 1), ("free", "grad_w"), ("free", "grad_b")]
+    elif mask[1]:
+        steps += _gemm_weight_grad(c, grad_out, mask[2], threads)
+    return steps
+
+
+def _gemm_weight_grad(c: _Conv, grad_out, bias: bool, workers: int | None = None) -> list[Step]:
     """oneDNN's jit weight-gradient kernels take kernels up to 14 wide (13 with AVX2); a wider
     one (a vision transformer's 16x16 or 32x32 patch embedding) falls back on its im2col+GEMM
     kernel, on the plain layouts (ATen copies a non-contiguous output gradient first). Its
@@ -244,13 +291,14 @@ def _gemm_weight_grad(c: _Conv, grad_out, bias: bool) -> list[Step]:
     Measured on AMX and AVX2, 1 and 2 threads, batch 1-4, 1-16 input channels, 13x13 to 32x32
     kernels of stride 1 and their size (2026-11-28): vit_b_32's is 76.7 MB with 2 threads."""
     e = c.elem
-    threads = torch.get_num_threads()
-    workers = threads if c.out_pixels // threads < 256 and c.n != 1 else 1
-    columns = c.c_in * c.taps * c.out_pixels * e
-    reduction = 4 * c.c_out * c.c_in * c.taps * e
+    if workers is None:
+        threads = torch.get_num_threads()
+        workers = threads if c.out_pixels // threads < 256 and c.n != 1 else 1
+    columns = c.c_in_group * c.taps * c.out_pixels * e
+    reduction = 4 * c.c_out * c.c_in_group * c.taps * e
     scratch = workers * (columns + reduction) + 2 * 128
     go_copy = 0 if grad_out.is_contiguous() else c.n * c.c_out * c.out_pixels * e
-    return [("alloc", "grad_out", go_copy), ("alloc", "grad_w", c.c_out * c.c_in * c.taps * e),
+    return [("alloc", "grad_out", go_copy), ("alloc", "grad_w", c.c_out * c.c_in_group * c.taps * e),
             ("alloc", "scratch", scratch), ("alloc", "grad_b", c.c_out * e if bias else 0), ("free", "scratch"),
             ("out", 2), ("out", 1), ("free", "grad_w"), ("free", "grad_b"), ("free", "grad_out")]
 

@@ -3,7 +3,8 @@
 On a CPU, ATen runs `nn.LSTM` through oneDNN: one `mkldnn_rnn_layer` per layer and direction
 (meta tensors would take ATen's step-by-step cells instead, with other buffers: inside a CPU
 trace `onednn_lstm` routes them the CPU's way). Each layer copies its weights (in training with
-oneDNN's padded leading dimension), sums the biases, takes a scratchpad holding at least the
+oneDNN's padded leading dimension; in inference each gate padded to the brgemm block, the one
+thing here that depends on the ISA), sums the biases, takes a scratchpad holding at least the
 gates of every step and, in training, a workspace kept for the backward: oneDNN's page-aligned
 arrays of gates, states and their gradients (exact on 14 measured shapes). The backward copies
 the weights again. Measured alike on every ISA family (torch.profiler's allocator events,
@@ -11,13 +12,17 @@ torch 2.14, 2026-11-28). A packed sequence does not go to oneDNN; ATen's CPU loo
 step's input at once first (`packed_lstm`).
 The backward copies the weights transposed where oneDNN pads their width, and a bidirectional
 layer's output gradient contiguous.
-Not modelled (lower bounds): the scratchpad beyond the gates (6-25 KiB per layer when the input
-is no wider than the hidden state, more for wider inputs: 124 KiB at 256 inputs and 128 hidden
-units), bidirectional packed sequences, bfloat16 LSTMs.
+In inference the scratchpad holds the states as well (`_inference_scratchpad`, exact): it grows
+with an input wider than the hidden state (291,672 bytes for a bidirectional tagger's second
+layer, 256 inputs and 128 hidden units, against its gates' 163,840).
+Not modelled (lower bounds): the training scratchpad beyond the gates (6-25 KiB per layer),
+bfloat16 LSTMs.
 """
 from __future__ import annotations
 
 import torch
+
+from .cpu_isa import AMX, AVX512, AVX512_BF16, onednn_family
 
 aten = torch.ops.aten
 Step = tuple
@@ -51,13 +56,43 @@ def _rnn_workspace(steps: int, batch: int, inputs: int, hidden: int) -> int:
             + pages(steps * batch * _good_ld(hidden) * 4))
 
 
+def _inference_scratchpad(steps: int, batch: int, inputs: int, hidden: int) -> int:
+    """oneDNN's LSTM inference scratchpad (float32, one layer and direction): with no workspace,
+    the states go there too, each array page-aligned: the layer states as wide as the input or the
+    hidden state and the cell states (over 2 layers and steps + 1), the gates of one step (of
+    every step for a batch of 1), and oneDNN's kernel buffers: a further batch x hidden floats and
+    a page when the hidden size is a multiple of 32 below 256 (measured at 64, 96, 128; none at 100
+    or 256), and 856 bytes (80 of them per thread; 1016 when the input and the hidden state are
+    as wide). Measured alike on AMX, AVX-512 and AVX2 (2 threads), exact on 18 shapes: batch
+    1-16, 7-40 steps, 32-512 inputs, 64-256 hidden units."""
+    def pages(nbytes):
+        return _pad(nbytes, _PAGE)
+
+    layer_states = pages(2 * (steps + 1) * batch * _good_ld(max(inputs, hidden)) * 4)
+    cell_states = pages(2 * (steps + 1) * batch * _good_ld(hidden) * 4)
+    gates = pages((steps if batch == 1 else 1) * batch * _good_ld(4 * hidden) * 4)
+    kernel = pages(batch * hidden * 4) + _PAGE if hidden % 32 == 0 and hidden < 256 else 0
+    return layer_states + cell_states + gates + kernel + (1016 if inputs == hidden else 856)
+
+
+def _inference_gates_width(hidden: int) -> int:
+    """The inference weight copies' width: each gate padded to oneDNN's brgemm block of 32
+    columns from AVX-512 on, to 16 on AVX2 (measured at 100 hidden units: 512 and 448)."""
+    return 4 * _pad(hidden, 32 if onednn_family() in (AVX512, AVX512_BF16, AMX) else 16)
+
+
 def _rnn_copies(x, w_ih, w_hh, train: bool) -> list[Step]:
     gates, e = w_ih.shape[0], w_ih.element_size()
-    ld = _good_ld(gates, e) if train else gates
-    steps_batch = x.numel() // x.shape[-1]
-    # The scratchpad's gates of every step: a lower bound of it (measured 85-90% at 20 steps).
+    steps, batch = x.shape[0], x.numel() // (x.shape[0] * x.shape[-1])
+    if train:
+        ld = _good_ld(gates, e)
+        # The scratchpad's gates of every step: a lower bound of it (measured 85-90% at 20 steps).
+        scratch = steps * batch * ld * 4
+    else:
+        ld = _inference_gates_width(w_hh.shape[1])
+        scratch = _inference_scratchpad(steps, batch, x.shape[-1], w_hh.shape[1])
     return [("alloc", "w_ih", w_ih.shape[1] * ld * e), ("alloc", "w_hh", w_hh.shape[1] * ld * e),
-            ("alloc", "scratch", steps_batch * ld * 4), ("free", "scratch"), ("free", "w_hh"), ("free", "w_ih")]
+            ("alloc", "scratch", scratch), ("free", "scratch"), ("free", "w_hh"), ("free", "w_ih")]
 
 
 # ---- Public API
@@ -153,44 +188,76 @@ def _in_cpu_trace() -> bool:
 
 
 def packed_lstm(data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional):
-    """aten::lstm over a packed sequence as a CPU runs it (native/RNN.cpp PackedLayer, LSTMCell):
-    no oneDNN, but the input projection of every step is computed first, in one matrix
-    product held for the whole layer (meta tensors would project step by step)."""
+    """aten::lstm over a packed sequence as a CPU runs it (native/RNN.cpp PackedLayer,
+    ReversedPackedLayer, LSTMCell): no oneDNN, but the input projection of every step is
+    computed first, in one matrix product held for the whole layer (meta tensors would project
+    step by step). A bidirectional layer runs the forward direction, then the reverse, then
+    concatenates their outputs."""
+    out, (h, c) = packed_rnn(data, batch_sizes, hx, params, has_biases, num_layers, dropout, train,
+                             bidirectional, _lstm_cell)
+    return out, h, c
+
+
+def packed_rnn(data, batch_sizes, initial, params, has_biases, num_layers, dropout, train, bidirectional, cell):
+    """ATen's CPU loop over a packed sequence for any cell: `initial` holds the first states
+    (h, or h and c), `cell(projected_step, states, w_hh, b_hh)` returns the next ones, whose
+    first is the step's output. Returns the output and each final state stacked."""
     sizes = batch_sizes.tolist()
-    h0, c0 = hx
+    directions = 2 if bidirectional else 1
     per_layer = 4 if has_biases else 2
-    layer_input, final_h, final_c = data, [], []
+    layer_input, finals = data, []
     for layer in range(num_layers):
-        w = params[layer * per_layer:(layer + 1) * per_layer]
-        b_ih, b_hh = (w[2], w[3]) if has_biases else (None, None)
-        outputs, h, c = _packed_layer(layer_input, sizes, h0[layer], c0[layer], w[0], w[1], b_ih, b_hh)
-        final_h.append(h)
-        final_c.append(c)
-        layer_input = outputs
+        outputs = []
+        for direction in range(directions):
+            index = layer * directions + direction
+            w = params[index * per_layer:(index + 1) * per_layer]
+            b_ih, b_hh = (w[2], w[3]) if has_biases else (None, None)
+            run = _reversed_packed_layer if direction else _packed_layer
+            out, states = run(layer_input, sizes, tuple(s[index] for s in initial), w[0], w[1], b_ih, b_hh, cell)
+            outputs.append(out)
+            finals.append(states)
+        layer_input = outputs[0] if directions == 1 else torch.cat(outputs, -1)
         if dropout and train and layer < num_layers - 1:
             layer_input = torch.dropout(layer_input, dropout, True)
-    return layer_input, torch.stack(final_h, 0), torch.stack(final_c, 0)
+    return layer_input, tuple(torch.stack([f[k] for f in finals], 0) for k in range(len(initial)))
 
 
-def _packed_layer(data, sizes, h, c, w_ih, w_hh, b_ih, b_hh):
+def _packed_layer(data, sizes, states, w_ih, w_hh, b_ih, b_hh, cell):
     projected = torch.nn.functional.linear(data, w_ih, b_ih)
     outputs, finished, offset, last = [], [], 0, sizes[0]
     for size in sizes:
         step = projected.narrow(0, offset, size)
         offset += size
         if size < last:  # sequences that ended: their final states are set aside
-            finished.append((h.narrow(0, size, last - size), c.narrow(0, size, last - size)))
-            h, c = h.narrow(0, 0, size), c.narrow(0, 0, size)
+            finished.append(tuple(s.narrow(0, size, last - size) for s in states))
+            states = tuple(s.narrow(0, 0, size) for s in states)
         last = size
-        h, c = _lstm_cell(step, h, c, w_hh, b_hh)
-        outputs.append(h)
-    finished.append((h, c))
+        states = cell(step, states, w_hh, b_hh)
+        outputs.append(states[0])
+    finished.append(states)
     finished.reverse()
-    return (torch.cat(outputs, 0), torch.cat([f[0] for f in finished], 0),
-            torch.cat([f[1] for f in finished], 0))
+    return torch.cat(outputs, 0), tuple(torch.cat([f[k] for f in finished], 0) for k in range(len(states)))
 
 
-def _lstm_cell(projected, h, c, w_hh, b_hh):
+def _reversed_packed_layer(data, sizes, initial, w_ih, w_hh, b_ih, b_hh, cell):
+    """From the last step back: the states start with the shortest batch and grow (copied
+    whole) as longer sequences join."""
+    projected = torch.nn.functional.linear(data, w_ih, b_ih)
+    outputs, offset, last = [], data.shape[0], sizes[-1]
+    states = tuple(s.narrow(0, 0, last) for s in initial)
+    for size in reversed(sizes):
+        if size > last:
+            states = tuple(torch.cat([s, s0.narrow(0, last, size - last)], 0) for s, s0 in zip(states, initial))
+        offset -= size
+        last = size
+        states = cell(projected.narrow(0, offset, size), states, w_hh, b_hh)
+        outputs.append(states[0])
+    outputs.reverse()
+    return torch.cat(outputs, 0), states
+
+
+def _lstm_cell(projected, states, w_hh, b_hh):
+    h, c = states
     gates = torch.nn.functional.linear(h, w_hh, b_hh).add_(projected)
     i, f, g, o = gates.unsafe_chunk(4, 1)
     i, f, g, o = i.sigmoid_(), f.sigmoid_(), g.tanh_(), o.sigmoid_()
@@ -208,8 +275,7 @@ def _lstm_on_meta(x, hx, params, has_biases, num_layers, dropout, train, bidirec
 
 def _packed_lstm_on_meta(data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional):
     args = (data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional)
-    unidirectional = not bidirectional and len(params) == num_layers * (4 if has_biases else 2)
-    if _in_cpu_trace() and unidirectional:
+    if _in_cpu_trace() and len(params) == num_layers * (2 if bidirectional else 1) * (4 if has_biases else 2):
         return packed_lstm(*args)
     return aten.lstm.data.decompose(*args)
 

@@ -130,6 +130,104 @@ class PackedLSTMClassifier(nn.Module):
         return self.out(h[-1])
 
 
+class BidirectionalGRUTagger(nn.Module):
+    """Two bidirectional GRU layers (ATen's own cells on a CPU: oneDNN takes only LSTMs)."""
+
+    def __init__(self, vocab=1000, embed=64, hidden=96, tags=10):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed)
+        self.gru = nn.GRU(embed, hidden, num_layers=2, batch_first=True, bidirectional=True)
+        self.out = nn.Linear(2 * hidden, tags)
+
+    def forward(self, tokens):
+        y, _ = self.gru(self.embed(tokens))
+        return self.out(y)
+
+
+class PackedBidirectionalLSTM(nn.Module):
+    """Variable-length sequences packed before a bidirectional LSTM, classified from both
+    directions' last hidden states."""
+
+    def __init__(self, vocab=1000, embed=64, hidden=128, classes=5):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed)
+        self.lstm = nn.LSTM(embed, hidden, batch_first=True, bidirectional=True)
+        self.out = nn.Linear(2 * hidden, classes)
+
+    def forward(self, tokens):
+        n, t = tokens.shape
+        lengths = [max(1, t - 2 * i) for i in range(n)]
+        packed = nn.utils.rnn.pack_padded_sequence(self.embed(tokens), lengths, batch_first=True)
+        _, (h, _) = self.lstm(packed)
+        return self.out(torch.cat([h[0], h[1]], 1))
+
+
+class DepthwiseSeparable(nn.Module):
+    """MobileNet-style blocks: a 3x3 depthwise convolution then a 1x1 pointwise one, at 24, 40
+    and 96 channels (the last two strided), each with batch norm and ReLU6."""
+
+    def __init__(self, widths=(24, 40, 96, 96), classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, stride=2, padding=1, bias=False),
+                                  nn.BatchNorm2d(widths[0]), nn.ReLU6(inplace=True))
+        blocks = []
+        for i, (c_in, c_out) in enumerate(zip(widths, widths[1:])):
+            blocks += [nn.Conv2d(c_in, c_in, 3, stride=1 if i == 0 else 2, padding=1, groups=c_in, bias=False),
+                       nn.BatchNorm2d(c_in), nn.ReLU6(inplace=True),
+                       nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU6(inplace=True)]
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Linear(widths[-1], classes)
+
+    def forward(self, x):
+        return self.head(self.blocks(self.stem(x)).mean((2, 3)))
+
+
+class ResNeXtBlocks(nn.Module):
+    """Three ResNeXt-style bottlenecks: 1x1, a grouped 3x3 (32 groups of 4 channels, 8 groups
+    of 12, then 32 groups of 8 with a stride), 1x1, batch norm, a residual."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
+        self.first = self._bottleneck(64, 128, 32, 1)
+        self.second = self._bottleneck(64, 96, 8, 1)
+        self.third = self._bottleneck(64, 256, 32, 2)
+        self.project = nn.Conv2d(64, 64, 1, stride=2, bias=False)
+        self.head = nn.Linear(64, classes)
+
+    @staticmethod
+    def _bottleneck(channels, width, groups, stride):
+        return nn.Sequential(nn.Conv2d(channels, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+                             nn.Conv2d(width, width, 3, stride=stride, padding=1, groups=groups, bias=False),
+                             nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, channels, 1, bias=False),
+                             nn.BatchNorm2d(channels))
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = F.relu(x + self.first(x))
+        x = F.relu(x + self.second(x))
+        x = F.relu(self.project(x) + self.third(x))
+        return self.head(x.mean((2, 3)))
+
+
+class PackedGRUClassifier(nn.Module):
+    """Variable-length sequences packed before a 2-layer GRU, classified from the last layer's
+    final state."""
+
+    def __init__(self, vocab=1000, embed=64, hidden=96, classes=5):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed)
+        self.gru = nn.GRU(embed, hidden, num_layers=2, batch_first=True)
+        self.out = nn.Linear(hidden, classes)
+
+    def forward(self, tokens):
+        n, t = tokens.shape
+        lengths = [max(1, t - 3 * i) for i in range(n)]
+        packed = nn.utils.rnn.pack_padded_sequence(self.embed(tokens), lengths, batch_first=True)
+        _, h = self.gru(packed)
+        return self.out(h[-1])
+
+
 class ChannelsLastNorm(nn.Module):
     """LayerNorm over channels by permuting, as ConvNeXt does: it leaves the tensor channels-last."""
 
@@ -267,6 +365,26 @@ def build_bidirectional_lstm():
 
 def build_packed_lstm():
     return PackedLSTMClassifier(), torch.zeros(1, 20, dtype=torch.long)
+
+
+def build_bidirectional_gru():
+    return BidirectionalGRUTagger(), torch.zeros(1, 20, dtype=torch.long)
+
+
+def build_packed_bidirectional_lstm():
+    return PackedBidirectionalLSTM(), torch.zeros(1, 20, dtype=torch.long)
+
+
+def build_depthwise_separable():
+    return DepthwiseSeparable(), torch.zeros(1, 3, 64, 64)
+
+
+def build_resnext():
+    return ResNeXtBlocks(), torch.zeros(1, 3, 32, 32)
+
+
+def build_packed_gru():
+    return PackedGRUClassifier(), torch.zeros(1, 20, dtype=torch.long)
 
 
 def build_convnext():

@@ -12,6 +12,7 @@ import torch
 
 import engine.cpu_isa as cpu_isa
 import engine.cpu_kernels as cpu_kernels
+import engine.cpu_gru as cpu_gru
 import engine.cpu_lstm as cpu_lstm
 from engine.cpu_isa import AMX, AVX2, AVX512, AVX512_BF16, family_from
 from engine.cpu_kernels import kernel_script
@@ -28,6 +29,7 @@ def family(monkeypatch):
     def use(name):
         monkeypatch.setattr(cpu_isa, "onednn_family", lambda: name)
         monkeypatch.setattr(cpu_kernels, "onednn_family", lambda: name)
+        monkeypatch.setattr(cpu_lstm, "onednn_family", lambda: name)
         # oneDNN takes bfloat16 convolutions from AVX-512 on (native or emulated), not on AVX2.
         monkeypatch.setattr(cpu_kernels, "_onednn_low_precision", lambda: name != AVX2)
 
@@ -275,7 +277,7 @@ def test_small_bf16_products_and_other_families_take_no_accumulator(family):
     assert kernel_script(aten.mm.default, (a, a)) is None  # measured: no scratch
 
 
-# ---- LSTM (oneDNN's mkldnn_rnn_layer: the same on every family)
+# ---- LSTM (oneDNN's mkldnn_rnn_layer: the same on every family but inference weight copies)
 def rnn_layer(n, t, e, h, train=True):
     x, hx = meta(t, n, e), meta(n, h)
     args = (x, meta(4 * h, e), meta(4 * h, h), meta(4 * h), meta(4 * h), hx, hx, False, [], 2, h, 1, True, False,
@@ -301,10 +303,30 @@ def test_an_lstm_layer_copies_its_weights_with_onednns_padded_leading_dimension_
     measured = [40960, 2048, 2048, 2048, 643072, 135168, 270336, 184888, -184888, -270336, -135168, -2048]
     traced = rnn_layer(4, 20, 64, 128)
     assert traced == [168960 if b == 184888 else -168960 if b == -184888 else b for b in measured]
-    # Inference: no workspace, unpadded weight copies (scratchpad measured 193368).
+    # Inference: no workspace, unpadded weight copies, the scratchpad (states included) exact.
     measured = [40960, 2048, 2048, 2048, 131072, 262144, 193368, -193368, -262144, -131072, -2048]
-    traced = rnn_layer(4, 20, 64, 128, train=False)
-    assert traced == [163840 if b == 193368 else -163840 if b == -193368 else b for b in measured]
+    assert rnn_layer(4, 20, 64, 128, train=False) == measured
+
+
+@pytest.mark.parametrize("n, t, e, h, scratchpad", [
+    (4, 20, 64, 128, 193368), (4, 20, 256, 128, 291672), (4, 20, 128, 128, 193528), (4, 20, 512, 128, 463704),
+    (4, 20, 256, 64, 246616), (4, 20, 256, 256, 390136), (4, 10, 256, 128, 164696), (4, 40, 256, 128, 549720),
+    (8, 20, 256, 128, 570200), (1, 20, 256, 128, 127832), (4, 20, 100, 100, 164856), (2, 20, 64, 128, 107352),
+    (3, 20, 64, 128, 148312), (16, 20, 64, 128, 738136), (5, 7, 48, 96, 82776), (2, 20, 96, 96, 78840),
+    (4, 20, 64, 100, 164696),
+])
+def test_an_lstm_layers_inference_scratchpad_holds_the_states_of_every_step(n, t, e, h, scratchpad):
+    # Measured: the last allocation inside mkldnn_rnn_layer (nn.LSTM, 1 layer, no_grad, 2
+    # threads), alike on AMX, AVX-512 and AVX2; it grows with an input wider than the state.
+    assert rnn_layer(n, t, e, h, train=False)[6] == scratchpad
+
+
+@pytest.mark.parametrize("name, width", [(AMX, 512), (AVX512, 512), (AVX2, 448)])
+def test_an_lstm_layers_inference_weight_copies_pad_each_gate_to_the_isas_block(family, name, width):
+    # 100 hidden units, 64 inputs (measured per family): each of the 4 gates padded to 32 columns
+    # with AVX-512's brgemm kernels, to 16 on AVX2.
+    family(name)
+    assert rnn_layer(4, 20, 64, 100, train=False)[4:6] == [64 * width * 4, 100 * width * 4]
 
 
 def rnn_layer_backward(t, n, e, h, grad_out):
@@ -379,3 +401,122 @@ def test_a_cpu_trace_runs_onednns_lstm_and_a_gpu_trace_does_not(monkeypatch):
     assert calls == []
     analyze(AnalysisRequest(model=model, batch=4, mode="inference", optimizer="none"))
     assert calls == [1]
+
+
+def test_a_cpu_trace_runs_atens_cpu_gru_and_a_gpu_trace_does_not(monkeypatch):
+    # On a CPU, ATen projects every step's input at once; elsewhere step by step.
+    from engine import AnalysisRequest, analyze
+    from conftest import DATA
+
+    calls = []
+    route = cpu_gru.cpu_gru
+    monkeypatch.setattr(cpu_gru, "cpu_gru", lambda *args: calls.append(1) or route(*args))
+    model = f"{DATA}/user_models.py:build_bidirectional_gru"
+    analyze(AnalysisRequest(model=model, batch=4, mode="inference", optimizer="none", device="cuda"))
+    assert calls == []
+    analyze(AnalysisRequest(model=model, batch=4, mode="inference", optimizer="none"))
+    assert calls == [1]
+
+
+def test_the_cpu_gru_computes_what_atens_gru_computes():
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(6, 5, num_layers=2, batch_first=True, bidirectional=True)
+    x, h0 = torch.randn(3, 4, 6), torch.randn(4, 3, 5)
+    expected, expected_h = gru(x, h0)
+    y, h = cpu_gru.cpu_gru(x, h0, gru._flat_weights, True, 2, 0.0, False, True, True)
+    torch.testing.assert_close(y, expected)
+    torch.testing.assert_close(h, expected_h)
+
+
+def test_the_cpu_packed_gru_computes_what_atens_computes():
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(6, 5, num_layers=2, bidirectional=True)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.randn(4, 3, 6), [4, 3, 1])
+    hx = torch.randn(4, 3, 5)
+    expected, expected_h = gru(packed, hx)
+    y, h = cpu_gru.packed_gru(packed.data, packed.batch_sizes, hx, gru._flat_weights, True, 2, 0.0, False, True)
+    torch.testing.assert_close(y, expected.data)
+    torch.testing.assert_close(h, expected_h)
+
+
+def test_the_cpu_packed_lstm_computes_what_atens_computes_in_both_directions():
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(6, 5, batch_first=True, bidirectional=True)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.randn(3, 4, 6), [4, 2, 1], batch_first=True)
+    hx = (torch.randn(2, 3, 5), torch.randn(2, 3, 5))
+    expected, (expected_h, expected_c) = lstm(packed, hx)
+    y, h, c = cpu_lstm.packed_lstm(packed.data, packed.batch_sizes, hx, lstm._flat_weights, True, 1, 0.0, False, True)
+    torch.testing.assert_close(y, expected.data)
+    torch.testing.assert_close((h, c), (expected_h, expected_c))
+
+
+# ---- Grouped and depthwise convolutions' backward (float32, contiguous)
+def grouped_backward(n, c_in, c_out, groups, k, stride, h):
+    x, w = meta(n, c_in, h, h), meta(c_out, c_in // groups, k, k)
+    h_out = (h + 2 * (k // 2) - k) // stride + 1
+    args = (meta(n, c_out, h_out, h_out), x, w, [c_out], [stride] * 2, [k // 2] * 2, [1, 1], False, [0, 0], groups,
+            [True, True, True])
+    outputs = (x.numel() * 4, w.numel() * 4, c_out * 4)
+    return events(kernel_script(aten.convolution_backward.default, args), outputs)
+
+
+# (batch, in, out, groups, kernel, stride, pixels wide): the events inside convolution_backward.
+GROUPED_BACKWARD = {
+    # Depthwise 3x3: the jit kernels' blocked copies, channels padded to the block (16 or 8).
+    (AMX, (4, 24, 24, 24, 3, 1, 16)): [131072, 1152, 131072, -1152, -131072, 98304, -131072, 131072, 131072, 1152,
+                                       96, -131072, -131072, 96, 864, -1152, -96],
+    (AVX2, (4, 24, 24, 24, 3, 1, 16)): [98304, 864, 98304, -864, -98304, 98304, -98304, 98304, 98304, 864, 96,
+                                        -98304, -98304, 96, 864, -864, -96],
+    (AMX, (4, 24, 24, 24, 3, 2, 16)): [32768, 1152, 131072, -1152, -32768, 98304, -131072, 32768, 131072, 1152, 96,
+                                       -131072, -32768, 96, 864, -1152, -96],
+    (AVX2, (4, 20, 20, 20, 3, 2, 16)): [24576, 864, 98304, -864, -24576, 81920, -98304, 24576, 98304, 864, 80,
+                                        -98304, -24576, 80, 720, -864, -80],
+    (AMX, (2, 96, 96, 96, 3, 1, 14)): [150528, 3456, 150528, -3456, -150528, 150528, -150528, 150528, 150528, 3456,
+                                       384, -150528, -150528, 384, 3456, -3456, -384],
+    # Depthwise 5x5: the weight gradient through im2col+GEMM (per-thread columns and reductions).
+    (AMX, (4, 40, 40, 40, 5, 1, 16)): [196608, 4800, 196608, -4800, -196608, 163840, -196608, 4000, 83456, 160,
+                                       -83456, 160, 4000, -4000, -160],
+    (AVX2, (4, 40, 40, 40, 5, 1, 16)): [163840, 4000, 163840, -4000, -163840, 163840, -163840, 4000, 83456, 160,
+                                        -83456, 160, 4000, -4000, -160],
+    # Groups of a whole number of 8 channels: the jit kernels, unpadded.
+    (AMX, (4, 32, 32, 4, 3, 1, 16)): [131072, 9216, 131072, -9216, -131072, 131072, -131072, 131072, 131072, 9216,
+                                      128, -131072, -131072, 128, 9216, -9216, -128],
+    (AVX2, (4, 96, 96, 4, 3, 1, 16)): [393216, 82944, 393216, -82944, -393216, 393216, -393216, 393216, 393216,
+                                       82944, 384, -393216, -393216, 384, 82944, -82944, -384],
+    (AMX, (4, 64, 64, 2, 1, 1, 16)): [262144, 8192, 262144, -8192, -262144, 262144, -262144, 262144, 262144, 8192,
+                                      256, -262144, -262144, 256, 8192, -8192, -256],
+    # Groups of 4 or 12 channels: GEMM weight gradient; the input gradient jit from AVX-512 on,
+    # GEMM on AVX2 (columns of every thread, even for one image).
+    (AMX, (4, 128, 128, 32, 3, 1, 16)): [524288, 18432, 524288, -18432, -524288, 524288, -524288, 18432, 221440,
+                                         512, -221440, 512, 18432, -18432, -512],
+    (AVX2, (4, 128, 128, 32, 3, 1, 16)): [524288, 73856, -73856, 524288, -524288, 18432, 221440, 512, -221440, 512,
+                                          18432, -18432, -512],
+    (AVX2, (1, 128, 128, 32, 3, 1, 16)): [131072, 73856, -73856, 131072, -131072, 18432, 221440, 512, -221440,
+                                          512, 18432, -18432, -512],
+    (AMX, (2, 48, 48, 4, 3, 2, 16)): [24576, 20736, 98304, -20736, -24576, 98304, -98304, 20736, 221440, 192,
+                                      -221440, 192, 20736, -20736, -192],
+    (AVX2, (2, 16, 16, 4, 3, 2, 16)): [32768, 18560, -18560, 32768, -32768, 2304, 37120, 64, -37120, 64, 2304,
+                                       -2304, -64],
+    (AVX2, (4, 96, 96, 8, 3, 1, 16)): [393216, 221312, -221312, 393216, -393216, 41472, 553216, 384, -553216, 384,
+                                       41472, -41472, -384],
+    # Two outputs per input channel: GEMM both ways, on every family.
+    (AMX, (4, 64, 128, 64, 3, 1, 8)): [65536, 4736, -4736, 65536, -65536, 4608, 41728, 512, -41728, 512, 4608,
+                                       -4608, -512],
+    (AVX2, (4, 64, 128, 64, 3, 1, 8)): [65536, 4736, -4736, 65536, -65536, 4608, 41728, 512, -41728, 512, 4608,
+                                        -4608, -512],
+}
+
+
+@pytest.mark.parametrize("name, shape", list(GROUPED_BACKWARD))
+def test_a_grouped_convolutions_backward_takes_the_kernels_buffers(family, name, shape):
+    family(name)
+    assert grouped_backward(*shape) == GROUPED_BACKWARD[name, shape]
+
+
+def test_avx2s_strided_gemm_input_gradient_is_left_to_its_output(family):
+    family(AVX2)
+    # Groups of 12 channels, stride 2: measured a further weight copy (27648 bytes), per-thread
+    # buffers (61488) and a second input-sized buffer, not modelled.
+    measured_weight_part = [20736, 221440, 192, -221440, 192, 20736, -20736, -192]
+    traced = grouped_backward(2, 48, 48, 4, 3, 2, 16)
+    assert traced == [98304] + measured_weight_part

@@ -46,6 +46,8 @@ CASES = [
     (user_model("reused_relu"), 4, "inference", "none", None),
     (user_model("grouped"), 4, "train", "adam", None),
     (user_model("grouped"), 4, "inference", "none", None),
+    (user_model("depthwise_separable"), 4, "train", "adam", None),  # 3x3 depthwise: padded to 16 or 8
+    (user_model("resnext"), 4, "train", "adam", None),  # groups of 4 and 12: GEMM, or jit from AVX-512 on
     (user_model("convnext"), 4, "train", "adam", None),  # depthwise tiles: 16x16 with AVX-512, 8x8 below
     (user_model("downsample"), 4, "train", "adam", None),  # channels-last: padded to 16 or 8, 32 or 24
     (user_model("downsample"), 4, "inference", "none", None),
