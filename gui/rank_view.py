@@ -106,11 +106,17 @@ class RankView(QWidget):
         """One world size of the sweep, as it is computed."""
         r = self.table.rowCount()
         self.table.insertRow(r)
-        cells = (str(point.world_size), format_size(point.peak_bytes, self._decimal),
-                 format_size(point.model_state_bytes, self._decimal),
-                 format_size(point.communication_bytes, self._decimal))
+        if point.not_possible:  # the layers do not divide over this many GPUs: the reason in its tooltip
+            cells = (str(point.world_size), "cannot split", "—", "—")
+        else:
+            cells = (str(point.world_size), format_size(point.peak_bytes, self._decimal),
+                     format_size(point.model_state_bytes, self._decimal),
+                     format_size(point.communication_bytes, self._decimal))
         for c, text in enumerate(cells):
-            self.table.setItem(r, c, QTableWidgetItem(text))
+            item = QTableWidgetItem(text)
+            if point.not_possible:
+                item.setToolTip(point.not_possible.split(": ", 1)[-1])
+            self.table.setItem(r, c, item)
 
     def set_sweep_status(self, text: str, running: bool = False) -> None:
         self.sweep_status.setText(text)

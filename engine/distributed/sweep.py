@@ -20,6 +20,7 @@ class WorldSizePoint:
     model_state_bytes: int  # parameters + gradients + optimizer state that rank holds
     communication_bytes: int  # collective buffers live at its peak
     seconds: float
+    not_possible: str = ""  # why this world size cannot run the strategy (a layer that does not divide); no figures
 
 
 def world_size_sweep(request, world_sizes=WORLD_SIZES, progress=None, cancelled=None, on_point=None,
@@ -27,6 +28,7 @@ def world_size_sweep(request, world_sizes=WORLD_SIZES, progress=None, cancelled=
     """Trace `request` at each world size (its strategy, everything else unchanged)."""
     from ..pipeline import analyze_loaded
     from ..sources import load_model
+    from .tensor_parallel import IndivisibleError
 
     if request.strategy == "single":
         raise RequestError("a world-size sweep needs a distributed strategy (ddp, fsdp, zero1 ...), not 'single'")
@@ -38,7 +40,14 @@ def world_size_sweep(request, world_sizes=WORLD_SIZES, progress=None, cancelled=
             raise CancelledError("sweep cancelled")
         report(i / len(world_sizes), f"{request.strategy} over {n} ranks")
         started = time.perf_counter()
-        analysis = analyze_loaded(loaded, request.replace(world_size=n), lambda f, m: None, cancelled, started)
+        try:
+            analysis = analyze_loaded(loaded, request.replace(world_size=n), lambda f, m: None, cancelled, started)
+        except IndivisibleError as e:  # tensor parallelism over a count the layers do not divide by: say, go on
+            point = WorldSizePoint(n, 0, 0, 0, time.perf_counter() - started, not_possible=str(e))
+            points.append(point)
+            if on_point is not None:
+                on_point(point)
+            continue
         d = analysis.distributed
         fullest = max(d.ranks, key=lambda t: t.peak_bytes)
         point = WorldSizePoint(n, d.max_peak_bytes, sum(dict(fullest.model_state).values()),

@@ -138,16 +138,21 @@ def _pairs(module: nn.Module) -> list[tuple[list[str], str]]:
     return []
 
 
+class IndivisibleError(UnsupportedError):
+    """A layer that does not divide over this many ranks (it may over fewer, or other, counts):
+    a world-size sweep records the size and goes on."""
+
+
 def _check_divisible(name, path, layer, side, features, world_size, modules) -> None:
     kind = "column-wise (output features)" if side == "output" else "row-wise (input features)"
     if features % world_size:
-        raise UnsupportedError(f"{name}: tensor parallelism cannot split layer '{path}' ({type(layer).__name__} "
+        raise IndivisibleError(f"{name}: tensor parallelism cannot split layer '{path}' ({type(layer).__name__} "
                                f"{layer.in_features}->{layer.out_features}) {kind} over {world_size} ranks: its "
                                f"{features} {side} features do not divide by {world_size}")
     parent = modules[path.rpartition(".")[0]] if "." in path else None
     head_dim = getattr(parent, "head_dim", None)
     if isinstance(head_dim, int) and head_dim > 0 and features % head_dim == 0 and (features // head_dim) % world_size:
-        raise UnsupportedError(f"{name}: tensor parallelism cannot split layer '{path}' {kind} over {world_size} "
+        raise IndivisibleError(f"{name}: tensor parallelism cannot split layer '{path}' {kind} over {world_size} "
                                f"ranks: its {features // head_dim} attention heads (of {head_dim} features) do not "
                                f"divide by {world_size}")
 

@@ -152,6 +152,24 @@ def test_world_size_sweep_shrinks_the_split_layers_only():
     assert points[0].peak_bytes > points[1].peak_bytes > points[2].peak_bytes
 
 
+def test_a_world_size_the_layers_do_not_divide_by_is_named_and_the_sweep_goes_on():
+    """The planning table keeps the counts that work: 3 ranks cannot split a 1024-wide layer,
+    2 and 4 can, and their figures are those of their own analyses."""
+    from engine.distributed.sweep import world_size_sweep
+
+    request = AnalysisRequest(model=TINY_TRANSFORMER, batch=2, strategy="tp")
+    points = world_size_sweep(request, world_sizes=(2, 3, 4))
+    assert [p.world_size for p in points] == [2, 3, 4]
+    assert not points[0].not_possible and not points[2].not_possible
+    assert "its 1024 output features do not divide by 3" in points[1].not_possible
+    assert points[1].peak_bytes == 0
+    for point in (points[0], points[2]):
+        assert point.peak_bytes == analyze(request.replace(world_size=point.world_size)).distributed.max_peak_bytes
+    # A model with nothing to split at any count still stops the sweep with its one line.
+    with pytest.raises(UnsupportedError, match="splits Linear layers in column/row pairs"):
+        world_size_sweep(request.replace(model=os.path.join(SPECS, "small_cnn.yaml")), world_sizes=(2, 4))
+
+
 # ---- Bad input: one clear line each, naming the layer
 @pytest.mark.parametrize("model, world_size, message", [
     (TINY_TRANSFORMER, 3, r"cannot split layer 'repeat1.0.transformer1.linear1' \(Linear 256->1024\) column-wise "

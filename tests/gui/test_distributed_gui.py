@@ -209,6 +209,18 @@ def test_rank_view_says_which_layers_tensor_parallelism_split(qtbot, tmp_path):
     assert analysis_cache.load(a.request, str(tmp_path)).distributed.tensor_parallel == a.distributed.tensor_parallel
 
 
+def test_the_gpus_table_says_which_counts_the_layers_cannot_be_split_over(qtbot):
+    view = RankView()
+    qtbot.addWidget(view)
+    view.set_analysis(analyze(AnalysisRequest(model=MLP, batch=4, strategy="tp", world_size=2)))
+    for point in world_size_sweep(view.analysis.request, world_sizes=(2, 32)):
+        view.add_point(point)
+    assert [view.table.item(r, 0).text() for r in range(2)] == ["2", "32"]
+    assert view.table.item(0, 1).text().endswith("B")  # a figure
+    assert view.table.item(1, 1).text() == "cannot split"
+    assert "do not divide by 32" in view.table.item(1, 1).toolTip()
+
+
 def test_the_rank_view_is_roomy_at_1280x720(qtbot, private_settings):
     """Opening the tab gives it room below (as the sweeps tab gets), the plots keep most of the
     width and the GPUs table shows every column of a sweep without scrolling sideways."""
