@@ -23,6 +23,7 @@ from engine.version import __version__
 from . import analysis_cache, export, style
 from .compare import ModeComparisonWidget
 from .config_panel import ConfigPanel
+from .gc_main_thread import MainThreadCollector
 from .controller import Controller
 from .device_panel import DevicePanel
 from .diagram import NetworkDiagramWidget
@@ -157,6 +158,7 @@ class MainWindow(QMainWindow):
         self.reset_layout()
 
         self.controller = Controller(self, remember=analysis_cache.save)
+        self._collector = MainThreadCollector(self)  # no Qt object is ever freed in the worker thread
         c = self.controller
         c.sig_engine_ready.connect(self._on_engine_ready)
         c.sig_analysis_started.connect(self._on_started)
@@ -440,6 +442,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event):  # noqa: N802
         self._save_settings()
         self.controller.shutdown(0)  # no wait: the process ends now (gui/app.py); tests join it themselves
+        self._collector.stop()
         super().closeEvent(event)
 
     def dragEnterEvent(self, event):  # noqa: N802
