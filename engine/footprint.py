@@ -1,17 +1,19 @@
 """Does it fit: the whole footprint of a step on a device, as labelled lines, against its capacity.
 
 DESIGN.md, "the footprint on a device": traced tensor peak -> allocated peak (+ cuBLAS workspace,
-+ cuDNN/library workspaces) -> reserved peak (+ the caching allocator's reserve above what is
-allocated) -> device total (+ CUDA context, + memory other processes hold). Every line carries its
-bytes and where they come from (traced, simulated, measured, a measured table, a default); lines
-that are not modelled exactly can be overridden by the user, and no line is folded into another.
++ cuDNN/library workspaces, + whole blocks beyond the bytes asked for) -> reserved peak (+ the
+caching allocator's reserve above what is allocated) -> device total (+ CUDA context, + memory
+other processes hold). Every line carries its bytes and where they come from (traced, simulated,
+measured, a measured table, a default); lines that are not modelled exactly can be overridden by
+the user, and no line is folded into another.
 
 For a step traced for CUDA the cuBLAS/cuBLASLt workspaces are traced tensors (in the 'tensors'
-line) and the allocator reserve is simulated (engine/cuda_allocator.py): the segments' peak
-minus the traced peak. Over the capacity the simulation is rerun within it, as the allocator
-releases its cached segments before it reports an out-of-memory: a warning says when the step
-would still run that way. A trace for another device
-checked against a GPU keeps the measured/default lines (`RESERVE_MODEL`, a seam).
+line) and the allocator's lines are simulated (engine/cuda_allocator.py): 'rounding', the whole
+blocks it hands out beyond the bytes asked for (max_memory_allocated counts block sizes), and
+'reserve', the segments' peak above that. Over the capacity the simulation is rerun within it,
+as the allocator releases its cached segments before it reports an out-of-memory: a warning
+says when the step would still run that way. A trace for another device checked against a GPU
+keeps the measured/default lines (`RESERVE_MODEL`, a seam).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from .units import format_bytes
 TIGHT_HEADROOM_PCT = 10  # less than 10% of the capacity left: 'tight' (integers: exact at the boundary)
 FITS, TIGHT, DOES_NOT_FIT = "fits", "tight", "does not fit"
 EDITABLE = ("cublas", "workspace", "reserve", "context", "others")
+ALLOCATED_LINES = ("tensors", "cublas", "workspace", "rounding")  # what max_memory_allocated counts
 RESERVE_FRACTION = 0.05
 
 
@@ -34,7 +37,7 @@ RESERVE_FRACTION = 0.05
 class FootprintLine:
     """One labelled part of what the process needs on the device."""
 
-    key: str  # 'tensors', 'cublas', 'workspace', 'reserve', 'context', 'others'
+    key: str  # 'tensors', 'cublas', 'workspace', 'rounding', 'reserve', 'context', 'others'
     label: str
     bytes: int
     source: str  # 'traced', 'simulated', 'measured', 'measured table', 'default', 'user'
@@ -138,7 +141,7 @@ def fit_check(analysis: Analysis, device: DeviceInfo, overrides: Mapping[str, in
 
 def footprint_lines(analysis: Analysis, gpu: bool = True, overrides: Mapping[str, int] | None = None,
                     reserve: ReserveModel | None = None) -> list[FootprintLine]:
-    """The lines that do not depend on which device: tensors, workspaces, reserve, context."""
+    """The lines that do not depend on which device: tensors, workspaces, rounding, reserve, context."""
     overrides = dict(overrides or {})
     cuda = analysis.cuda
     convolutions = any(layer.kind == "conv" for layer in analysis.layers)
@@ -159,6 +162,7 @@ def footprint_lines(analysis: Analysis, gpu: bool = True, overrides: Mapping[str
     lines = list(allocated)
     if gpu:
         if cuda is not None and reserve is None:
+            lines.append(simulated_rounding(analysis, cuda.simulation))
             lines.append(_override(simulated_reserve(analysis, cuda.simulation), overrides))
         else:
             lines.append(_override((reserve or RESERVE_MODEL)(analysis, sum(line.bytes for line in allocated)), overrides))
@@ -166,17 +170,28 @@ def footprint_lines(analysis: Analysis, gpu: bool = True, overrides: Mapping[str
     return lines
 
 
+def simulated_rounding(analysis: Analysis, simulation) -> FootprintLine:
+    """Whole blocks beyond the bytes asked for, at the allocated peak: torch's max_memory_allocated
+    counts block sizes, and a block is handed out unsplit when too little would remain."""
+    s = simulation
+    note = (f"simulated: max_memory_allocated {format_bytes(s.peak_allocated_bytes)} counts whole blocks; "
+            "the allocator does not split a large-pool block when 1 MiB or less would remain, nor a "
+            "small-pool block when less than 512 B would, and hands the whole block out")
+    return FootprintLine("rounding", "allocator block rounding (allocated)",
+                         max(0, s.peak_allocated_bytes - analysis.peak.total_bytes), "simulated", note)
+
+
 def simulated_reserve(analysis: Analysis, simulation) -> FootprintLine:
-    """The reserve line from the simulated allocator: max_memory_reserved minus the traced peak."""
+    """The reserve line from the simulated allocator: max_memory_reserved minus max_memory_allocated."""
     s = simulation
     note = (f"simulated caching allocator ({'PYTORCH_CUDA_ALLOC_CONF=' + s.conf if s.conf else 'default settings'}"
             f"{', after a warm-up step' if s.warmup else ', first step'}): segments peak at "
             f"{format_bytes(s.peak_reserved_bytes)} (max_memory_reserved), blocks at "
-            f"{format_bytes(s.peak_allocated_bytes)} (max_memory_allocated); the rest is unsplit block "
-            f"remainders, segment slack and cached free blocks ({s.fragmentation_at_peak:.0%} of the segments "
-            "free at the peak)")
+            f"{format_bytes(s.peak_allocated_bytes)} (max_memory_allocated); the rest is segment slack and "
+            f"cached free blocks ({s.fragmentation_at_peak:.0%} of the segments free at the peak)")
+    allocated = max(s.peak_allocated_bytes, analysis.peak.total_bytes)
     return FootprintLine("reserve", "allocator reserve above allocated",
-                         max(0, s.peak_reserved_bytes - analysis.peak.total_bytes), "simulated", note)
+                         max(0, s.peak_reserved_bytes - allocated), "simulated", note)
 
 
 # ---- Private API
@@ -206,7 +221,7 @@ def _within_capacity(analysis: Analysis, lines: list[FootprintLine], capacity: i
         return None
     from .cuda_allocator import simulate_trace
 
-    room = capacity - sum(line.bytes for line in lines if line.key not in ("tensors", "reserve"))
+    room = capacity - sum(line.bytes for line in lines if line.key not in ("tensors", "rounding", "reserve"))
     if room <= 0:
         return None
     sim = simulate_trace(analysis.cuda.simulation.initial_bytes, analysis.events.nbytes, analysis.events.storage,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .errors import CancelledError, RequestError
+from .footprint import ALLOCATED_LINES
 from .request import AnalysisRequest
 from .units import format_bytes
 
@@ -106,8 +107,9 @@ def explain(fit, start_bytes: int, max_allocated: int, max_reserved: int) -> tup
     if fit is None:
         return tuple(lines)
     by_key = {line.key: line for line in fit.lines}
-    predicted_allocated = sum(by_key[k].bytes for k in ("tensors", "cublas", "workspace") if k in by_key)
-    lines.append(f"allocated: predicted {format_bytes(predicted_allocated)} (tensors + cuBLAS + workspaces), "
+    predicted_allocated = sum(by_key[k].bytes for k in ALLOCATED_LINES if k in by_key)
+    lines.append(f"allocated: predicted {format_bytes(predicted_allocated)} (tensors + cuBLAS + workspaces + "
+                 "block rounding), "
                  f"measured {format_bytes(max_allocated)}: {_delta(max_allocated, predicted_allocated)}")
     if "reserve" in by_key:
         lines.append(f"allocator reserve: predicted {format_bytes(by_key['reserve'].bytes)} "

@@ -18,11 +18,13 @@ LINE_COLOURS = {
     "tensors": "#4c78a8",
     "cublas": "#72b7b2",
     "workspace": "#54a24b",
+    "rounding": "#9ecae9",
     "reserve": "#eeca3b",
     "context": "#b279a2",
     "others": "#9d755d",
 }
-SIMULATED_TOTAL = "compared: simulated reserved peak (tensors with their workspaces, reserve) + context + others"
+SIMULATED_TOTAL = ("compared: simulated reserved peak (tensors with their workspaces, block rounding, reserve) "
+                   "+ context + others")
 STATE_COLOURS = {"fits": "#2e7d32", "tight": "#e69500", "does not fit": "#c62828"}
 EDITABLE_LINES = (("context", "CUDA context and handles"), ("reserve", "Allocator reserve"), ("workspace", "Workspaces"),
                   ("cublas", "cuBLAS workspace"), ("others", "Other processes"))

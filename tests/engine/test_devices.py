@@ -219,3 +219,19 @@ def test_measured_timeline_follows_the_allocator_snapshot():
         {"action": "free_completed", "size": 512}, {"action": "alloc", "size": 1024},
     ]]}
     assert measured_timeline(snapshot, 100) == (100, 612, 100, 1124)
+
+
+def test_a_measurement_is_explained_against_the_allocated_lines_block_rounding_included():
+    """max_memory_allocated counts whole blocks: a GPU that measures the simulated block peak reads +0.0%."""
+    from conftest import SPECS
+    from engine import AnalysisRequest, analyze
+    from engine.footprint import fit_check
+    from engine.measure import explain
+
+    a = analyze(AnalysisRequest(model=os.path.join(SPECS, "small_cnn.yaml"), batch=4, device="cuda"))
+    fit = fit_check(a, find_gpu("L4"))
+    sim = a.cuda.simulation
+    assert fit.line("rounding").bytes > 0  # the small CNN has blocks handed out whole
+    lines = explain(fit, 0, sim.peak_allocated_bytes, sim.peak_reserved_bytes)
+    allocated = next(line for line in lines if line.startswith("allocated: predicted"))
+    assert "block rounding" in allocated and "+0.0% (0 B)" in allocated, allocated
