@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .cpu_lstm import _in_cpu_trace, packed_rnn
+from .cpu_lstm import _in_cpu_trace, packed_rnn, whole_params
 
 aten = torch.ops.aten
 
@@ -78,14 +78,14 @@ def packed_gru(data, batch_sizes, hx, params, has_biases, num_layers, dropout, t
 def _gru_on_meta(x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first):
     """aten::gru for meta tensors: the CPU's way inside a CPU trace, ATen's composite elsewhere."""
     args = (x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first)
-    if _in_cpu_trace() and len(params) == num_layers * (2 if bidirectional else 1) * (4 if has_biases else 2):
+    if _in_cpu_trace() and whole_params(params, has_biases, num_layers, bidirectional):
         return cpu_gru(*args)
     return aten.gru.input.decompose(*args)
 
 
 def _packed_gru_on_meta(data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional):
     args = (data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional)
-    if _in_cpu_trace() and len(params) == num_layers * (2 if bidirectional else 1) * (4 if has_biases else 2):
+    if _in_cpu_trace() and whole_params(params, has_biases, num_layers, bidirectional):
         return packed_gru(*args)
     return aten.gru.data.decompose(*args)
 

@@ -173,10 +173,14 @@ def onednn_lstm(x, hx, params, has_biases, num_layers, dropout, train, bidirecti
 
 def lstm_takes_onednn(x, hx, params, has_biases, num_layers, bidirectional) -> bool:
     """ATen's use_mkldnn for an LSTM (native/RNN.cpp), for the dtypes a meta trace has."""
-    per_layer = 4 if has_biases else 2
     return (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
             and x.dtype == torch.float32 and x.numel() > 0
-            and len(params) == num_layers * (2 if bidirectional else 1) * per_layer)
+            and whole_params(params, has_biases, num_layers, bidirectional))
+
+
+def whole_params(params, has_biases, num_layers, bidirectional) -> bool:
+    """Every layer and direction has its weights (and biases): the flat list ATen's RNNs unpack."""
+    return len(params) == num_layers * (2 if bidirectional else 1) * (4 if has_biases else 2)
 
 
 def _in_cpu_trace() -> bool:
@@ -275,7 +279,7 @@ def _lstm_on_meta(x, hx, params, has_biases, num_layers, dropout, train, bidirec
 
 def _packed_lstm_on_meta(data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional):
     args = (data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional)
-    if _in_cpu_trace() and len(params) == num_layers * (2 if bidirectional else 1) * (4 if has_biases else 2):
+    if _in_cpu_trace() and whole_params(params, has_biases, num_layers, bidirectional):
         return packed_lstm(*args)
     return aten.lstm.data.decompose(*args)
 

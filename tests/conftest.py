@@ -39,3 +39,18 @@ def run_main_concurrently(commands: dict, timeout: float = 300) -> dict:
     with ThreadPoolExecutor(max_workers=2) as pool:
         done = dict(zip(commands, pool.map(run, commands.values())))
     return done
+
+
+def assert_largest_batch_is_exact(request, device):
+    """The planner's largest batch for `request` on `device` fits and the next does not, against
+    independent analyses at b and b + 1; returns what the planner found."""
+    from engine import analyze
+    from engine.footprint import fit_check
+    from engine.planner import max_batch
+
+    found = max_batch(request, device)
+    b = found.value
+    at_b, at_next = (fit_check(analyze(request.replace(batch=v)), device).total_bytes for v in (b, b + 1))
+    assert at_b <= device.capacity_bytes < at_next
+    assert (found.peak_bytes, found.next_peak_bytes) == (at_b, at_next)
+    return found

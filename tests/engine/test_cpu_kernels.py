@@ -389,29 +389,18 @@ def test_meta_lstms_outside_a_cpu_trace_keep_atens_composite():
     assert not any("Mkldnn" in name for name in _graph_ops(y))
 
 
-def test_a_cpu_trace_runs_onednns_lstm_and_a_gpu_trace_does_not(monkeypatch):
+@pytest.mark.parametrize("module, route, builder", [
+    (cpu_lstm, "onednn_lstm", "build_lstm"),  # oneDNN's LSTM
+    (cpu_gru, "cpu_gru", "build_bidirectional_gru"),  # ATen's CPU GRU: every step's input projected at once
+], ids=["lstm", "gru"])
+def test_a_cpu_trace_runs_the_cpus_rnn_and_a_gpu_trace_does_not(monkeypatch, module, route, builder):
     from engine import AnalysisRequest, analyze
     from conftest import DATA
 
     calls = []
-    route = cpu_lstm.onednn_lstm
-    monkeypatch.setattr(cpu_lstm, "onednn_lstm", lambda *args: calls.append(1) or route(*args))
-    model = f"{DATA}/user_models.py:build_lstm"
-    analyze(AnalysisRequest(model=model, batch=4, mode="inference", optimizer="none", device="cuda"))
-    assert calls == []
-    analyze(AnalysisRequest(model=model, batch=4, mode="inference", optimizer="none"))
-    assert calls == [1]
-
-
-def test_a_cpu_trace_runs_atens_cpu_gru_and_a_gpu_trace_does_not(monkeypatch):
-    # On a CPU, ATen projects every step's input at once; elsewhere step by step.
-    from engine import AnalysisRequest, analyze
-    from conftest import DATA
-
-    calls = []
-    route = cpu_gru.cpu_gru
-    monkeypatch.setattr(cpu_gru, "cpu_gru", lambda *args: calls.append(1) or route(*args))
-    model = f"{DATA}/user_models.py:build_bidirectional_gru"
+    original = getattr(module, route)
+    monkeypatch.setattr(module, route, lambda *args: calls.append(1) or original(*args))
+    model = f"{DATA}/user_models.py:{builder}"
     analyze(AnalysisRequest(model=model, batch=4, mode="inference", optimizer="none", device="cuda"))
     assert calls == []
     analyze(AnalysisRequest(model=model, batch=4, mode="inference", optimizer="none"))

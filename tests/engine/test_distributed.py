@@ -184,21 +184,15 @@ def test_deepspeed_reference_formulas():
 
 # ---- Planning per GPU
 def test_the_largest_batch_is_the_largest_that_fits_the_fullest_gpu_of_the_strategy():
+    from conftest import assert_largest_batch_is_exact
     from engine.devices import custom_device
-    from engine.footprint import fit_check
-    from engine.planner import max_batch
     from engine.units import parse_bytes
 
-    device = custom_device(parse_bytes("1.5 GiB"))
     request = AnalysisRequest(model=os.path.join(SPECS, "tiny_transformer.yaml"), batch=2, strategy="fsdp",
                               world_size=4, device="cuda")
-    found = max_batch(request, device)
-    b = found.value
-    assert found.analysis.distributed.world_size == 4 and found.analysis.request.strategy == "fsdp"
     # Exact with respect to independent traces of one GPU of four at b and b + 1.
-    at_b, at_next = (fit_check(analyze(request.replace(batch=v)), device).total_bytes for v in (b, b + 1))
-    assert at_b <= device.capacity_bytes < at_next
-    assert (found.peak_bytes, found.next_peak_bytes) == (at_b, at_next)
+    found = assert_largest_batch_is_exact(request, custom_device(parse_bytes("1.5 GiB")))
+    assert found.analysis.distributed.world_size == 4 and found.analysis.request.strategy == "fsdp"
 
 
 # ---- Bad input: one clear line each

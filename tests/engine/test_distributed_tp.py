@@ -128,19 +128,13 @@ def test_json_lists_the_split_layers_and_passes_the_schema(tp2):
 
 # ---- Planning per GPU
 def test_the_largest_batch_is_the_largest_that_fits_one_gpu_of_the_split():
+    from conftest import assert_largest_batch_is_exact
     from engine.devices import custom_device
-    from engine.footprint import fit_check
-    from engine.planner import max_batch
     from engine.units import parse_bytes
 
-    device = custom_device(parse_bytes("1 GiB"))
     request = AnalysisRequest(model=TINY_TRANSFORMER, batch=2, strategy="tp", world_size=4, device="cuda")
-    found = max_batch(request, device)
-    b = found.value
+    found = assert_largest_batch_is_exact(request, custom_device(parse_bytes("1 GiB")))
     assert found.analysis.distributed.world_size == 4 and found.analysis.request.strategy == "tp"
-    at_b, at_next = (fit_check(analyze(request.replace(batch=v)), device).total_bytes for v in (b, b + 1))
-    assert at_b <= device.capacity_bytes < at_next
-    assert (found.peak_bytes, found.next_peak_bytes) == (at_b, at_next)
 
 
 def test_world_size_sweep_shrinks_the_split_layers_only():

@@ -14,7 +14,7 @@ pytest.importorskip("PySide6")
 from PySide6.QtGui import QColor  # noqa: E402
 
 from gui.device_panel import LINE_COLOURS, STATE_COLOURS, DevicePanel  # noqa: E402
-from isolation import private_settings  # noqa: E402,F401 - a fixture
+from isolation import SMALL_SCREEN, private_settings, shown_window  # noqa: E402,F401 - a fixture
 
 CNN = os.path.join(SPECS, "small_cnn.yaml")
 GIB = 2**30
@@ -247,15 +247,9 @@ def test_detection_superseded_by_a_new_analysis_still_reaches_the_panel(qtbot, p
 
 
 def test_opening_the_sweeps_tab_at_1280x720_gives_the_plot_room(qtbot, private_settings):
-    from gui.window import SWEEP_MIN_HEIGHT, MainWindow
+    from gui.window import SWEEP_MIN_HEIGHT
 
-    w = MainWindow(AnalysisRequest(model=CNN, batch=8))
-    qtbot.addWidget(w)
-    w.resize(1280 - 16, 720 - 60)
-    w.show()
-    with qtbot.waitSignal(w.sig_analysis_shown, timeout=120_000):
-        w.start()
-    try:
+    with shown_window(qtbot, AnalysisRequest(model=CNN, batch=8), SMALL_SCREEN) as w:
         before = w.lower_tabs.height()
         w.lower_tabs.setCurrentWidget(w.sweeps)
         qtbot.wait(20)
@@ -263,5 +257,3 @@ def test_opening_the_sweeps_tab_at_1280x720_gives_the_plot_room(qtbot, private_s
         # other two can give while each stays 100 px tall.
         assert w.sweeps.height() >= min(SWEEP_MIN_HEIGHT, 180) and w.lower_tabs.height() > before
         assert w.timeline.height() >= 100 and w.diagram.height() >= 100
-    finally:
-        w.close()

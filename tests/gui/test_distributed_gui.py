@@ -17,7 +17,7 @@ from gui import analysis_cache  # noqa: E402
 from gui.config_panel import ConfigPanel  # noqa: E402
 from gui.distributed_panel import DistributedPanel  # noqa: E402
 from gui.rank_view import RankView  # noqa: E402
-from isolation import private_settings  # noqa: E402,F401 - a fixture
+from isolation import SMALL_SCREEN, private_settings, shown_window  # noqa: E402,F401 - a fixture
 
 MLP = os.path.join(DATA, "tiny_mlp.py") + ":build"
 
@@ -224,15 +224,10 @@ def test_the_gpus_table_says_which_counts_the_layers_cannot_be_split_over(qtbot)
 def test_the_rank_view_is_roomy_at_1280x720(qtbot, private_settings):
     """Opening the tab gives it room below (as the sweeps tab gets), the plots keep most of the
     width and the GPUs table shows every column of a sweep without scrolling sideways."""
-    from gui.window import SWEEP_MIN_HEIGHT, MainWindow
+    from gui.window import SWEEP_MIN_HEIGHT
 
-    w = MainWindow(AnalysisRequest(model=TINY_TRANSFORMER, batch=2, strategy="zero1", world_size=4))
-    qtbot.addWidget(w)
-    w.resize(1280 - 16, 720 - 60)
-    w.show()
-    with qtbot.waitSignal(w.sig_analysis_shown, timeout=120_000):
-        w.start()
-    try:
+    request = AnalysisRequest(model=TINY_TRANSFORMER, batch=2, strategy="zero1", world_size=4)
+    with shown_window(qtbot, request, SMALL_SCREEN) as w:
         before = w.lower_tabs.height()
         w.lower_tabs.setCurrentWidget(w.rank_view)
         view = w.rank_view
@@ -246,5 +241,3 @@ def test_the_rank_view_is_roomy_at_1280x720(qtbot, private_settings):
         assert table.viewport().width() >= columns and not table.horizontalScrollBar().isVisible()
         assert view.plots.width() > 1.5 * table.width()  # the small multiples keep most of the width
         assert view.plots.height() >= 150
-    finally:
-        w.close()
