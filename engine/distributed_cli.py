@@ -91,8 +91,12 @@ def summary_lines(analysis) -> list[str]:
     if d.offload:
         lines.append(f"  offloaded to host memory: {format_bytes(d.host_offload_bytes)}")
     ref = d.reference
-    lines.append(f"  DeepSpeed reference (model states, mixed-precision Adam K={ref.k}): ZeRO-1 "
-                 f"{format_bytes(ref.zero1_bytes)}, ZeRO-2 {format_bytes(ref.zero2_bytes)}, ZeRO-3 "
-                 f"{format_bytes(ref.zero3_bytes)}; MemLens model states {format_bytes(ref.memlens_model_state_bytes)}")
+    if d.tensor_parallel is not None:  # ZeRO's formulas shard whole model states, not layers
+        lines.append(f"  tensor parallel, split: {d.tensor_parallel.describe()}")
+    else:
+        lines.append(f"  DeepSpeed reference (model states, mixed-precision Adam K={ref.k}): ZeRO-1 "
+                     f"{format_bytes(ref.zero1_bytes)}, ZeRO-2 {format_bytes(ref.zero2_bytes)}, ZeRO-3 "
+                     f"{format_bytes(ref.zero3_bytes)}; MemLens model states "
+                     f"{format_bytes(ref.memlens_model_state_bytes)}")
     lines += [f"  note: {n}" for n in d.notes]
     return lines

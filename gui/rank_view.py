@@ -162,10 +162,8 @@ class RankView(QWidget):
 
 def _split_text(tp) -> str:
     """Tensor parallelism's plan in one sentence (the notes, in the tooltip, name every layer)."""
-    whole = [f"{len(tp.fused_attention)} fused attention"] if tp.fused_attention else []
-    whole += [f"{len(tp.whole_linear)} Linear"] if tp.whole_linear else []
-    return (f"Split: {len(tp.column)} Linear layers column-wise, {len(tp.row)} row-wise"
-            + (f"; whole on every GPU: {', '.join(whole)} (hover for names)." if whole else "."))
+    text = tp.describe().replace("every rank", "every GPU")
+    return f"Split: {text}" + (" (hover for names)." if tp.whole_linear or tp.fused_attention else ".")
 
 
 def _title(trace, world_size: int) -> str:

@@ -42,6 +42,15 @@ class TensorParallelSplit:
     whole_linear: tuple[str, ...]  # Linear layers outside any column/row pair: replicated
     fused_attention: tuple[str, ...]  # nn.MultiheadAttention modules (fused in_proj_weight): replicated
 
+    def describe(self) -> str:
+        """What was split, in one line, e.g. '4 Linear layers column-wise, 4 row-wise; whole on every
+        rank: 2 fused attention, 1 Linear' (the notes name every layer)."""
+        whole = [f"{len(self.fused_attention)} fused attention"] if self.fused_attention else []
+        whole += [f"{len(self.whole_linear)} Linear"] if self.whole_linear else []
+        layers = "Linear layer" if len(self.column) == 1 else "Linear layers"
+        return (f"{len(self.column)} {layers} column-wise, {len(self.row)} row-wise"
+                + (f"; whole on every rank: {', '.join(whole)}" if whole else ""))
+
 
 @dataclass(frozen=True)
 class DistributedSummary:

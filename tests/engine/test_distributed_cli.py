@@ -61,3 +61,13 @@ def test_tensor_parallel_json_names_the_split_layers(runs):
     # float32 per rank: Linear(8,16) by rows (8x8 weight, 8 of the bias), Linear(16,4) by columns (4x8 weight)
     # with its 4-element bias whole
     assert doc["distributed"]["ranks"][0]["model_state"]["parameters"] == 4 * (8 * 8 + 8 + 4 * 8 + 4)
+
+
+def test_tensor_parallel_text_says_what_was_split_not_zeros_formulas():
+    """ZeRO's model-state formulas shard whole states; under tp the text names the split instead."""
+    from engine import AnalysisRequest, analyze
+    from engine.distributed_cli import summary_lines
+
+    text = "\n".join(summary_lines(analyze(AnalysisRequest(model=MLP, batch=4, strategy="tp", world_size=2))))
+    assert "tensor parallel, split: 1 Linear layer column-wise, 1 row-wise" in text
+    assert "DeepSpeed reference" not in text

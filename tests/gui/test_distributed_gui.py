@@ -203,7 +203,7 @@ def test_rank_view_says_which_layers_tensor_parallelism_split(qtbot, tmp_path):
     a = analyze(AnalysisRequest(model=MLP, batch=4, strategy="tp", world_size=2))
     view.set_analysis(a)
     assert "tp over 2 GPUs" in view.header.text()
-    assert "Split: 1 Linear layers column-wise, 1 row-wise." in view.header.text()
+    assert "Split: 1 Linear layer column-wise, 1 row-wise." in view.header.text()
     assert "split column-wise (0)" in view.header.toolTip()  # the engine's note names the layers
     analysis_cache.save(a, str(tmp_path))  # and the next launch shows the same plan
     assert analysis_cache.load(a.request, str(tmp_path)).distributed.tensor_parallel == a.distributed.tensor_parallel
