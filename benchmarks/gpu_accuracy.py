@@ -303,11 +303,20 @@ def fresh_process_figures(dry_run: bool) -> dict:
 
 # ---- cuDNN's convolution workspaces, one convolution at a time
 def distinct_convolutions(models: list[tuple[str, int]]) -> list[dict]:
-    """Every distinct Conv2d call (its arguments and input shape) of the torchvision models at
-    their batch, found on the meta device."""
+    """Every distinct Conv2d call (its arguments, input shape and layout) of the torchvision
+    models at their batch, found on the meta device. A convolution whose input is channels-last
+    (ConvNeXt's, after a permute) runs cuDNN's NHWC kernels: its layout is 'nhwc', and the meta
+    forward writes its output channels-last, as the GPU does (engine/cpu_kernels.py output_layout)."""
     import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
 
+    from engine.cpu_kernels import output_layout
+    from engine.cudnn_workspaces import channels_last
     from engine.sources import load_model
+
+    class Layouts(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            return output_layout(func, args, func(*args, **(kwargs or {})))
 
     seen, out = set(), []
     for name, batch in models:
@@ -324,11 +333,12 @@ def distinct_convolutions(models: list[tuple[str, int]]) -> list[dict]:
             x = args[0]
             found.append((tuple(x.shape), module.in_channels, module.out_channels, tuple(module.kernel_size),
                           tuple(module.stride), tuple(module.padding) if not isinstance(module.padding, str)
-                          else module.padding, tuple(module.dilation), module.groups, module.bias is not None))
+                          else module.padding, tuple(module.dilation), module.groups, module.bias is not None,
+                          "nhwc" if channels_last(x, module.weight) else "nchw"))
 
         handles = [m.register_forward_pre_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
         try:
-            with torch.no_grad():
+            with torch.no_grad(), Layouts():
                 model.eval()(torch.empty(batch, *loaded.input_shape, device="meta"))
         except Exception:  # noqa: BLE001 - keep the convolutions found so far
             pass
@@ -339,7 +349,7 @@ def distinct_convolutions(models: list[tuple[str, int]]) -> list[dict]:
                 seen.add(key)
                 out.append({"model": name, "input": list(key[0]), "in": key[1], "out": key[2], "kernel": list(key[3]),
                             "stride": list(key[4]), "padding": key[5] if isinstance(key[5], str) else list(key[5]),
-                            "dilation": list(key[6]), "groups": key[7], "bias": key[8]})
+                            "dilation": list(key[6]), "groups": key[7], "bias": key[8], "layout": key[9]})
     return out
 
 
@@ -366,7 +376,8 @@ def conv_workspaces(gpu, convs: list[dict], dtypes: list[str], deadline: float) 
 def _one_conv(gpu, conv: dict, dtype) -> dict:
     torch = gpu.torch
     dev = gpu.device
-    x = torch.randn(conv["input"], device=dev, dtype=dtype)
+    layout = torch.channels_last if conv.get("layout") == "nhwc" else torch.contiguous_format
+    x = torch.randn(conv["input"], device=dev, dtype=dtype).to(memory_format=layout)
     w = torch.randn(conv["out"], conv["in"] // conv["groups"], *conv["kernel"], device=dev, dtype=dtype)
     b = torch.randn(conv["out"], device=dev, dtype=dtype) if conv["bias"] else None
     padding = conv["padding"]
@@ -383,7 +394,7 @@ def _one_conv(gpu, conv: dict, dtype) -> dict:
         return peak - base - kept, outs
 
     fwd, (y,) = extra(lambda: (torch.nn.functional.conv2d(x, w, b, *args),))
-    gy = torch.randn_like(y)
+    gy = torch.randn_like(y)  # the output's layout: channels-last after a channels-last input
     del y
     if isinstance(padding, str):  # convolution_backward wants numbers
         padding = [(k - 1) * d // 2 for k, d in zip(conv["kernel"], conv["dilation"])]

@@ -91,13 +91,14 @@ def kernel_script(func, args) -> list[Step] | None:
 
 
 def output_layout(func, args, out):
-    """`out`, restrided as the CPU kernel leaves it. oneDNN writes a convolution whose input or
+    """`out`, restrided as the device's kernel leaves it. oneDNN writes a convolution whose input or
     weight is channels-last in channels-last (ATen's `mkldnn_conv_use_channels_last`, and the
-    slow path's alike); the meta kernel returns it contiguous, which would send every later
-    kernel of the network (ConvNeXt's blocks after a downsampling) down the wrong path."""
+    slow path's alike), and so does cuDNN (`cudnn_conv_suggest_memory_format`); the meta kernel
+    returns it contiguous, which would send every later kernel of the network (ConvNeXt's blocks
+    after a downsampling) down the wrong path."""
     if func is not aten.convolution.default or args[6] or out.dim() != 4:
         return out
-    if not (_channels_last(args[0]) or _channels_last(args[1])) or out.is_contiguous(memory_format=torch.channels_last):
+    if not (channels_last_strided(args[0]) or channels_last_strided(args[1])) or out.is_contiguous(memory_format=torch.channels_last):
         return out
     return torch.empty_like(out, memory_format=torch.channels_last)
 
@@ -147,7 +148,7 @@ def _conv_forward(args) -> list[Step] | None:
     if c is None:
         return None
     out = c.n * c.c_out * c.out_pixels * c.elem
-    if c.path == "onednn" and c.elem == 4 and groups == 1 and (_channels_last(x) or _channels_last(weight)):
+    if c.path == "onednn" and c.elem == 4 and groups == 1 and (channels_last_strided(x) or channels_last_strided(weight)):
         return _channels_last_forward(c, weight)
     if c.path == "slow":
         if groups > 1 or any(d != 1 for d in dilation):
@@ -191,9 +192,9 @@ def _conv_backward(args) -> list[Step] | None:
     c = _conv(x, weight, stride, padding, dilation, transposed, groups)
     if c is not None and c.path == "onednn" and c.elem == 4 and _channels_last_depthwise(c, x, weight):
         return _channels_last_depthwise_backward(c, mask)
-    if c is not None and c.path == "onednn" and c.elem == 4 and groups == 1 and (_channels_last(x) or _channels_last(weight)):
+    if c is not None and c.path == "onednn" and c.elem == 4 and groups == 1 and (channels_last_strided(x) or channels_last_strided(weight)):
         return _channels_last_backward(c, grad_out, weight, mask)
-    if c is not None and groups > 1 and c.path == "onednn" and c.elem == 4 and not _channels_last(x) \
+    if c is not None and groups > 1 and c.path == "onednn" and c.elem == 4 and not channels_last_strided(x) \
             and all(d == 1 for d in dilation):
         return _grouped_backward(c, grad_out, stride, weight.shape[-2:], mask)
     if c is None or groups > 1:
@@ -220,7 +221,7 @@ def _conv_backward(args) -> list[Step] | None:
             steps += [("alloc", "beside", c.n * c.c_in * c.in_pixels * e), ("free", "grad_in"), ("free", "beside")]
         else:
             steps += [("free", "grad_in")]
-    if mask[1] and fp32 and weight.shape[-1] >= (15 if block == 16 else 14) and not _channels_last(x):
+    if mask[1] and fp32 and weight.shape[-1] >= (15 if block == 16 else 14) and not channels_last_strided(x):
         steps += _gemm_weight_grad(c, grad_out, mask[2])
     elif mask[1]:
         if fp32:
@@ -303,9 +304,10 @@ def _gemm_weight_grad(c: _Conv, grad_out, bias: bool, workers: int | None = None
             ("out", 2), ("out", 1), ("free", "grad_w"), ("free", "grad_b"), ("free", "grad_out")]
 
 
-def _channels_last(x) -> bool:
-    """ATen hands oneDNN a channels-last convolution when the input's strides are channels-last
-    (`mkldnn_conv_use_channels_last`): a permuted tensor, as ConvNeXt's LayerNorm2d leaves."""
+def channels_last_strided(x) -> bool:
+    """Channels-last strides, not contiguous: a permuted tensor, as ConvNeXt's LayerNorm2d leaves.
+    ATen then hands oneDNN (`mkldnn_conv_use_channels_last`) and cuDNN
+    (`cudnn_conv_suggest_memory_format`) a channels-last convolution."""
     return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
@@ -315,7 +317,7 @@ def _channels_last_depthwise(c: _Conv, x, weight) -> bool:
     group's single input and output channel to a block does (ConvNeXt's 7x7)."""
     kh, kw = weight.shape[-2:]
     return (c.groups > 1 and c.c_in_group == 1 and c.c_out == c.groups and max(kh, kw) > 3
-            and _channels_last(x))
+            and channels_last_strided(x))
 
 
 def _channels_last_depthwise_backward(c: _Conv, mask) -> list[Step]:

@@ -12,6 +12,11 @@ built by benchmarks/gpu_conv_table.py). A traced convolution takes its workspace
   cuDNN's heuristics pick tile the batch);
 - `estimated`: no such convolution: the median ratio of workspace to output bytes over the
   recorded convolutions of its kind (depthwise, grouped, 1x1, k x k), dtype and direction.
+A convolution whose input or weight is channels-last runs cuDNN's NHWC kernels, as ATen picks
+(`cudnn_conv_suggest_memory_format`; a depthwise one runs on cuDNN only then, else on ATen's own
+kernel without a workspace): it takes the table's channels-last rows, read from recorded steps
+(ConvNeXt's blocks). One not among them takes its kind's channels-last ratio, else the NCHW
+figure, counted as estimated.
 The table's GPU, torch and cuDNN are named in every note; another GPU gets the table as an
 extrapolation, and the footprint says so.
 """
@@ -24,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from .cpu_kernels import channels_last_strided
 
 aten = torch.ops.aten
 TABLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources", "cuda",
@@ -102,7 +109,7 @@ class CudnnWorkspaces:
             weight_bytes = _block(weight.numel() * weight.element_size())
             bias_bytes = _block(weight.shape[0] * weight.element_size()) if mask[2] else 0
             data_bytes = data_workspace_bytes(self.table, x.shape, x.dtype, weight.shape, stride, padding, dilation,
-                                              groups, transposed)
+                                              groups, transposed, _layout(x, weight))
             if data_bytes is None:  # not seen in a recorded step: what the whole backward's peak leaves room for
                 data_bytes = whole + weight_bytes + bias_bytes if whole > filter_bytes else filter_bytes
             return [("out", 0), ("alloc", "data", _block(data_bytes)), ("free", "data"), *steps]
@@ -117,7 +124,7 @@ class CudnnWorkspaces:
     def _lookup(self, x, weight, stride, padding, dilation, groups, transposed, direction, output_bytes,
                 count: bool = True) -> int:
         nbytes, source = workspace_bytes(self.table, x.shape, x.dtype, weight.shape, stride, padding, dilation,
-                                         groups, transposed, direction, output_bytes)
+                                         groups, transposed, direction, output_bytes, _layout(x, weight))
         if not count:
             return nbytes
         self.counts[source] += 1
@@ -128,9 +135,9 @@ class CudnnWorkspaces:
 
 
 def workspace_bytes(table: _Table, x_shape, dtype, w_shape, stride, padding, dilation, groups, transposed,
-                    direction: str, output_bytes: int) -> tuple[int, str]:
+                    direction: str, output_bytes: int, layout: str = "nchw") -> tuple[int, str]:
     """(bytes, source) for one convolution: 'recorded', 'scaled' or 'estimated' (module docstring)."""
-    name = _DTYPES.get(dtype, "float32")
+    name = _name(dtype, layout)
     column = DIRECTIONS.index(direction)
     if len(x_shape) == 4 and not transposed:
         n, c, h, w = (int(v) for v in x_shape)
@@ -143,18 +150,25 @@ def workspace_bytes(table: _Table, x_shape, dtype, w_shape, stride, padding, dil
                 return exact[column], "recorded"
             return int(values[column] * n / recorded_n), "scaled"
     kind = _kind(int(x_shape[1]), int(w_shape[0]), groups, tuple(int(k) for k in w_shape[2:]))
+    if layout != "nchw":  # channels-last off the table: its kind's NHWC ratio, else the NCHW figure
+        ratio = table.ratios.get((name, kind, direction))
+        if ratio is not None:
+            return int(ratio * output_bytes), "estimated"
+        nbytes, _ = workspace_bytes(table, x_shape, dtype, w_shape, stride, padding, dilation, groups, transposed,
+                                    direction, output_bytes)
+        return nbytes, "estimated"
     ratio = table.ratios.get((name, kind, direction), table.ratios.get(("float32", kind, direction), 0.0))
     return int(ratio * output_bytes), "estimated"
 
 
 def data_workspace_bytes(table: _Table, x_shape, dtype, w_shape, stride, padding, dilation, groups,
-                         transposed) -> int | None:
+                         transposed, layout: str = "nchw") -> int | None:
     """The input-gradient pass's own workspace where a recorded step showed it (the table's
     `backward_data`, read by benchmarks/gpu_conv_table.py), scaled by the batch; else None."""
     if len(x_shape) != 4 or transposed:
         return None
     n, c, h, w = (int(v) for v in x_shape)
-    shape = _shape_key(_DTYPES.get(dtype, "float32"), c, h, w, w_shape, stride, padding, dilation, groups)
+    shape = _shape_key(_name(dtype, layout), c, h, w, w_shape, stride, padding, dilation, groups)
     exact = table.exact.get((shape[0], n, *shape[1:]))
     if exact is not None and exact[3] is not None:
         return exact[3]
@@ -162,6 +176,12 @@ def data_workspace_bytes(table: _Table, x_shape, dtype, w_shape, stride, padding
     if hit is None or hit[1][3] is None:
         return None
     return int(hit[1][3] * n / hit[0])
+
+
+def channels_last(x, weight) -> bool:
+    """Whether cuDNN runs this 2-d convolution channels-last (ATen's `cudnn_conv_suggest_memory_format`:
+    the input or the weight is channels-last); its output is channels-last then too."""
+    return weight.dim() == 4 and (channels_last_strided(x) or channels_last_strided(weight))
 
 
 @functools.lru_cache(maxsize=1)
@@ -172,6 +192,7 @@ def load_table(path: str = TABLE) -> _Table:
     exact, by_shape, samples = {}, {}, {}
     for row in raw["rows"]:
         record = dict(zip(columns, row))
+        record["dtype"] = _name(record["dtype"], record.get("layout", "nchw"))
         data = record.get("backward_data")
         values = (*(int(record[d]) for d in DIRECTIONS), None if data is None else int(data))
         key = tuple(record[k] for k in columns[:15])
@@ -180,7 +201,7 @@ def load_table(path: str = TABLE) -> _Table:
         kind = _kind(record["c"], record["out"], record["groups"], (record["kh"], record["kw"]))
         h_out = (record["h"] + 2 * record["ph"] - record["dh"] * (record["kh"] - 1) - 1) // record["sh"] + 1
         w_out = (record["w"] + 2 * record["pw"] - record["dw"] * (record["kw"] - 1) - 1) // record["sw"] + 1
-        elem = 4 if record["dtype"] == "float32" else 2
+        elem = 4 if record["dtype"].startswith("float32") else 2
         out_bytes = record["n"] * record["out"] * h_out * w_out * elem
         for d, v in zip(DIRECTIONS, values[:3]):
             samples.setdefault((record["dtype"], kind, d), []).append(v / out_bytes)
@@ -191,6 +212,16 @@ def load_table(path: str = TABLE) -> _Table:
 
 
 # ---- Private API
+def _name(dtype, layout: str) -> str:
+    """The table's dtype key, with the layout: 'float32' (NCHW) or 'float32/nhwc'."""
+    name = dtype if isinstance(dtype, str) else _DTYPES.get(dtype, "float32")
+    return name if layout == "nchw" else f"{name}/{layout}"
+
+
+def _layout(x, weight) -> str:
+    return "nhwc" if channels_last(x, weight) else "nchw"
+
+
 def _shape_key(name, c, h, w, w_shape, stride, padding, dilation, groups) -> tuple:
     """The table's key without the batch: dtype, input C/H/W, output channels, kernel, stride,
     padding, dilation, groups."""

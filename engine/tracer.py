@@ -126,8 +126,9 @@ class StepRecorder(TorchDispatchMode):
         # Kernels' own buffers around their outputs: oneDNN's on a CPU (engine/cpu_kernels.py); a
         # CUDA trace sets cuDNN's convolution workspaces (engine/cudnn_workspaces.py).
         self.kernel_scripts = kernel_script if self.target.kernel_scratch else None
-        # Where a CPU kernel's output strides differ from its meta kernel's (engine/cpu_kernels.py).
-        self.output_layout = output_layout if self.target.kernel_scratch else None
+        # Where a kernel's output strides differ from its meta kernel's (engine/cpu_kernels.py): a
+        # convolution with a channels-last input or weight writes channels-last, oneDNN's and cuDNN's alike.
+        self.output_layout = output_layout
         self._handles = []
         # Recomputation (activation checkpointing): forward calls by parent, and the open regions.
         self.children: dict[int, list[LayerCall]] = {}

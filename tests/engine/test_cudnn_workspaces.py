@@ -67,3 +67,60 @@ def test_the_backward_runs_the_input_pass_then_the_weight_pass():
     grad_input, grad_weight = 32 * 512 * 7 * 7 * 4, 512 * 512 * 9 * 4
     pattern = [grad_input, data, -data, grad_weight, weight_pass, -weight_pass]
     assert any(sizes[i:i + 6] == pattern for i in range(len(sizes) - 5))
+
+
+# ---- Channels-last: cuDNN's NHWC kernels (ConvNeXt's depthwise 7x7 after its LayerNorm2d's permute)
+# ConvNeXt-T's stage-2 depthwise convolution at batch 16, float32: 192 channels at 28x28, 7x7, padding 3
+DEPTHWISE = dict(x_shape=(16, 192, 28, 28), dtype=torch.float32, w_shape=(192, 1, 7, 7), stride=(1, 1),
+                 padding=(3, 3), dilation=(1, 1), groups=192, transposed=False)
+
+
+def test_a_channels_last_convolution_takes_the_nhwc_row_read_from_the_recorded_steps(table):
+    """NCHW, a depthwise convolution runs on ATen's own kernel without a workspace (the probe's 0);
+    channels-last it runs on cuDNN, whose weight pass took 92 MiB in the recorded ConvNeXt steps."""
+    nchw = workspace_bytes(table, **DEPTHWISE, direction="backward_weight_only", output_bytes=0)
+    nhwc = workspace_bytes(table, **DEPTHWISE, direction="backward_weight_only", output_bytes=0, layout="nhwc")
+    assert nchw == (0, "recorded")
+    assert nhwc == (table.exact[("float32/nhwc", 16, 192, 28, 28, 192, 7, 7, 1, 1, 3, 3, 1, 1, 192)][2], "recorded")
+    assert nhwc[0] > 90 * MIB
+    assert data_workspace_bytes(table, **DEPTHWISE, layout="nhwc") == 0  # the input's pass takes none
+    half = workspace_bytes(table, **{**DEPTHWISE, "x_shape": (8, 192, 28, 28)}, direction="backward_weight_only",
+                           output_bytes=0, layout="nhwc")
+    assert half == (nhwc[0] // 2, "scaled")
+
+
+def test_a_channels_last_convolution_off_the_nhwc_rows_is_estimated(table):
+    """Its kind's channels-last ratio where one was recorded (depthwise), else the NCHW figure,
+    both counted as estimates."""
+    odd = {**DEPTHWISE, "x_shape": (4, 40, 17, 17), "w_shape": (40, 1, 7, 7), "groups": 40}
+    output_bytes = 4 * 40 * 17 * 17 * 4
+    nbytes, source = workspace_bytes(table, **odd, direction="backward_weight_only", output_bytes=output_bytes,
+                                     layout="nhwc")
+    ratio = table.ratios[("float32/nhwc", "depthwise", "backward_weight_only")]
+    assert source == "estimated" and nbytes == int(ratio * output_bytes) and ratio > 0
+    pointwise = {**CONV1, "w_shape": (64, 3, 1, 1), "stride": (1, 1), "padding": (0, 0)}  # no NHWC 1x1 recorded
+    assert ("float32/nhwc", "1x1", "forward") not in table.ratios
+    nchw, _ = workspace_bytes(table, **pointwise, direction="forward", output_bytes=output_bytes)
+    assert workspace_bytes(table, **pointwise, direction="forward", output_bytes=output_bytes,
+                           layout="nhwc") == (nchw, "estimated")
+
+
+def test_a_cuda_trace_writes_a_convolution_of_a_channels_last_input_channels_last(tmp_path):
+    """cuDNN (like oneDNN) writes channels-last; the meta kernel says contiguous. A model that then
+    asks for a contiguous tensor copies it on the GPU: the trace holds that copy."""
+    source = tmp_path / "channels_last_net.py"
+    source.write_text(
+        "import torch\n"
+        "class Net(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv = torch.nn.Conv2d(8, 16, 3, padding=1)\n"
+        "    def forward(self, x):\n"
+        "        return self.conv(x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)).contiguous()\n"
+        "def build():\n"
+        "    return Net()\n")
+    a = analyze(AnalysisRequest(model=f"{source}:build", batch=4, input_shape=(8, 32, 32), mode="inference",
+                                optimizer="none", device="cuda"))
+    output = 4 * 16 * 32 * 32 * 4  # 512-byte multiple
+    allocations = [n for n in a.events.nbytes.tolist() if n == output]
+    assert len(allocations) == 2  # the convolution's channels-last output, and its contiguous copy

@@ -48,3 +48,23 @@ def test_no_cuda_without_dry_run_is_refused_plainly(tmp_path):
     done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "gpu_accuracy.py"), "--out",
                            str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 2 and "no CUDA device" in done.stderr
+
+
+def test_channels_last_convolutions_are_found_and_probed_channels_last(monkeypatch):
+    """ConvNeXt's convolutions after a permute run cuDNN's NHWC kernels on a GPU: the probe list
+    names their layout (the meta forward keeps channels-last through a convolution, as cuDNN
+    does), and the probe runs them channels-last."""
+    import torch
+
+    convs = gpu_accuracy.distinct_convolutions([("convnext_tiny", 2), ("resnet18", 2)])
+    layouts = {(c["model"], c["layout"], tuple(c["kernel"])) for c in convs}
+    assert ("convnext_tiny", "nhwc", (7, 7)) in layouts and ("convnext_tiny", "nhwc", (2, 2)) in layouts
+    assert ("convnext_tiny", "nchw", (4, 4)) in layouts  # the stem reads the image, contiguous
+    assert {layout for model, layout, _ in layouts if model == "resnet18"} == {"nchw"}
+    depthwise = next(c for c in convs if c["layout"] == "nhwc" and c["groups"] > 1)
+    seen = []
+    original = torch.nn.functional.conv2d
+    monkeypatch.setattr(torch.nn.functional, "conv2d", lambda x, *a: seen.append(
+        x.is_contiguous(memory_format=torch.channels_last)) or original(x, *a))
+    row = gpu_accuracy._one_conv(gpu_accuracy.DryRun(torch), depthwise, torch.float32)
+    assert seen == [True] and {"forward", "backward", "backward_weight_only"} <= set(row)

@@ -3,7 +3,7 @@ a recorded case, its footprint lines, against max_memory_allocated (2%), max_mem
 and NVML's per-process used memory (5%) of the same step run in a fresh process
 (tests/data/gpu/h200_2026-11-28_fresh, benchmarks/gpu_accuracy.py --fresh-all).
 
-A subset runs here (every run kind on seven models, float16 AMP training on three); the whole
+A subset runs here (every run kind on eight models, float16 AMP training on three); the whole
 table, 216 cases, is `python benchmarks/gpu_predict.py` (docs/VALIDATION.md). Misses are listed
 by name with their cause and checked to still miss (strict), so a fix shows up as a failure
 that asks to strike it from the list.
@@ -22,8 +22,8 @@ from gpu_predict import TARGETS, predict  # noqa: E402
 RUN = os.path.join(ROOT, "tests", "data", "gpu", "h200_2026-11-28_fresh")
 DOCUMENT = load_document(os.path.join(RUN, "gpu_accuracy.json"))
 ARCH = tuple(DOCUMENT["compute_capability"])
-MODELS = ("resnet18", "vgg16", "mobilenet_v2", "shufflenet_v2_x1_0", "vit_b_16", "tiny_transformer.yaml",
-          "hf_decoder.py:build")
+MODELS = ("resnet18", "vgg16", "mobilenet_v2", "shufflenet_v2_x1_0", "convnext_tiny", "vit_b_16",
+          "tiny_transformer.yaml", "hf_decoder.py:build")
 AMP_MODELS = ("resnet18", "vit_b_16", "hf_decoder.py:build")
 # (model, mode, optimizer, precision, figure) -> why it misses its target
 HISTORY = ("the segment layout follows the recording's history (a train-mode float32 no-grad forward before "
