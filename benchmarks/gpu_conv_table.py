@@ -23,55 +23,25 @@ def input_gradient_workspaces(run: str) -> dict:
     """The input-gradient pass's own workspace, which the one-convolution probe folds into the
     whole backward: read from the recorded training steps, where cuDNN allocates the input's
     gradient, its workspace (freed), the weight's gradient, its workspace (freed). Each traced
-    convolution backward (in autograd's order, the GPU's too) is matched to the next such pattern
-    whose gradients have its input's and weight's sizes."""
-    sys.path.insert(0, ROOT)
-    from gpu_predict import request_for
-
+    NCHW convolution backward (in autograd's order, the GPU's too) is matched to the next such
+    pattern whose gradients have its input's and weight's sizes."""
     import engine.cudnn_workspaces as cw
-    from engine.allocator_replay import decode_trace
-    from engine.pipeline import analyze
 
-    document = load_document(os.path.join(run, "gpu_accuracy.json"))
     found: dict[tuple, int] = {}
-    calls: list[tuple] = []
-    original = cw.CudnnWorkspaces.__call__
-
-    def logging(self, func, args):
-        if func is cw.aten.convolution_backward.default and args[10][0] and not args[7] \
-                and not cw.channels_last(args[1], args[2]):  # NCHW rows; channels_last_workspaces reads NHWC
-            x, weight = args[1], args[2]
-            n, c, h, w = (int(v) for v in x.shape)
-            key = (cw._DTYPES.get(x.dtype, "?"), n, c, h, w, int(weight.shape[0]), int(weight.shape[2]),
-                   int(weight.shape[3]), *map(int, args[4]), *map(int, args[5]), *map(int, args[6]), int(args[9]))
-            calls.append((key, cw._block(x.numel() * x.element_size()),
-                          cw._block(weight.numel() * weight.element_size())))
-        return original(self, func, args)
-
-    cw.CudnnWorkspaces.__call__ = logging
-    try:
-        for case in document["cases"]:
-            if case["mode"] != "train" or case["optimizer"] != "sgd" or "error" in case:
+    for calls, events in _recorded_steps(run):
+        i = 0
+        for direction, key, last, outputs, mask in calls:
+            if direction != "backward" or last or not (mask[0] and mask[1]):
                 continue
-            calls.clear()
-            try:
-                analyze(request_for(case, tuple(document["compute_capability"])))
-            except Exception:  # noqa: BLE001 - a model the trace cannot run gives no pairs
-                continue
-            sizes, addresses = decode_trace(case["trace"])
-            events = list(zip(sizes.tolist(), addresses.tolist()))
-            i = 0
-            for key, input_bytes, weight_bytes in calls:
-                while i + 5 < len(events):
-                    (s0, _), (s1, a1), (s2, a2), (s3, _), (s4, a4), (s5, a5) = events[i:i + 6]
-                    if (cw._block(s0) == input_bytes and s1 > 0 and s2 < 0 and a2 == a1 and
-                            cw._block(s3) == weight_bytes and s4 > 0 and s5 < 0 and a5 == a4):
-                        found.setdefault(key, cw._block(s1))
-                        i += 6
-                        break
-                    i += 1
-    finally:
-        cw.CudnnWorkspaces.__call__ = original
+            input_bytes, weight_bytes = outputs
+            while i + 5 < len(events):
+                (s0, _), (s1, a1), (s2, a2), (s3, _), (s4, a4), (s5, a5) = events[i:i + 6]
+                if (cw._block(s0) == input_bytes and s1 > 0 and s2 < 0 and a2 == a1 and
+                        cw._block(s3) == weight_bytes and s4 > 0 and s5 < 0 and a5 == a4):
+                    found.setdefault(key, cw._block(s1))
+                    i += 6
+                    break
+                i += 1
     return found
 
 
@@ -83,6 +53,32 @@ def channels_last_workspaces(run: str) -> dict:
     backward, the input's gradient, [its workspace], the weight's gradient, [its workspace].
     Returns {table key (15 fields): (forward, weight-only, data)} for the channels-last ones,
     each the largest seen."""
+    found: dict[tuple, list[int]] = {}
+    for calls, events in _recorded_steps(run):
+        if not any(last for _, _, last, _, _ in calls):
+            continue
+        i = 0
+        for direction, key, last, outputs, mask in calls:
+            match = _match(events, i, outputs)
+            if match is None:
+                continue
+            i, workspaces = match
+            if not last:
+                continue
+            got = found.setdefault(key, [0, 0, 0])
+            if direction == "forward":
+                got[0] = max(got[0], workspaces[0])
+            else:
+                data = workspaces[0] if mask[0] else 0
+                weight_only = workspaces[-1] if mask[1] else 0
+                got[1], got[2] = max(got[1], weight_only), max(got[2], data)
+    return {key: tuple(v) for key, v in found.items()}
+
+
+def _recorded_steps(run: str):
+    """For each recorded SGD training step: the convolutions its CUDA trace ran, in order, as
+    (direction, table key, channels-last, output block sizes, backward mask), and the recorded
+    (size, address) events. The order is autograd's on the GPU too."""
     sys.path.insert(0, ROOT)
     from gpu_predict import request_for
 
@@ -91,7 +87,6 @@ def channels_last_workspaces(run: str) -> dict:
     from engine.pipeline import analyze
 
     document = load_document(os.path.join(run, "gpu_accuracy.json"))
-    found: dict[tuple, list[int]] = {}
     calls: list[tuple] = []
     original = cw.CudnnWorkspaces.__call__
 
@@ -105,13 +100,13 @@ def channels_last_workspaces(run: str) -> dict:
             x, weight = args[0], args[1]
             out = cw._output_shape(x.shape, weight.shape, args[3], args[4], args[5], False, args[7], args[8])
             calls.append(("forward", key_of(x, weight, args[3], args[4], args[5], args[8]), cw.channels_last(x, weight),
-                          (cw._block(cw._numel(out) * x.element_size()),)))
+                          (cw._block(cw._numel(out) * x.element_size()),), None))
         elif func is cw.aten.convolution_backward.default and not args[7] and args[1].dim() == 4:
-            x, weight, mask = args[1], args[2], args[10]
+            x, weight, mask = args[1], args[2], tuple(args[10])
             grads = ((cw._block(x.numel() * x.element_size()),) if mask[0] else ()) + \
                 ((cw._block(weight.numel() * weight.element_size()),) if mask[1] else ())
             calls.append(("backward", key_of(x, weight, args[4], args[5], args[6], args[9]),
-                          cw.channels_last(x, weight), grads, mask[0], mask[1]))
+                          cw.channels_last(x, weight), grads, mask))
         return original(self, func, args)
 
     cw.CudnnWorkspaces.__call__ = logging
@@ -120,30 +115,14 @@ def channels_last_workspaces(run: str) -> dict:
             if case["mode"] != "train" or case["optimizer"] != "sgd" or "error" in case:
                 continue
             calls.clear()
-            analyze(request_for(case, tuple(document["compute_capability"])))
-            if not any(call[2] for call in calls):
+            try:
+                analyze(request_for(case, tuple(document["compute_capability"])))
+            except Exception:  # noqa: BLE001 - a model the trace cannot run gives no convolutions
                 continue
             sizes, addresses = decode_trace(case["trace"])
-            events = list(zip(sizes.tolist(), addresses.tolist()))
-            i = 0
-            for call in calls:
-                direction, key, last, outputs = call[:4]
-                match = _match(events, i, outputs)
-                if match is None:
-                    continue
-                i, workspaces = match
-                if not last:
-                    continue
-                got = found.setdefault(key, [0, 0, 0])
-                if direction == "forward":
-                    got[0] = max(got[0], workspaces[0])
-                else:
-                    data = workspaces[0] if call[4] else 0
-                    weight_only = workspaces[-1] if call[5] else 0
-                    got[1], got[2] = max(got[1], weight_only), max(got[2], data)
+            yield list(calls), list(zip(sizes.tolist(), addresses.tolist()))
     finally:
         cw.CudnnWorkspaces.__call__ = original
-    return {key: tuple(v) for key, v in found.items()}
 
 
 def _match(events, start, outputs):
