@@ -63,7 +63,9 @@ DRY_FRESH = [("tiny_transformer.yaml", "", "train", "adam", "float32")]
 CONV_DTYPES = ["float32", "float16", "bfloat16"]
 # What ran on the device before the measured step (schema 3; the 2026-11-28 recordings, schema 2,
 # also ran a float32 no-grad forward in train mode first, to read the targets' shapes)
-HISTORY = "model and input, warm-up step, measured step (engine/step.py run_step for every precision)"
+WARMUP_LIMIT = 16
+HISTORY = (f"model and input, warm-up step (repeated while a float16 GradScaler skips it, at most {WARMUP_LIMIT}), "
+           "measured step (engine/step.py run_step for every precision)")
 
 
 # ---- The real GPU, or a CPU stand-in for --dry-run
@@ -178,6 +180,20 @@ def _source(name: str) -> str:
 
 
 # ---- One case
+def warm_up(one_step, scaler, limit: int = WARMUP_LIMIT) -> int:
+    """Warm-up steps until one is not skipped; returns how many ran. A float16 GradScaler skips the
+    optimizer's step when the scaled gradients overflow, which its initial scale (2^16) often makes
+    them do, and halves its scale: a skipped step makes no optimizer state. MemLens predicts a step
+    after one that did (the 2026-11-28 recording of alexnet float16 Adam measured the state's first
+    step instead)."""
+    for n in range(1, limit + 1):
+        before = scaler.get_scale() if scaler is not None else None
+        one_step()
+        if scaler is None or scaler.get_scale() >= before:
+            return n
+    return limit
+
+
 def measure(gpu, model: str, batch: int, mode: str, optimizer: str, precision: str, from_start: bool = False) -> dict:
     """One warm-up step, peaks reset, the measured step recorded; what the allocator did.
     `from_start` (a fresh process): the trace covers everything from the first allocation."""
@@ -199,7 +215,7 @@ def measure(gpu, model: str, batch: int, mode: str, optimizer: str, precision: s
         run_step(step.model, list(step.inputs), step.targets, step.optimizer, mode=mode, amp=request.amp,
                  device="cuda", tensors_on=gpu.device, scaler=scaler, amp_dtype=amp_dtype)
 
-    one_step()  # warm-up: optimizer state, workspaces, cached segments
+    warmups = warm_up(one_step, scaler)  # optimizer state, workspaces, cached segments
     if step.optimizer is not None:
         step.optimizer.zero_grad(set_to_none=True)
     step.model.zero_grad(set_to_none=True)
@@ -224,7 +240,7 @@ def measure(gpu, model: str, batch: int, mode: str, optimizer: str, precision: s
     row = {"model": os.path.basename(model), "source": model if os.path.isabs(model) else None, "batch": batch,
            "mode": mode, "optimizer": optimizer, "precision": precision, "fresh_process": from_start,
            "max_memory_allocated": after["max_allocated"], "max_memory_reserved": after["max_reserved"],
-           "start_allocated": before["allocated"], "start_reserved": before["reserved"],
+           "start_allocated": before["allocated"], "start_reserved": before["reserved"], "warmup_steps": warmups,
            "end_allocated": after["allocated"], "end_reserved": after["reserved"], **used,
            "segments_before": segments, "trace": compact_trace(entries[done_before:]),
            "segment_events": compact_segment_events(entries[done_before:])}

@@ -36,6 +36,7 @@ def test_dry_run_records_every_field_and_says_it_is_not_a_measurement(tmp_path):
         assert "error" not in case, case.get("error")
         assert case["max_memory_allocated"] is None and case["max_memory_reserved"] is None
         assert case["trace"]["events"] == 0 and case["segments_before"] == []
+        assert case["warmup_steps"] == 1  # float32: no GradScaler to skip the warm-up
     assert [c["alloc_conf"] for c in document["fresh_cases"]] == [""]  # a fresh process per allocator setting
     assert document["conv_workspaces"] and all("error" not in r for r in document["conv_workspaces"])
 
@@ -68,3 +69,27 @@ def test_channels_last_convolutions_are_found_and_probed_channels_last(monkeypat
         x.is_contiguous(memory_format=torch.channels_last)) or original(x, *a))
     row = gpu_accuracy._one_conv(gpu_accuracy.DryRun(torch), depthwise, torch.float32)
     assert seen == [True] and {"forward", "backward", "backward_weight_only"} <= set(row)
+
+
+def test_the_warm_up_repeats_while_the_grad_scaler_skips_the_optimizer_step():
+    """A float16 GradScaler skips a step whose scaled gradients overflow and halves its scale; a
+    skipped step makes no optimizer state, so the recording warms up until a step is taken. Here
+    the gradients (3 per element) overflow float16 at the scales 2^16 and 2^15, not at 2^14."""
+    import torch
+
+    weight = torch.nn.Parameter(torch.ones(4))
+    optimizer = torch.optim.Adam([weight])
+    scaler = torch.amp.GradScaler("cpu")
+    states = []
+
+    def one_step():
+        loss = (weight.half() * 3).sum()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        states.append(len(optimizer.state))
+
+    assert gpu_accuracy.warm_up(one_step, scaler) == 3
+    assert states == [0, 0, 1] and scaler.get_scale() == 2.0**14
+    assert gpu_accuracy.warm_up(lambda: states.append("ran"), None) == 1  # no scaler: one step
