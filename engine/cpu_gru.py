@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .cpu_lstm import _in_cpu_trace, packed_rnn, whole_params
+from .cpu_lstm import packed_rnn, route_meta_rnn
 
 aten = torch.ops.aten
 
@@ -75,22 +75,6 @@ def packed_gru(data, batch_sizes, hx, params, has_biases, num_layers, dropout, t
     return out, h
 
 
-def _gru_on_meta(x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first):
-    """aten::gru for meta tensors: the CPU's way inside a CPU trace, ATen's composite elsewhere."""
-    args = (x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first)
-    if _in_cpu_trace() and whole_params(params, has_biases, num_layers, bidirectional):
-        return cpu_gru(*args)
-    return aten.gru.input.decompose(*args)
-
-
-def _packed_gru_on_meta(data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional):
-    args = (data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional)
-    if _in_cpu_trace() and whole_params(params, has_biases, num_layers, bidirectional):
-        return packed_gru(*args)
-    return aten.gru.data.decompose(*args)
-
-
-# Meta tensors would otherwise always take the composite (CompositeImplicitAutograd) GRU.
-_LIBRARY = torch.library.Library("aten", "IMPL")
-_LIBRARY.impl("gru.input", _gru_on_meta, "AutogradMeta")
-_LIBRARY.impl("gru.data", _packed_gru_on_meta, "AutogradMeta")
+# ATen's CPU GRU inside a CPU trace (every step's input projected at once), its packed loop for a
+# packed sequence; ATen's composite elsewhere.
+_LIBRARY = route_meta_rnn("gru", lambda *args: cpu_gru(*args), lambda *args: packed_gru(*args))

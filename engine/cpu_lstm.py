@@ -269,22 +269,34 @@ def _lstm_cell(projected, states, w_hh, b_hh):
     return o * c.tanh(), c
 
 
-def _lstm_on_meta(x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first):
-    """aten::lstm for meta tensors: oneDNN's way inside a CPU trace, ATen's composite elsewhere."""
-    args = (x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first)
-    if _in_cpu_trace() and lstm_takes_onednn(x, hx, params, has_biases, num_layers, bidirectional):
-        return onednn_lstm(*args)
-    return aten.lstm.input.decompose(*args)
+def route_meta_rnn(name: str, on_cpu, packed_on_cpu, takes_cpu=None) -> torch.library.Library:
+    """Meta tensors would otherwise always take ATen's composite (CompositeImplicitAutograd) RNN
+    `name` ('lstm', 'gru'): inside a CPU trace, its two overloads run the CPU's way (`on_cpu` for
+    `name.input`, `packed_on_cpu` for a packed sequence, `name.data`) when the parameter list is
+    whole (and `takes_cpu(x, hx, params, has_biases, num_layers, bidirectional)` agrees, where
+    given); elsewhere, the composite. Keep the returned library alive: it holds the kernels."""
+    overloads = getattr(aten, name)
+
+    def on_input(x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first):
+        args = (x, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first)
+        cpu = takes_cpu(x, hx, params, has_biases, num_layers, bidirectional) if takes_cpu is not None \
+            else whole_params(params, has_biases, num_layers, bidirectional)
+        if cpu and _in_cpu_trace():
+            return on_cpu(*args)
+        return overloads.input.decompose(*args)
+
+    def on_data(data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional):
+        args = (data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional)
+        if whole_params(params, has_biases, num_layers, bidirectional) and _in_cpu_trace():
+            return packed_on_cpu(*args)
+        return overloads.data.decompose(*args)
+
+    library = torch.library.Library("aten", "IMPL")
+    library.impl(f"{name}.input", on_input, "AutogradMeta")
+    library.impl(f"{name}.data", on_data, "AutogradMeta")
+    return library
 
 
-def _packed_lstm_on_meta(data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional):
-    args = (data, batch_sizes, hx, params, has_biases, num_layers, dropout, train, bidirectional)
-    if _in_cpu_trace() and whole_params(params, has_biases, num_layers, bidirectional):
-        return packed_lstm(*args)
-    return aten.lstm.data.decompose(*args)
-
-
-# Meta tensors would otherwise always take the composite (CompositeImplicitAutograd) LSTM.
-_LIBRARY = torch.library.Library("aten", "IMPL")
-_LIBRARY.impl("lstm.input", _lstm_on_meta, "AutogradMeta")
-_LIBRARY.impl("lstm.data", _packed_lstm_on_meta, "AutogradMeta")
+# oneDNN's LSTM inside a CPU trace (ATen's use_mkldnn), ATen's packed loop for a packed sequence.
+_LIBRARY = route_meta_rnn("lstm", lambda *args: onednn_lstm(*args), lambda *args: packed_lstm(*args),
+                          lstm_takes_onednn)
