@@ -284,15 +284,7 @@ class CachingAllocator:
         if src is None or src.allocated or not src.mapped:
             return
         pool.remove(src)
-        if dst.prev is src:
-            dst.addr, dst.prev = src.addr, src.prev
-            if dst.prev is not None:
-                dst.prev.next = dst
-        else:
-            dst.next = src.next
-            if dst.next is not None:
-                dst.next.prev = dst
-        dst.size += src.size
+        _absorb(dst, src)
 
     # ---- Expandable segments
     def _page(self, pool: _Pool) -> int:
@@ -393,16 +385,21 @@ class CachingAllocator:
             if src is None or src.mapped or src.allocated:
                 continue
             del pool.unmapped[src.addr]
-            if block.prev is src:
-                block.addr, block.prev = src.addr, src.prev
-                if block.prev is not None:
-                    block.prev.next = block
-            else:
-                block.next = src.next
-                if block.next is not None:
-                    block.next.prev = block
-            block.size += src.size
+            _absorb(block, src)
         pool.unmapped[block.addr] = block
+
+
+def _absorb(dst: _Block, src: _Block) -> None:
+    """`dst` takes in its free neighbour `src` (before or after it): one block, both sizes."""
+    if dst.prev is src:
+        dst.addr, dst.prev = src.addr, src.prev
+        if dst.prev is not None:
+            dst.prev.next = dst
+    else:
+        dst.next = src.next
+        if dst.next is not None:
+            dst.next.prev = dst
+    dst.size += src.size
 
 
 @dataclass(frozen=True)
