@@ -25,6 +25,18 @@ def reason_for_difference(mode: str, diff_bytes: int) -> str:
             if diff_bytes > 0 else "in-place layers reuse their input, so fewer maps are alive than the formula assumes")
 
 
+def _text_card(row: QHBoxLayout, title: str, stretch: int, tooltip: str) -> QLabel:
+    """A card of one wrapped text, added to `row` with `stretch`; returns its label."""
+    card, lay = _card(title)
+    card.setToolTip(tooltip)
+    label = QLabel("—")
+    label.setWordWrap(True)
+    lay.addWidget(label)
+    lay.addStretch(1)  # the row is as tall as its tallest card: the rest goes below
+    row.addWidget(card, stretch)
+    return label
+
+
 def _card(title: str) -> tuple[QFrame, QVBoxLayout]:
     frame = QFrame()
     frame.setObjectName("card")
@@ -88,21 +100,9 @@ class SummaryWidget(QWidget):
         lay.addStretch(1)  # the row is as tall as its tallest card: the rest goes below
         row.addWidget(card, 4)
 
-        card, lay = _card("Textbook vs traced")
-        card.setToolTip("The article's arithmetic beside the traced figure, and why they differ")
-        self.textbook = QLabel("—")
-        self.textbook.setWordWrap(True)
-        lay.addWidget(self.textbook)
-        lay.addStretch(1)  # the row is as tall as its tallest card: the rest goes below
-        row.addWidget(card, 3)
-
-        card, lay = _card("Model")
-        card.setToolTip("The model and the step that was traced")
-        self.model = QLabel("—")
-        self.model.setWordWrap(True)
-        lay.addWidget(self.model)
-        lay.addStretch(1)  # the row is as tall as its tallest card: the rest goes below
-        row.addWidget(card, 2)
+        self.textbook = _text_card(row, "Textbook vs traced", 3,
+                                   "The article's arithmetic beside the traced figure, and why they differ")
+        self.model = _text_card(row, "Model", 2, "The model and the step that was traced")
 
         # A strip under the cards, shown only while a lever is pulled: a few words per lever on one
         # line (the cards keep their width at 1280x720), the full sentences in its tooltip.
