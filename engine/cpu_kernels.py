@@ -98,7 +98,7 @@ def output_layout(func, args, out):
     after a downsampling) down the wrong path."""
     if func is not aten.convolution.default or args[6] or out.dim() != 4:
         return out
-    if not (channels_last_strided(args[0]) or channels_last_strided(args[1])) or out.is_contiguous(memory_format=torch.channels_last):
+    if not either_channels_last(args[0], args[1]) or out.is_contiguous(memory_format=torch.channels_last):
         return out
     return torch.empty_like(out, memory_format=torch.channels_last)
 
@@ -148,7 +148,7 @@ def _conv_forward(args) -> list[Step] | None:
     if c is None:
         return None
     out = c.n * c.c_out * c.out_pixels * c.elem
-    if c.path == "onednn" and c.elem == 4 and groups == 1 and (channels_last_strided(x) or channels_last_strided(weight)):
+    if c.path == "onednn" and c.elem == 4 and groups == 1 and either_channels_last(x, weight):
         return _channels_last_forward(c, weight)
     if c.path == "slow":
         if groups > 1 or any(d != 1 for d in dilation):
@@ -192,7 +192,7 @@ def _conv_backward(args) -> list[Step] | None:
     c = _conv(x, weight, stride, padding, dilation, transposed, groups)
     if c is not None and c.path == "onednn" and c.elem == 4 and _channels_last_depthwise(c, x, weight):
         return _channels_last_depthwise_backward(c, mask)
-    if c is not None and c.path == "onednn" and c.elem == 4 and groups == 1 and (channels_last_strided(x) or channels_last_strided(weight)):
+    if c is not None and c.path == "onednn" and c.elem == 4 and groups == 1 and either_channels_last(x, weight):
         return _channels_last_backward(c, grad_out, weight, mask)
     if c is not None and groups > 1 and c.path == "onednn" and c.elem == 4 and not channels_last_strided(x) \
             and all(d == 1 for d in dilation):
@@ -302,6 +302,11 @@ def _gemm_weight_grad(c: _Conv, grad_out, bias: bool, workers: int | None = None
     return [("alloc", "grad_out", go_copy), ("alloc", "grad_w", c.c_out * c.c_in_group * c.taps * e),
             ("alloc", "scratch", scratch), ("alloc", "grad_b", c.c_out * e if bias else 0), ("free", "scratch"),
             ("out", 2), ("out", 1), ("free", "grad_w"), ("free", "grad_b"), ("free", "grad_out")]
+
+
+def either_channels_last(x, weight) -> bool:
+    """A convolution runs channels-last when its input or its weight is (oneDNN's and cuDNN's rule)."""
+    return channels_last_strided(x) or channels_last_strided(weight)
 
 
 def channels_last_strided(x) -> bool:

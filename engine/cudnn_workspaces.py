@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .cpu_kernels import channels_last_strided
+from .cpu_kernels import either_channels_last
 
 aten = torch.ops.aten
 TABLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources", "cuda",
@@ -181,7 +181,7 @@ def data_workspace_bytes(table: _Table, x_shape, dtype, w_shape, stride, padding
 def channels_last(x, weight) -> bool:
     """Whether cuDNN runs this 2-d convolution channels-last (ATen's `cudnn_conv_suggest_memory_format`:
     the input or the weight is channels-last); its output is channels-last then too."""
-    return weight.dim() == 4 and (channels_last_strided(x) or channels_last_strided(weight))
+    return weight.dim() == 4 and either_channels_last(x, weight)
 
 
 @functools.lru_cache(maxsize=1)
