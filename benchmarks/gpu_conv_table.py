@@ -165,12 +165,14 @@ def main(run: str) -> int:
             continue
         n, c, h, w = r["input"]
         rows.append([r["dtype"], n, c, h, w, r["out"], *r["kernel"], *r["stride"], *r["padding"], *r["dilation"],
-                     r["groups"], r["forward"], r["backward"], r["backward_weight_only"], None, r.get("layout", "nchw")])
+                     r["groups"], r["forward"], r["backward"], r["backward_weight_only"], None,
+                     r.get("layout", "nchw")])
     data = input_gradient_workspaces(FRESH)
     for row in rows:
         if row[-1] == "nchw":
             row[-2] = data.get(tuple(row[:15]))
-    print(f"input-gradient workspaces read from the recorded steps: {sum(r[-2] is not None for r in rows)} of {len(rows)}")
+    read = sum(r[-2] is not None for r in rows)
+    print(f"input-gradient workspaces read from the recorded steps: {read} of {len(rows)}")
     probed = {tuple(row[:15]) for row in rows if row[-1] == "nhwc"}  # recordings with the NHWC probe
     nhwc = {key: v for key, v in channels_last_workspaces(FRESH).items() if key not in probed}
     for key, (forward, weight_only, data) in sorted(nhwc.items()):

@@ -6,9 +6,11 @@ capability) against what the GPU measured in a fresh process.
         [--json out.json] [--markdown]
 
 Columns: predicted max_memory_allocated (the traced peak with the library workspaces, + any
-untraced workspace line, + the simulated allocator's block rounding), predicted max_memory_reserved (the simulated allocator) and the device
-total (reserved + the CUDA context), each as a signed error against the measurement. Targets
-(issue 7): 2%, 3% and 5%.
+untraced workspace line, + the simulated allocator's block rounding), predicted
+max_memory_reserved (the simulated allocator) and the device total (reserved + the CUDA
+context), each as a signed error against the measurement. Targets (issue 7): 2%, 3% and 5%.
+Two diagnostic columns: the reserved peak through the recording's own history (training), and
+the traced step alone from the segment layout the GPU had before its measured step.
 """
 from __future__ import annotations
 
