@@ -25,7 +25,20 @@ Recorded:
   peaks and NVML's per-process used memory at the end: the simulator replays these from nothing,
   and the device total (context + reserved) is checked against NVML;
 - `conv_workspaces`: every distinct convolution of the torchvision models at its batch, run alone
-  per dtype: the bytes cuDNN's heuristics take above the outputs, forward and backward.
+  per dtype: the bytes cuDNN's heuristics take above the outputs, forward and backward; a
+  convolution whose input is channels-last (ConvNeXt's) is probed channels-last (cuDNN's NHWC
+  kernels).
+
+A lent GPU's session (about 15 minutes of device time, start-up included), in this order:
+1. `python3 benchmarks/gpu_accuracy.py --fresh-all --workers 10 --budget 235 --out "$OUT"`: every
+   case in its own process, as a user's job runs (the predictions' reference);
+2. `python3 benchmarks/gpu_accuracy.py --budget 330 --out "$OUT"`: the probes (context, cuBLAS,
+   convolutions, allocator settings);
+3. here: copy each `gpu_accuracy.json` to `tests/data/gpu/<gpu>_<date>_fresh` and `..._probes`;
+   `python benchmarks/gpu_conv_table.py tests/data/gpu/<gpu>_<date>_probes` (point its FRESH at
+   the new fresh run) rebuilds resources/cuda/cudnn_conv_workspaces.json; then
+   `python benchmarks/gpu_predict.py --run <fresh run> --markdown table.md` for docs/VALIDATION.md,
+   and RUN/KNOWN_MISSES in tests/engine/test_gpu_predict.py.
 """
 from __future__ import annotations
 
