@@ -135,7 +135,16 @@ class SummaryWidget(QWidget):
         format_bytes = self._format
         p = a.peak
         self.peak.setText(format_bytes(p.total_bytes))
-        self.peak_where.setText(f"in the {p.phase}, at {p.module}\n{p.total_bytes:,} bytes")
+        where = f"in the {p.phase}, at {p.module}\n{p.total_bytes:,} bytes"
+        if a.cuda is not None:  # what torch.cuda.max_memory_allocated / _reserved would read (engine/cuda_allocator.py)
+            sim = a.cuda.simulation
+            where += (f"\nallocator: {format_bytes(sim.peak_allocated_bytes)} allocated, "
+                      f"{format_bytes(sim.peak_reserved_bytes)} reserved")
+        self.peak_where.setText(where)
+        self.peak_where.setToolTip(
+            "The simulated caching allocator's peaks, as torch.cuda.max_memory_allocated and "
+            "max_memory_reserved count them: whole blocks, and the segments they sit in"
+            if a.cuda is not None else "")
         lines = card_lines(a, format_bytes)
         self.levers.setText(LEVER_SEPARATOR.join(lines))
         self.levers_card.setToolTip("\n".join(summary_lines(a, format_bytes)))

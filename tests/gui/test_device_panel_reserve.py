@@ -51,3 +51,24 @@ def test_lines_a_cuda_trace_traces_cannot_be_edited(panel):
     assert panel.override_edits["context"].isEnabled()
     panel.set_fit(fit_check(analyze(AnalysisRequest(model=CNN, batch=8)), find_gpu("L4")))
     assert all(edit.isEnabled() and edit.placeholderText() == "default" for edit in panel.override_edits.values())
+
+
+def test_the_peak_card_of_a_cuda_trace_reads_what_torch_would(qtbot):
+    """torch.cuda.max_memory_allocated counts whole blocks: the traced-peak card of a CUDA trace
+    shows the simulated allocator's allocated and reserved peaks under the traced one; a CPU
+    trace's card does not claim them."""
+    from gui.summary import SummaryWidget
+    from engine.units import format_bytes
+
+    summary = SummaryWidget()
+    qtbot.addWidget(summary)
+    cuda = analyze(AnalysisRequest(model=CNN, batch=8, device="cuda"))
+    sim = cuda.cuda.simulation
+    assert sim.peak_allocated_bytes > cuda.peak.total_bytes  # a block handed out whole
+    summary.set_analysis(cuda)
+    text = summary.peak_where.text()
+    assert (f"allocator: {format_bytes(sim.peak_allocated_bytes)} allocated, "
+            f"{format_bytes(sim.peak_reserved_bytes)} reserved") in text
+    assert "max_memory_allocated" in summary.peak_where.toolTip()
+    summary.set_analysis(analyze(AnalysisRequest(model=CNN, batch=8)))
+    assert "allocator:" not in summary.peak_where.text() and summary.peak_where.toolTip() == ""
