@@ -298,5 +298,6 @@ def route_meta_rnn(name: str, on_cpu, packed_on_cpu, takes_cpu=None) -> torch.li
 
 
 # oneDNN's LSTM inside a CPU trace (ATen's use_mkldnn), ATen's packed loop for a packed sequence.
+# (The lambdas look the kernels up when called, so a test can wrap them on the module.)
 _LIBRARY = route_meta_rnn("lstm", lambda *args: onednn_lstm(*args), lambda *args: packed_lstm(*args),
                           lstm_takes_onednn)

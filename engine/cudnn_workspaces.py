@@ -90,8 +90,8 @@ class CudnnWorkspaces:
             x, weight, stride, padding, dilation, transposed, groups = args[0], args[1], args[3], args[4], args[5], \
                 args[6], args[8]
             out_shape = _output_shape(x.shape, weight.shape, stride, padding, dilation, transposed, args[7], groups)
-            nbytes = self._lookup(x, weight, stride, padding, dilation, groups, transposed, "forward",
-                                  _numel(out_shape) * x.element_size())
+            nbytes = self._lookup(x, weight, stride, padding, dilation, groups, transposed, _layout(x, weight),
+                                  "forward", _numel(out_shape) * x.element_size())
             return [("out", 0), ("alloc", "workspace", _block(nbytes)), ("free", "workspace")]
         if func is aten.convolution_backward.default:
             # cuDNN runs the input's gradient (its output, then its workspace), then the weight's
@@ -100,7 +100,8 @@ class CudnnWorkspaces:
             grad, x, weight, stride, padding, dilation, transposed, groups, mask = (
                 args[0], args[1], args[2], args[4], args[5], args[6], args[7], args[9], args[10])
             grad_bytes = grad.numel() * grad.element_size()
-            geometry = (x, weight, stride, padding, dilation, groups, transposed)
+            layout = _layout(x, weight)
+            geometry = (x, weight, stride, padding, dilation, groups, transposed, layout)
             filter_bytes = self._lookup(*geometry, "backward_weight_only", grad_bytes, count=not mask[0])
             steps = [("out", 1), ("alloc", "filter", _block(filter_bytes)), ("free", "filter"), ("out", 2)]
             if not mask[0]:
@@ -109,7 +110,7 @@ class CudnnWorkspaces:
             weight_bytes = _block(weight.numel() * weight.element_size())
             bias_bytes = _block(weight.shape[0] * weight.element_size()) if mask[2] else 0
             data_bytes = data_workspace_bytes(self.table, x.shape, x.dtype, weight.shape, stride, padding, dilation,
-                                              groups, transposed, _layout(x, weight))
+                                              groups, transposed, layout)
             if data_bytes is None:  # not seen in a recorded step: what the whole backward's peak leaves room for
                 data_bytes = whole + weight_bytes + bias_bytes if whole > filter_bytes else filter_bytes
             return [("out", 0), ("alloc", "data", _block(data_bytes)), ("free", "data"), *steps]
@@ -121,10 +122,10 @@ class CudnnWorkspaces:
         return ConvWorkspaces(self.table.describe, self.counts["recorded"], self.counts["scaled"],
                               self.counts["estimated"], *self.largest, len(self.threads))
 
-    def _lookup(self, x, weight, stride, padding, dilation, groups, transposed, direction, output_bytes,
+    def _lookup(self, x, weight, stride, padding, dilation, groups, transposed, layout, direction, output_bytes,
                 count: bool = True) -> int:
         nbytes, source = workspace_bytes(self.table, x.shape, x.dtype, weight.shape, stride, padding, dilation,
-                                         groups, transposed, direction, output_bytes, _layout(x, weight))
+                                         groups, transposed, direction, output_bytes, layout)
         if not count:
             return nbytes
         self.counts[source] += 1

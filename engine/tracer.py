@@ -126,9 +126,6 @@ class StepRecorder(TorchDispatchMode):
         # Kernels' own buffers around their outputs: oneDNN's on a CPU (engine/cpu_kernels.py); a
         # CUDA trace sets cuDNN's convolution workspaces (engine/cudnn_workspaces.py).
         self.kernel_scripts = kernel_script if self.target.kernel_scratch else None
-        # Where a kernel's output strides differ from its meta kernel's (engine/cpu_kernels.py): a
-        # convolution with a channels-last input or weight writes channels-last, oneDNN's and cuDNN's alike.
-        self.output_layout = output_layout
         self._handles = []
         # Recomputation (activation checkpointing): forward calls by parent, and the open regions.
         self.children: dict[int, list[LayerCall]] = {}
@@ -287,8 +284,9 @@ class StepRecorder(TorchDispatchMode):
             self._close_region()
         script = self.kernel_scripts(func, args) if self.kernel_scripts is not None else None
         out = self.kernels.call(func, args, kwargs or {})
-        if self.output_layout is not None:
-            out = self.output_layout(func, args, out)
+        # Where a kernel's output strides differ from its meta kernel's (engine/cpu_kernels.py): a
+        # convolution with a channels-last input or weight writes channels-last, oneDNN's and cuDNN's alike.
+        out = output_layout(func, args, out)
         if script is not None:
             self._replay(script, out)
         if isinstance(out, torch.Tensor):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .strategies import is_fsdp
+from .strategies import is_fsdp, is_tensor_parallel
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def model_state(specs: list[ParamSpec], strategy: str, world_size: int, rank: in
                 grads += padded * rest * s.itemsize
                 state += state_bytes(real * rest, s.itemsize, optimizer, step_bytes)
             continue
-        numel = s.numel // world_size if strategy == "tp" and s.split_dim is not None else s.numel
+        numel = s.numel // world_size if is_tensor_parallel(strategy) and s.split_dim is not None else s.numel
         params += numel * s.itemsize
         if s.trainable:
             grads += numel * s.itemsize
