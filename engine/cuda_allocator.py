@@ -30,14 +30,11 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 
 from .alloc_conf import DEFAULT, AllocConf
-
-if TYPE_CHECKING:
-    from .cudnn_workspaces import ConvWorkspaces
 
 MIB = 2**20
 K_MIN_BLOCK = 512
@@ -571,6 +568,33 @@ class LibraryWorkspace:
     made: str  # where: 'an earlier step' (live from the start) or the layer of the first matrix product
 
 
+@dataclass(frozen=True)
+class ConvWorkspaces:
+    """What the trace's convolutions took (CudaMemory.convolutions, from engine/cudnn_workspaces.py):
+    how many of each source, and the largest workspace with its layer. Torch-free, as the whole
+    Analysis is: the CLI unpickles it in a process that never imports torch."""
+
+    table: str  # 'NVIDIA H200, compute capability 9.0, torch 2.11, cuDNN 91900'
+    recorded: int
+    scaled: int
+    estimated: int
+    largest_bytes: int
+    largest_at: str  # the layer and direction, e.g. "conv1 (forward)"
+    threads: int = 1  # threads that ran convolutions (each holds a cuDNN handle): forward's, autograd's
+
+    @property
+    def count(self) -> int:
+        return self.recorded + self.scaled + self.estimated
+
+    def describe(self) -> str:
+        from .units import format_bytes
+
+        parts = [f"{n} {label}" for n, label in ((self.recorded, "recorded"), (self.scaled, "scaled from another batch"),
+                                                  (self.estimated, "estimated")) if n]
+        return (f"cuDNN convolution workspaces ({self.table}): {', '.join(parts)}; largest "
+                f"{format_bytes(self.largest_bytes)} at {self.largest_at}")
+
+
 @dataclass(frozen=True, eq=False)
 class CudaMemory:
     """The CUDA side of an analysis traced for `--device cuda`: the traced library workspaces and
@@ -580,7 +604,7 @@ class CudaMemory:
     workspaces: tuple[LibraryWorkspace, ...]
     simulation: AllocatorSimulation
     warnings: tuple[str, ...] = ()
-    convolutions: "ConvWorkspaces | None" = None  # cuDNN's workspaces, traced per convolution
+    convolutions: ConvWorkspaces | None = None  # cuDNN's workspaces, traced per convolution
 
 
     @property

@@ -33,6 +33,27 @@ TABLE_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
                           "cuda_overheads.yaml")
 
 
+# A trace for another device checked against a GPU: the cuBLAS workspaces as measured on an H200
+# (torch 2.11, docs/VALIDATION.md): 65.0 MiB held after training steps = 32 + 32 + 1 MiB (two
+# threads' cuBLAS workspaces and one cuBLASLt workspace).
+CUBLAS_WORKSPACE_BYTES = 65 * MIB
+
+
+@dataclass(frozen=True)
+class Overhead:
+    """Memory a process needs on the device beyond its traced tensors: one labelled fit-check line.
+
+    `source` is one of 'measured table', 'default' (both user-editable in the fit check); `note`
+    says where the figure comes from.
+    """
+
+    key: str
+    label: str
+    bytes: int
+    source: str
+    note: str
+
+
 @dataclass(frozen=True)
 class TableEntry:
     """One figure of the overhead tables: its bytes, and whether it was measured or is a default."""
@@ -110,6 +131,45 @@ def cudnn_workspace_bytes(arch: tuple[int, int] | None = None, torch_version: st
                           convolutions: bool = True) -> TableEntry:
     """The largest cuDNN/library scratch above the traced peak in a step, from the table."""
     return _lookup("cudnn_workspace" if convolutions else "library_workspace", arch, torch_version)
+
+
+def cuda_overheads(has_convolutions: bool = True, arch: tuple[int, int] | None = None, cublas_threads: int = 2,
+                   cudnn_threads: int | None = None, torch_version: str | None = None) -> tuple[Overhead, ...]:
+    """What a CUDA process needs beyond its tensors, from the tables (resources/cuda_overheads.yaml)
+    or their documented defaults, for `torch_version` (default: the installed torch, read without
+    importing it). The threads that run matrix products and convolutions each hold a library
+    handle (a training step: two)."""
+    version = installed_torch_version() if torch_version is None else torch_version
+    workspace = cudnn_workspace_bytes(arch, version, has_convolutions)
+    if cudnn_threads is None:
+        cudnn_threads = cublas_threads if has_convolutions else 0
+    context = context_bytes(arch, version, cublas_threads, cudnn_threads)
+    return (
+        Overhead("cublas", "cuBLAS/cuBLASLt workspace", CUBLAS_WORKSPACE_BYTES, "measured table",
+                 "taken from the caching allocator at the first matrix product and kept: 65.0 MiB measured "
+                 "on an H200 after training steps (docs/VALIDATION.md); traced instead with --device cuda"),
+        Overhead("workspace", "cuDNN and library workspaces in the step", workspace.bytes, workspace.source,
+                 "transient scratch above the traced peak: " + workspace.note),
+        Overhead("context", "CUDA context and library handles", context.bytes, context.source,
+                 "driver, kernels and library handles, outside PyTorch's allocator: " + context.note),
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def installed_torch_version() -> str:
+    """torch's version: from the imported module, else its installed metadata. The CLI's own
+    process renders the footprint of an analysis traced in a child, and never imports torch."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return torch.__version__
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("torch")
+    except PackageNotFoundError:
+        return ""
 
 
 # ---- Private API

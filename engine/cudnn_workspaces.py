@@ -31,38 +31,13 @@ import numpy as np
 import torch
 
 from .cpu_kernels import either_channels_last
+from .cuda_allocator import ConvWorkspaces
 
 aten = torch.ops.aten
 TABLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources", "cuda",
                      "cudnn_conv_workspaces.json")
 DIRECTIONS = ("forward", "backward", "backward_weight_only")
 _DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
-
-
-@dataclass(frozen=True)
-class ConvWorkspaces:
-    """What the trace's convolutions took (CudaMemory.convolutions): how many of each source,
-    and the largest workspace with its layer."""
-
-    table: str  # 'NVIDIA H200, compute capability 9.0, torch 2.11, cuDNN 91900'
-    recorded: int
-    scaled: int
-    estimated: int
-    largest_bytes: int
-    largest_at: str  # the layer and direction, e.g. "conv1 (forward)"
-    threads: int = 1  # threads that ran convolutions (each holds a cuDNN handle): forward's, autograd's
-
-    @property
-    def count(self) -> int:
-        return self.recorded + self.scaled + self.estimated
-
-    def describe(self) -> str:
-        from .units import format_bytes
-
-        parts = [f"{n} {label}" for n, label in ((self.recorded, "recorded"), (self.scaled, "scaled from another batch"),
-                                                  (self.estimated, "estimated")) if n]
-        return (f"cuDNN convolution workspaces ({self.table}): {', '.join(parts)}; largest "
-                f"{format_bytes(self.largest_bytes)} at {self.largest_at}")
 
 
 @dataclass(frozen=True)

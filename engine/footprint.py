@@ -23,7 +23,7 @@ from typing import Callable, Mapping
 from .analysis import Analysis
 from .devices import DeviceInfo
 from .errors import RequestError
-from .target import target_for
+from .cuda_workspaces import cuda_overheads
 from .units import format_bytes
 
 TIGHT_HEADROOM_PCT = 10  # less than 10% of the capacity left: 'tight' (integers: exact at the boundary)
@@ -146,8 +146,8 @@ def footprint_lines(analysis: Analysis, gpu: bool = True, overrides: Mapping[str
     cuda = analysis.cuda
     convolutions = any(layer.kind == "conv" for layer in analysis.layers)
     overheads = {o.key: FootprintLine(o.key, o.label, o.bytes, o.source, o.note)
-                 for o in target_for("cuda" if gpu else "cpu").overheads(convolutions, _arch(analysis),
-                                                                         *_library_threads(analysis, convolutions))}
+                 for o in (cuda_overheads(convolutions, _arch(analysis), *_library_threads(analysis, convolutions))
+                           if gpu else ())}
     note = f"the most bytes live in the step ({analysis.peak.phase}, at '{analysis.peak.module}')"
     if cuda is not None and cuda.workspaces:
         note += (f"; includes the cuBLAS/cuBLASLt workspaces ({format_bytes(cuda.workspace_bytes)}: "

@@ -14,32 +14,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from .analysis import NotModelled
 from .cuda_allocator import LibraryWorkspace
+from .cuda_workspaces import Overhead, cuda_overheads
 
-MIB = 2**20
 aten = torch.ops.aten
 # Kernel choices, numbered as torch._fused_sdp_choice returns them.
 MATH, FLASH, EFFICIENT = 0, 1, 2
-
-
-@dataclass(frozen=True)
-class Overhead:
-    """Memory a process needs on the device beyond its traced tensors: one labelled fit-check line.
-
-    `source` is one of 'measured table', 'default' (both user-editable in the fit check); `note`
-    says where the figure comes from.
-    """
-
-    key: str
-    label: str
-    bytes: int
-    source: str
-    note: str
-
-
-# A trace for another device checked against a GPU: the cuBLAS workspaces as measured on an H200
-# (torch 2.11, docs/VALIDATION.md): 65.0 MiB held after training steps = 32 + 32 + 1 MiB (two
-# threads' cuBLAS workspaces and one cuBLASLt workspace, engine/cuda_workspaces.py).
-CUBLAS_WORKSPACE_BYTES = 65 * MIB
 
 
 @dataclass(frozen=True)
@@ -95,27 +74,10 @@ class TargetDevice:
 
     def overheads(self, has_convolutions: bool = True, arch: tuple[int, int] | None = None, cublas_threads: int = 2,
                   cudnn_threads: int | None = None) -> tuple[Overhead, ...]:
-        """What a process needs on this device beyond its tensors, from the tables
-        (resources/cuda_overheads.yaml) or their documented defaults. The threads that run matrix
-        products and convolutions each hold a library handle (a training step: two)."""
+        """What a process needs on this device beyond its tensors (engine/cuda_workspaces.py)."""
         if self.name == "cpu":
             return ()
-        from .cuda_workspaces import context_bytes, cudnn_workspace_bytes
-
-        version = torch.__version__
-        workspace = cudnn_workspace_bytes(arch, version, has_convolutions)
-        if cudnn_threads is None:
-            cudnn_threads = cublas_threads if has_convolutions else 0
-        context = context_bytes(arch, version, cublas_threads, cudnn_threads)
-        return (
-            Overhead("cublas", "cuBLAS/cuBLASLt workspace", CUBLAS_WORKSPACE_BYTES, "measured table",
-                     "taken from the caching allocator at the first matrix product and kept: 65.0 MiB measured "
-                     "on an H200 after training steps (docs/VALIDATION.md); traced instead with --device cuda"),
-            Overhead("workspace", "cuDNN and library workspaces in the step", workspace.bytes, workspace.source,
-                     "transient scratch above the traced peak: " + workspace.note),
-            Overhead("context", "CUDA context and library handles", context.bytes, context.source,
-                     "driver, kernels and library handles, outside PyTorch's allocator: " + context.note),
-        )
+        return cuda_overheads(has_convolutions, arch, cublas_threads, cudnn_threads, torch.__version__)
 
     def not_modelled(self) -> tuple[NotModelled, ...]:
         """The analysis's labelled lines for what the trace does not include."""

@@ -40,7 +40,10 @@ def measure_ranks(request, timeout: float = 300.0) -> list[RankMeasurement]:
     """Run `request`'s step on `request.world_size` gloo ranks; one measurement per rank."""
     import multiprocessing
 
-    context = multiprocessing.get_context("spawn")
+    # Ranks fork from the forkserver that imported the engine once (engine/isolated.py starts the
+    # same one): a fresh process per rank, without paying torch's import per rank and per call.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["engine.pipeline"])
     queue = context.Queue()
     port = _free_port()
     procs = [context.Process(target=_rank_main, args=(r, port, request, queue), daemon=True)

@@ -95,3 +95,19 @@ def test_help_documents_the_timeout():
     out = cli("--help")
     assert out.returncode == 0
     assert "--timeout SECONDS" in out.stdout and "default 600" in out.stdout
+
+
+def test_the_cli_process_never_imports_torch_when_the_child_traces(tmp):
+    # The child (engine/isolated.py) traces; this process unpickles plain data and renders the
+    # JSON, the summary and the GPU footprint lines: importing torch here would cost a second
+    # start-up of seconds on every run.
+    argv = ["analyze", "--model", os.path.join(SPECS, "small_cnn.yaml"), "--batch", "4", "--device", "cuda"]
+    probe = ("import sys, engine.cli as c; json_code = c.main(sys.argv[1:] + ['--json', %r]); "
+             "code = c.main(sys.argv[1:]); print('exit', json_code, code, 'torch imported:', 'torch' in sys.modules)"
+             % str(tmp / "cuda.json"))
+    out = subprocess.run([sys.executable, "-c", probe, *argv[1:]], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.stdout.splitlines()[-1] == "exit 0 0 torch imported: False", out.stderr
+    assert "CUDA context and library handles" in out.stdout  # the footprint, rendered here
+    doc = json.loads((tmp / "cuda.json").read_text())
+    assert doc["peak_reserved_bytes"] > 0 and any(line["key"] == "context" for line in doc["footprint"])
