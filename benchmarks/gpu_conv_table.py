@@ -9,6 +9,7 @@ the channels-last (NHWC) convolutions' workspaces. engine/cudnn_workspaces.py re
 import json
 import os
 import sys
+from collections import Counter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
@@ -19,63 +20,47 @@ COLUMNS = ["dtype", "n", "c", "h", "w", "out", "kh", "kw", "sh", "sw", "ph", "pw
 FRESH = os.path.join(ROOT, "tests", "data", "gpu", "h200_2026-11-28_fresh")
 
 
-def input_gradient_workspaces(run: str) -> dict:
-    """The input-gradient pass's own workspace, which the one-convolution probe folds into the
-    whole backward: read from the recorded training steps, where cuDNN allocates the input's
-    gradient, its workspace (freed), the weight's gradient, its workspace (freed). Each traced
-    NCHW convolution backward (in autograd's order, the GPU's too) is matched to the next such
-    pattern whose gradients have its input's and weight's sizes."""
-    import engine.cudnn_workspaces as cw
+def step_workspaces(run: str, select=lambda case: True) -> tuple[dict, dict]:
+    """What the recorded training steps show of each traced convolution, in one pass: every
+    traced convolution (CUDA trace, in autograd's order, the GPU's too) is matched to the
+    recorded events in turn (`_match`): forward, its output then any immediate alloc/free (its
+    workspace); backward, the input's gradient, [its workspace], the weight's gradient, [its
+    workspace]. A convolution the events do not show is skipped, and the next is looked for
+    from the same place.
 
-    found: dict[tuple, int] = {}
-    for calls, events in _recorded_steps(run):
-        i = 0
-        for direction, key, last, outputs, mask in calls:
-            if direction != "backward" or last or not (mask[0] and mask[1]):
-                continue
-            input_bytes, weight_bytes = outputs
-            while i + 5 < len(events):
-                (s0, _), (s1, a1), (s2, a2), (s3, _), (s4, a4), (s5, a5) = events[i:i + 6]
-                if (cw._block(s0) == input_bytes and s1 > 0 and s2 < 0 and a2 == a1 and
-                        cw._block(s3) == weight_bytes and s4 > 0 and s5 < 0 and a5 == a4):
-                    found.setdefault(key, cw._block(s1))
-                    i += 6
-                    break
-                i += 1
-    return found
-
-
-def channels_last_workspaces(run: str) -> dict:
-    """Channels-last convolutions' workspaces (cuDNN's NHWC kernels; a depthwise one runs on
-    cuDNN only in channels-last), read from the recorded training steps: the one-convolution
-    probe ran NCHW only. Every traced convolution (CUDA trace, in order) is matched to the
-    recorded events: forward, its output then an immediate alloc/free (the workspace, if any);
-    backward, the input's gradient, [its workspace], the weight's gradient, [its workspace].
-    Returns {table key (15 fields): (forward, weight-only, data)} for the channels-last ones,
-    each the largest seen."""
-    found: dict[tuple, list[int]] = {}
-    for calls, events in _recorded_steps(run):
-        if not any(last for _, _, last, _, _ in calls):
-            continue
+    Returns (data, nhwc):
+    - data: {table key (15 fields): the input-gradient pass's own workspace} for NCHW
+      convolutions, which the one-convolution probe folds into the whole backward; 0 when the
+      step shows none. Each key's most frequent reading (a shape seen several times reads the same).
+    - nhwc: {table key: (forward, weight-only, data)} for channels-last convolutions (cuDNN's
+      NHWC kernels; a depthwise one runs on cuDNN only in channels-last), which the probe ran
+      NCHW only; each the largest seen.
+    `select` picks the recorded cases to read (default: every SGD training step)."""
+    readings: dict[tuple, list[int]] = {}
+    nhwc: dict[tuple, list[int]] = {}
+    for calls, events in _recorded_steps(run, select):
         i = 0
         for direction, key, last, outputs, mask in calls:
             match = _match(events, i, outputs)
             if match is None:
                 continue
             i, workspaces = match
-            if not last:
-                continue
-            got = found.setdefault(key, [0, 0, 0])
-            if direction == "forward":
-                got[0] = max(got[0], workspaces[0])
-            else:
-                data = workspaces[0] if mask[0] else 0
-                weight_only = workspaces[-1] if mask[1] else 0
-                got[1], got[2] = max(got[1], weight_only), max(got[2], data)
-    return {key: tuple(v) for key, v in found.items()}
+            if direction == "backward" and not last and mask[0] and mask[1]:
+                readings.setdefault(key, []).append(workspaces[0])
+            elif last:
+                got = nhwc.setdefault(key, [0, 0, 0])
+                if direction == "forward":
+                    got[0] = max(got[0], workspaces[0])
+                else:
+                    data = workspaces[0] if mask[0] else 0
+                    weight_only = workspaces[-1] if mask[1] else 0
+                    got[1], got[2] = max(got[1], weight_only), max(got[2], data)
+    data = {key: max(Counter(seen).most_common(), key=lambda pair: (pair[1], pair[0]))[0]
+            for key, seen in readings.items()}
+    return data, {key: tuple(v) for key, v in nhwc.items()}
 
 
-def _recorded_steps(run: str):
+def _recorded_steps(run: str, select=lambda case: True):
     """For each recorded SGD training step: the convolutions its CUDA trace ran, in order, as
     (direction, table key, channels-last, output block sizes, backward mask), and the recorded
     (size, address) events. The order is autograd's on the GPU too."""
@@ -112,7 +97,7 @@ def _recorded_steps(run: str):
     cw.CudnnWorkspaces.__call__ = logging
     try:
         for case in document["cases"]:
-            if case["mode"] != "train" or case["optimizer"] != "sgd" or "error" in case:
+            if case["mode"] != "train" or case["optimizer"] != "sgd" or "error" in case or not select(case):
                 continue
             calls.clear()
             try:
@@ -167,14 +152,14 @@ def main(run: str) -> int:
         rows.append([r["dtype"], n, c, h, w, r["out"], *r["kernel"], *r["stride"], *r["padding"], *r["dilation"],
                      r["groups"], r["forward"], r["backward"], r["backward_weight_only"], None,
                      r.get("layout", "nchw")])
-    data = input_gradient_workspaces(FRESH)
+    data, channels_last = step_workspaces(FRESH)
     for row in rows:
         if row[-1] == "nchw":
             row[-2] = data.get(tuple(row[:15]))
     read = sum(r[-2] is not None for r in rows)
     print(f"input-gradient workspaces read from the recorded steps: {read} of {len(rows)}")
     probed = {tuple(row[:15]) for row in rows if row[-1] == "nhwc"}  # recordings with the NHWC probe
-    nhwc = {key: v for key, v in channels_last_workspaces(FRESH).items() if key not in probed}
+    nhwc = {key: v for key, v in channels_last.items() if key not in probed}
     for key, (forward, weight_only, data) in sorted(nhwc.items()):
         rows.append([*key, forward, max(weight_only, data), weight_only, data, "nhwc"])
     print(f"channels-last convolutions read from the recorded steps: {len(nhwc)}")

@@ -124,3 +124,31 @@ def test_a_cuda_trace_writes_a_convolution_of_a_channels_last_input_channels_las
     output = 4 * 16 * 32 * 32 * 4  # 512-byte multiple
     allocations = [n for n in a.events.nbytes.tolist() if n == output]
     assert len(allocations) == 2  # the convolution's channels-last output, and its contiguous copy
+
+
+def test_the_table_builder_reads_every_convolution_of_a_recorded_step():
+    # benchmarks/gpu_conv_table.py reads the input-gradient pass's workspace from the recorded
+    # SGD steps. ResNet-18's first convolution (no input gradient) aside, each convolution shape
+    # is read, in autograd's order: a convolution whose pass takes no workspace (layer2's 1x1
+    # downsample) reads 0 and the next is looked for from the same place (the reader once ran
+    # off the end there, and layer1's 3x3 convolutions went unread: reserved -6%).
+    import os
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    from gpu_conv_table import FRESH, step_workspaces
+
+    data, nhwc = step_workspaces(FRESH, lambda case: case["model"] == "resnet18" and case["precision"] == "float32")
+
+    def key(c, hw, out, k, stride):
+        return ("float32", 32, c, hw, hw, out, k, k, stride, stride, k // 2, k // 2, 1, 1, 1)
+
+    three_by_three = [key(64, 56, 64, 3, 1), key(64, 56, 128, 3, 2), key(128, 28, 128, 3, 1), key(128, 28, 256, 3, 2),
+                      key(256, 14, 256, 3, 1), key(256, 14, 512, 3, 2), key(512, 7, 512, 3, 1)]
+    downsamples = [key(64, 56, 128, 1, 2), key(128, 28, 256, 1, 2), key(256, 14, 512, 1, 2)]
+    assert set(data) == {*three_by_three, *downsamples} and not nhwc
+    assert all(data[k] > 0 for k in three_by_three)
+    assert data[key(64, 56, 64, 3, 1)] == 51_528_192  # layer1: the recorded request (49.14 MiB), not a 2 MiB block
+    assert data[key(64, 56, 128, 1, 2)] == 0  # layer2's 1x1 downsample: none, read as none

@@ -31,8 +31,6 @@ HISTORY = ("the segment layout follows the recording's history (a train-mode flo
            "had before its measured step, is within 3% (checked below), and the simulator replays the recorded "
            "trace itself within 3% (test_gpu_replay.py)")
 KNOWN_MISSES: dict[tuple, str] = {
-    ("resnet18", "train", "adam", "float32", "reserved"): HISTORY,
-    ("resnet18", "train", "sgd", "float32", "reserved"): HISTORY,
     ("vgg16", "train", "adam", "float32", "reserved"): HISTORY,
     ("vgg16", "train", "sgd", "float32", "reserved"): HISTORY,
 }
