@@ -335,6 +335,20 @@ class ChannelsLastDownsample(nn.Module):
         return self.head(self.down(self.norm(self.stem(x))).mean((2, 3)))
 
 
+class FanOut(nn.Module):
+    """One hidden layer read by three heads (multi-task): in backward autograd sums the heads'
+    gradients for it in place, into the first to arrive (the trace once held a copy: +26%)."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(256, 2048)
+        self.heads = nn.ModuleList([nn.Linear(2048, 16) for _ in range(3)])
+
+    def forward(self, x):
+        h = torch.relu(self.hidden(x))
+        return sum(head(h) for head in self.heads)
+
+
 def build_mnist():
     return MnistNet(), torch.zeros(1, 1, 28, 28)
 
@@ -401,3 +415,7 @@ def build_windows():
 
 def build_downsample():
     return ChannelsLastDownsample(), torch.zeros(1, 3, 8, 8)
+
+
+def build_fan_out():
+    return FanOut(), torch.zeros(1, 256)
