@@ -31,8 +31,7 @@ def analyze_isolated(
     timeout: float | None = None,
 ):
     """`engine.analyze(request)` in a child process; killed on `cancelled()` or after `timeout` s."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["engine.pipeline"])
+    context = engine_forkserver()
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_child, args=(request, sender), daemon=True, name="memlens-analysis")
     try:
@@ -69,6 +68,14 @@ def analyze_isolated(
             # leaving (Ctrl-C, a timeout) must never wait on it; the forkserver reaps the child.
             child.join(_JOIN_SECONDS)
         receiver.close()
+
+
+def engine_forkserver():
+    """The multiprocessing context whose children fork from one server process that imported
+    the engine once (started at its first use, shared by every caller in this process)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["engine.pipeline"])
+    return context
 
 
 def _child(request, sender) -> None:

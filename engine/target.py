@@ -14,7 +14,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from .analysis import NotModelled
 from .cuda_allocator import LibraryWorkspace
-from .cuda_workspaces import Overhead, cuda_overheads
+from .cuda_workspaces import cuda_overheads
 
 aten = torch.ops.aten
 # Kernel choices, numbered as torch._fused_sdp_choice returns them.
@@ -72,13 +72,6 @@ class TargetDevice:
                 query, key, value, attn_mask, needs_lse and torch.is_grad_enabled(), dropout_p, is_causal, scale=scale)[0]
         return None
 
-    def overheads(self, has_convolutions: bool = True, arch: tuple[int, int] | None = None, cublas_threads: int = 2,
-                  cudnn_threads: int | None = None) -> tuple[Overhead, ...]:
-        """What a process needs on this device beyond its tensors (engine/cuda_workspaces.py)."""
-        if self.name == "cpu":
-            return ()
-        return cuda_overheads(has_convolutions, arch, cublas_threads, cudnn_threads, torch.__version__)
-
     def not_modelled(self) -> tuple[NotModelled, ...]:
         """The analysis's labelled lines for what the trace does not include."""
         if self.name == "cpu":
@@ -93,7 +86,7 @@ class TargetDevice:
                             "on AVX2, oneDNN reduces a small-channel convolution's weight gradient across "
                             "threads in per-thread buffers"),
             )
-        by_key = {o.key: o for o in self.overheads()}
+        by_key = {o.key: o for o in cuda_overheads(torch_version=torch.__version__)}
         # The cuBLAS and cuDNN workspaces are traced and the allocator's reserve simulated (issue 7).
         return (
             NotModelled("CUDA context", None, by_key["context"].note + " (not in max_memory_allocated)"),

@@ -286,12 +286,7 @@ class StepRecorder(TorchDispatchMode):
         if self.regions and self.regions[-1].implicit and not torch.is_grad_enabled():
             del self.stack[self.regions[-1].depth:]  # backward is past a recomputation it saw no end of
             self._close_region()
-        if func is aten.add.Tensor and self._accumulates_in_place(args, kwargs):
-            out = self.kernels.call(func, args, kwargs or {})
-            if self._adopt(out, args[0]):
-                return out
-            self._on_output(out)
-            return out
+        in_place = func is aten.add.Tensor and self._accumulates_in_place(args, kwargs)
         script = self.kernel_scripts(func, args) if self.kernel_scripts is not None else None
         out = self.kernels.call(func, args, kwargs or {})
         # Where a kernel's output strides differ from its meta kernel's (engine/cpu_kernels.py): a
@@ -300,7 +295,8 @@ class StepRecorder(TorchDispatchMode):
         if script is not None:
             self._replay(script, out)
         if isinstance(out, torch.Tensor):
-            self._on_output(out)
+            if not (in_place and self._adopt(out, args[0])):
+                self._on_output(out)
         elif isinstance(out, (tuple, list)):
             for t in out:
                 if isinstance(t, torch.Tensor):

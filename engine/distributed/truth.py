@@ -38,12 +38,11 @@ class RankMeasurement:
 
 def measure_ranks(request, timeout: float = 300.0) -> list[RankMeasurement]:
     """Run `request`'s step on `request.world_size` gloo ranks; one measurement per rank."""
-    import multiprocessing
+    from ..isolated import engine_forkserver
 
-    # Ranks fork from the forkserver that imported the engine once (engine/isolated.py starts the
-    # same one): a fresh process per rank, without paying torch's import per rank and per call.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["engine.pipeline"])
+    # A fresh process per rank, forked from the server that imported the engine once: no
+    # import of torch per rank and per call.
+    context = engine_forkserver()
     queue = context.Queue()
     port = _free_port()
     procs = [context.Process(target=_rank_main, args=(r, port, request, queue), daemon=True)
