@@ -525,7 +525,7 @@ def _bf16_matmul(a, b) -> list[Step] | None:
     if a.dtype != torch.bfloat16 or a.dim() != 2 or b.dim() != 2 or onednn_family() != AVX512:
         return None
     m, k, n = a.shape[0], a.shape[1], b.shape[1]
-    if m * n * k <= 16 ** 3 or not _onednn_low_precision():
+    if m * n * k <= 16 ** 3 or not onednn_low_precision():
         return None
     return [("out", 0), ("alloc", "accumulate", m * n * 4 + 128), ("free", "accumulate")]
 
@@ -533,7 +533,7 @@ def _bf16_matmul(a, b) -> list[Step] | None:
 def _uses_onednn(x, weight, stride, dilation, groups) -> bool:
     """ATen's ConvParams::use_mkldnn for CPU tensors (aten/src/ATen/native/Convolution.cpp)."""
     if x.dtype in (torch.bfloat16, torch.float16):
-        return _onednn_low_precision()
+        return onednn_low_precision()
     if x.dtype != torch.float32:
         return False
     n = x.shape[0]
@@ -546,7 +546,7 @@ def _uses_onednn(x, weight, stride, dilation, groups) -> bool:
 
 
 @functools.lru_cache(maxsize=1)
-def _onednn_low_precision() -> bool:
+def onednn_low_precision() -> bool:
     """oneDNN runs bf16/fp16 convolutions only on CPUs with native support (AVX512-BF16, AMX)
     or AVX-512 emulation; the answer follows ONEDNN_MAX_CPU_ISA."""
     try:

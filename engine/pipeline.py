@@ -17,7 +17,8 @@ import torch._meta_registrations  # noqa: F401,E402
 import torch._refs  # noqa: F401,E402
 import torch.fx.experimental.symbolic_shapes  # noqa: F401,E402
 import torchvision.models  # noqa: F401,E402
-from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
+from torch._subclasses.fake_tensor import (  # noqa: E402
+    DataDependentOutputException, DynamicOutputShapeException, FakeTensorMode)
 
 from .analysis import Analysis
 from .cuda_allocator import cuda_memory
@@ -27,6 +28,7 @@ from .estimate import textbook
 from .lora import prepare_for_request
 from .loss import make_targets, output_tensors
 from .request import MAX_INPUT_ELEMENTS, AnalysisRequest
+from .rnn_limits import rnn_warning
 from .sources import LoadedModel, load_model
 from .sources.empty_init import to_fake
 from .step import build_optimizer, build_scaler, optimizer_state_tensors, prime_optimizer, run_step, torch_dtype
@@ -107,8 +109,10 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
     warnings = list(loaded.warnings)
     if request.ignored_optimizer:
         warnings.append(request.ignored_optimizer)
-    if (warning := fast_path_warning(model, request.mode, request.device, request.amp)) is not None:
-        warnings.append(warning)
+    for warning in (fast_path_warning(model, request.mode, request.device, request.amp),
+                    rnn_warning(model, request.device, request.amp)):
+        if warning is not None:
+            warnings.append(warning)
 
     input_dtype = loaded.input_dtype if loaded.input_dtype is not None else dtype
     with tensor_mode:
@@ -182,7 +186,7 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
             raise UnsupportedError(
                 f"{loaded.name}: op {_op_name(e, recorder)} in module '{recorder.current_module()}' "
                 "is data-dependent (its result depends on tensor values, e.g. nonzero, .item(), "
-                "masked_select), so it cannot be traced without real data"
+                f"masked_select), so it cannot be traced without real data{_fake_tensor_hint(e, request)}"
             ) from None
         if cancelled is not None and cancelled():
             raise CancelledError("analysis cancelled") from None
@@ -304,7 +308,8 @@ def _output_shapes(model, x, loaded: LoadedModel, request: AnalysisRequest) -> l
     except (Exception, SystemExit, KeyboardInterrupt) as e:  # the user's forward, sys.exit() included
         where = f"module '{stack[-1]}'" if stack else "the model"
         if _is_data_dependent(e):
-            raise UnsupportedError(f"{loaded.name}: {where} uses a data-dependent op ({_first_line(e)})") from None
+            raise UnsupportedError(f"{loaded.name}: {where} uses a data-dependent op ({_first_line(e)})"
+                                   f"{_fake_tensor_hint(e, request)}") from None
         raise MemLensError(f"{loaded.name}: the forward pass failed in {where} on input "
                            f"{tuple(x.shape)}: {_first_line(e)}") from None
     finally:
@@ -315,7 +320,17 @@ def _output_shapes(model, x, loaded: LoadedModel, request: AnalysisRequest) -> l
 
 def _is_data_dependent(e: BaseException) -> bool:
     text = str(e)
-    return isinstance(e, NotImplementedError) or "meta tensor" in text or "no data" in text
+    return (isinstance(e, (NotImplementedError, DynamicOutputShapeException, DataDependentOutputException))
+            or "meta tensor" in text or "no data" in text)
+
+
+def _fake_tensor_hint(e: BaseException, request: AnalysisRequest) -> str:
+    """AMP is traced on fake tensors (autocast ignores meta ones), which refuse an op whose output
+    shape depends on its inputs' values even where the meta trace reads them from a real CPU tensor
+    (pack_padded_sequence's lengths)."""
+    if request.amp and isinstance(e, (DynamicOutputShapeException, DataDependentOutputException)):
+        return "; AMP is traced on fake tensors, which cannot run it: trace the model without AMP"
+    return ""
 
 
 def _op_name(e: BaseException, recorder: StepRecorder) -> str:

@@ -31,7 +31,7 @@ def family(monkeypatch):
         monkeypatch.setattr(cpu_kernels, "onednn_family", lambda: name)
         monkeypatch.setattr(cpu_lstm, "onednn_family", lambda: name)
         # oneDNN takes bfloat16 convolutions from AVX-512 on (native or emulated), not on AVX2.
-        monkeypatch.setattr(cpu_kernels, "_onednn_low_precision", lambda: name != AVX2)
+        monkeypatch.setattr(cpu_kernels, "onednn_low_precision", lambda: name != AVX2)
 
     yield use
     torch.set_num_threads(threads)

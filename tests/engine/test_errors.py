@@ -37,6 +37,18 @@ def test_data_dependent_op_names_the_op_and_the_module():
         analyze(AnalysisRequest(model=f"{TINY}:data_dependent", batch=2, mode="inference"))
 
 
+def test_a_packed_sequence_under_amp_is_refused_with_the_way_out():
+    """pack_padded_sequence reads its lengths' values: the meta trace has them on the CPU, but AMP
+    traces on fake tensors, which refuse the op. The error names the op, the module and what works."""
+    packed = os.path.join(DATA, "user_models.py") + ":build_packed_lstm"
+    for device in ("cpu", "cuda"):
+        with pytest.raises(UnsupportedError, match=r"module 'PackedLSTMClassifier' uses a data-dependent op "
+                                                   r"\(aten._pack_padded_sequence.default\); AMP is traced on fake "
+                                                   r"tensors.*without AMP"):
+            analyze(AnalysisRequest(model=packed, batch=4, optimizer="adam", amp=True, device=device))
+    assert analyze(AnalysisRequest(model=packed, batch=4, optimizer="adam", device="cuda")).peak.total_bytes > 0
+
+
 def test_python_file_errors_name_the_file_and_line():
     with pytest.raises(MemLensError, match=r"tiny_mlp.py:\d+: broken\(\) failed: ValueError"):
         analyze(AnalysisRequest(model=f"{TINY}:broken"))

@@ -1,0 +1,34 @@
+"""Where the trace of a recurrent layer is not what the target runs: named in the warnings.
+
+On a CPU, float32 LSTMs and GRUs are traced as ATen and oneDNN run them (engine/cpu_lstm.py,
+cpu_gru.py). Two paths are not modelled:
+- a GPU runs nn.LSTM, nn.GRU and nn.RNN through cuDNN's RNN kernels, which take a workspace and
+  keep a reserve buffer (the gates of every step) for the backward; cuDNN sizes both itself
+  (cudnnGetRNNTempSpaceSizes) and no GPU recording measures them yet. The trace follows ATen's
+  step-by-step cells instead;
+- under CPU autocast an LSTM runs in bfloat16 through oneDNN's bf16 kernels (on CPUs where
+  oneDNN runs bfloat16: AVX-512 and later), whose workspace and weight copies differ from
+  float32's (measured: a 2-layer tagger -12% to -18%). Elsewhere ATen's cells run it, as traced.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from .cpu_kernels import onednn_low_precision
+
+
+def rnn_warning(model: nn.Module, device: str, amp: bool) -> str | None:
+    """The warning for `model`'s recurrent layers on `device`, or None when they are modelled."""
+    kinds = sorted({type(m).__name__ for m in model.modules() if isinstance(m, nn.RNNBase)})
+    if not kinds:
+        return None
+    names = " and ".join(f"nn.{k}" for k in kinds)
+    if device == "cuda":
+        return (f"{names} on a GPU: cuDNN's RNN kernels (a workspace, and a reserve of every step's gates kept "
+                "for the backward) are not modelled; the figure follows ATen's step-by-step cells, whose saved "
+                "tensors stand in for the reserve")
+    if device == "cpu" and amp and "LSTM" in kinds and onednn_low_precision():
+        return ("nn.LSTM under CPU autocast runs oneDNN's bfloat16 kernels, not modelled (their workspace and "
+                "weight copies differ from float32's): the figure reads low (-12% to -18% measured on a 2-layer "
+                "LSTM tagger)")
+    return None
