@@ -27,7 +27,10 @@ Recorded:
 - `conv_workspaces`: every distinct convolution of the torchvision models at its batch, run alone
   per dtype: the bytes cuDNN's heuristics take above the outputs, forward and backward; a
   convolution whose input is channels-last (ConvNeXt's) is probed channels-last (cuDNN's NHWC
-  kernels).
+  kernels);
+- `rnn_workspaces`: cuDNN's LSTMs and GRUs (RNN_SHAPES, per dtype, training and inference): the
+  allocator's trace of one pass after a warm-up, for the RNN model MemLens does not have yet
+  (engine/rnn_limits.py).
 
 A lent GPU's session (about 15 minutes of device time, start-up included), in this order:
 1. `python3 benchmarks/gpu_accuracy.py --fresh-all --workers 10 --budget 235 --out "$OUT"`: every
@@ -437,6 +440,76 @@ def _one_conv(gpu, conv: dict, dtype) -> dict:
     return out
 
 
+# cuDNN's RNNs (nn.LSTM, nn.GRU on a GPU): the trace does not model them yet (engine/rnn_limits.py).
+# (cell, layers, bidirectional, steps, batch, inputs, hidden): shapes to fit cuDNN's workspace and
+# reserve against, each run per dtype, in training (forward + backward) and inference.
+RNN_SHAPES = [
+    ("LSTM", 1, False, 20, 32, 64, 128), ("LSTM", 2, False, 20, 32, 64, 128), ("LSTM", 2, True, 20, 32, 64, 128),
+    ("LSTM", 1, False, 64, 32, 64, 128), ("LSTM", 1, False, 20, 8, 64, 128), ("LSTM", 1, False, 20, 32, 256, 128),
+    ("LSTM", 1, False, 20, 32, 64, 512), ("LSTM", 2, True, 50, 16, 300, 256), ("LSTM", 3, False, 35, 20, 650, 650),
+    ("GRU", 1, False, 20, 32, 64, 128), ("GRU", 2, True, 20, 32, 64, 96), ("GRU", 1, False, 64, 32, 256, 512),
+]
+DRY_RNN_SHAPES = RNN_SHAPES[:2]
+
+
+def rnn_workspaces(gpu, shapes, dtypes: list[str], deadline: float) -> list[dict]:
+    """For each recurrent layer shape, dtype and mode: the allocator's trace of one forward (and,
+    training, backward) after a warm-up, so the outputs, cuDNN's reserve and workspace and the
+    gradients are there as exact requests (compact, engine/allocator_replay.py)."""
+    from engine.allocator_replay import compact_trace
+
+    torch = gpu.torch
+    rows = []
+    for dtype_name in dtypes:
+        for cell, layers, bidirectional, steps, batch, inputs, hidden in shapes:
+            for mode in ("train", "inference"):
+                if time.time() > deadline:
+                    return rows
+                row = {"rnn": cell, "layers": layers, "bidirectional": bidirectional, "steps": steps,
+                       "batch": batch, "inputs": inputs, "hidden": hidden, "dtype": dtype_name, "mode": mode}
+                try:
+                    row.update(_one_rnn(gpu, getattr(torch.nn, cell), row, getattr(torch, dtype_name), compact_trace))
+                except Exception as e:  # noqa: BLE001
+                    row["error"] = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
+                rows.append(row)
+                gpu.empty_cache()
+    return rows
+
+
+def _one_rnn(gpu, kind, row: dict, dtype, compact_trace) -> dict:
+    torch = gpu.torch
+    layer = kind(row["inputs"], row["hidden"], num_layers=row["layers"], bidirectional=row["bidirectional"],
+                 batch_first=True).to(device=gpu.device, dtype=dtype)
+    layer.train(row["mode"] == "train")
+    x = torch.randn(row["batch"], row["steps"], row["inputs"], device=gpu.device, dtype=dtype,
+                    requires_grad=row["mode"] == "train")
+
+    def once():
+        if row["mode"] == "train":
+            out, _ = layer(x)
+            out.sum().backward()
+            layer.zero_grad(set_to_none=True)
+            x.grad = None
+        else:
+            with torch.no_grad():
+                layer(x)
+
+    once()  # cuDNN's plans and any first-call buffers
+    gpu.sync()
+    before = gpu.stats()
+    gpu.reset_peaks()
+    gpu.start_history()
+    try:
+        once()
+        gpu.sync()
+        snap = gpu.snapshot()
+    finally:
+        gpu.stop_history()
+    after = gpu.stats()
+    return {"start_allocated": before["allocated"], "max_memory_allocated": after["max_allocated"],
+            "trace": compact_trace((snap.get("device_traces") or [[]])[0])}
+
+
 def _rounded(t) -> int:
     """The caching allocator's block for a tensor: 512-byte rounding."""
     n = t.untyped_storage().nbytes()
@@ -485,6 +558,8 @@ def run_worker(job: dict) -> None:
         if job["kind"] == "convs":
             convs = distinct_convolutions(DRY_MODELS if job["dry_run"] else MODELS)
             dtypes = ["float32"] if job["dry_run"] else CONV_DTYPES
+            for row in rnn_workspaces(gpu, DRY_RNN_SHAPES if job["dry_run"] else RNN_SHAPES, dtypes, deadline):
+                write(row)  # first: a few seconds, then the convolutions to the deadline
             for row in conv_workspaces(gpu, convs[:3] if job["dry_run"] else convs, dtypes, deadline):
                 write(row)
             return
@@ -662,7 +737,9 @@ def main(argv: list[str] | None = None) -> int:
         for row in _rows(os.path.join(work, f"cases-{k}.jsonl")):
             (document["skipped"].append(row["skipped"]) if "skipped" in row else document["cases"].append(row))
     document["fresh_cases"] = [r for r in _rows(os.path.join(work, "fresh.jsonl")) if "skipped" not in r]
-    document["conv_workspaces"] = _rows(os.path.join(work, "convs.jsonl"))
+    probes = _rows(os.path.join(work, "convs.jsonl"))
+    document["conv_workspaces"] = [r for r in probes if "rnn" not in r]
+    document["rnn_workspaces"] = [r for r in probes if "rnn" in r]
     path = write_document(document, args.out)
     errors = sum("error" in c for c in document["cases"] + document["fresh_cases"])
     total = sum(os.path.getsize(os.path.join(args.out, n)) for n in os.listdir(args.out) if n.endswith(".json"))

@@ -39,6 +39,11 @@ def test_dry_run_records_every_field_and_says_it_is_not_a_measurement(tmp_path):
         assert case["warmup_steps"] == 1  # float32: no GradScaler to skip the warm-up
     assert [c["alloc_conf"] for c in document["fresh_cases"]] == [""]  # a fresh process per allocator setting
     assert document["conv_workspaces"] and all("error" not in r for r in document["conv_workspaces"])
+    # cuDNN's RNNs: every probed shape in training and inference, recorded apart from the convolutions
+    rnns = document["rnn_workspaces"]
+    assert [(r["rnn"], r["layers"], r["mode"]) for r in rnns] == [
+        (cell, layers, mode) for cell, layers, *_ in gpu_accuracy.DRY_RNN_SHAPES for mode in ("train", "inference")]
+    assert all("error" not in r and r["trace"]["events"] == 0 for r in rnns), rnns
 
 
 def test_no_cuda_without_dry_run_is_refused_plainly(tmp_path):
