@@ -127,11 +127,11 @@ def test_a_cuda_trace_writes_a_convolution_of_a_channels_last_input_channels_las
 
 
 def test_the_table_builder_reads_every_convolution_of_a_recorded_step():
-    # benchmarks/gpu_conv_table.py reads the input-gradient pass's workspace from the recorded
-    # SGD steps. ResNet-18's first convolution (no input gradient) aside, each convolution shape
-    # is read, in autograd's order: a convolution whose pass takes no workspace (layer2's 1x1
-    # downsample) reads 0 and the next is looked for from the same place (the reader once ran
-    # off the end there, and layer1's 3x3 convolutions went unread: reserved -6%).
+    # benchmarks/gpu_conv_table.py reads each pass's workspace from the recorded SGD steps, as cuDNN
+    # asked for it. ResNet-18's first convolution (no input gradient) aside, each convolution shape
+    # is read, in autograd's order: a pass that takes no workspace (layer2's 1x1 downsample's input
+    # gradient) reads 0 and the next one is still read (a reader once ran off the end there, and
+    # layer1's 3x3 convolutions went unread: reserved -6%).
     import os
     import sys
 
@@ -140,7 +140,10 @@ def test_the_table_builder_reads_every_convolution_of_a_recorded_step():
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     from gpu_conv_table import FRESH, step_workspaces
 
-    data, nhwc = step_workspaces(FRESH, lambda case: case["model"] == "resnet18" and case["precision"] == "float32")
+    nchw, nhwc = step_workspaces(FRESH, lambda case: case["model"] == "resnet18" and case["precision"] == "float32")
+    forward = {key: v[0] for key, v in nchw.items()}
+    weight = {key: v[1] for key, v in nchw.items()}
+    data = {key: v[2] for key, v in nchw.items() if v[2] is not None}
 
     def key(c, hw, out, k, stride):
         return ("float32", 32, c, hw, hw, out, k, k, stride, stride, k // 2, k // 2, 1, 1, 1)
@@ -148,7 +151,13 @@ def test_the_table_builder_reads_every_convolution_of_a_recorded_step():
     three_by_three = [key(64, 56, 64, 3, 1), key(64, 56, 128, 3, 2), key(128, 28, 128, 3, 1), key(128, 28, 256, 3, 2),
                       key(256, 14, 256, 3, 1), key(256, 14, 512, 3, 2), key(512, 7, 512, 3, 1)]
     downsamples = [key(64, 56, 128, 1, 2), key(128, 28, 256, 1, 2), key(256, 14, 512, 1, 2)]
+    stem = key(3, 224, 64, 7, 2)
     assert set(data) == {*three_by_three, *downsamples} and not nhwc
+    assert set(forward) == set(weight) == {*three_by_three, *downsamples, stem}
     assert all(data[k] > 0 for k in three_by_three)
     assert data[key(64, 56, 64, 3, 1)] == 51_528_192  # layer1: the recorded request (49.14 MiB), not a 2 MiB block
     assert data[key(64, 56, 128, 1, 2)] == 0  # layer2's 1x1 downsample: none, read as none
+    # The forward's own request, where the probe's block-rounded peak read 27,262,976 (26 MiB): a
+    # cached block handed out unsplit, its remainder under 1 MiB counted as workspace.
+    assert forward[key(128, 28, 128, 3, 1)] == 26_280_448
+    assert forward[key(64, 56, 128, 1, 2)] == 0 and weight[key(64, 56, 128, 1, 2)] > 0
