@@ -25,7 +25,9 @@ Recorded:
   peaks and NVML's per-process used memory at the end: the simulator replays these from nothing,
   and the device total (context + reserved) is checked against NVML;
 - `conv_workspaces`: every distinct convolution of the torchvision models at its batch, run alone
-  per dtype: the bytes cuDNN's heuristics take above the outputs, forward and backward; a
+  per dtype: the bytes cuDNN's heuristics take above the outputs, forward and backward, and the
+  requests made and freed inside each call (`*_requests`: cuDNN's workspaces as asked for, where
+  the block-level excess counts the allocator's unsplit remainders); a
   convolution whose input is channels-last (ConvNeXt's) is probed channels-last (cuDNN's NHWC
   kernels);
 - `rnn_workspaces`: cuDNN's LSTMs and GRUs (RNN_SHAPES, per dtype, training and inference): the
@@ -415,17 +417,28 @@ def _one_conv(gpu, conv: dict, dtype) -> dict:
     padding = conv["padding"]
     args = (conv["stride"], padding, conv["dilation"], conv["groups"])
 
-    def extra(fn):
+    requests = {}
+
+    def extra(fn, key):
+        """The block-level excess at the peak, and (`requests`) cuDNN's exact requests: the
+        allocations made and freed inside the call, in order (the excess counts the blocks the
+        allocator hands out, unsplit remainders included)."""
         gpu.sync()
         base = torch.cuda.memory_allocated() if dev == "cuda" else 0
         gpu.reset_peaks()
-        outs = fn()
-        gpu.sync()
+        gpu.start_history()
+        try:
+            outs = fn()
+            gpu.sync()
+            entries = (gpu.snapshot().get("device_traces") or [[]])[0]
+        finally:
+            gpu.stop_history()
         peak = torch.cuda.max_memory_allocated() if dev == "cuda" else 0
         kept = sum(_rounded(o) for o in outs if o is not None)
+        requests[f"{key}_requests"] = _freed_inside(entries)
         return peak - base - kept, outs
 
-    fwd, (y,) = extra(lambda: (torch.nn.functional.conv2d(x, w, b, *args),))
+    fwd, (y,) = extra(lambda: (torch.nn.functional.conv2d(x, w, b, *args),), "forward")
     gy = torch.randn_like(y)  # the output's layout: channels-last after a channels-last input
     del y
     if isinstance(padding, str):  # convolution_backward wants numbers
@@ -434,10 +447,22 @@ def _one_conv(gpu, conv: dict, dtype) -> dict:
     out = {"forward": fwd, "output_bytes": gy.numel() * gy.element_size()}
     for key, mask in (("backward", [True, True, conv["bias"]]), ("backward_weight_only", [False, True, conv["bias"]])):
         ws, outs = extra(lambda mask=mask: torch.ops.aten.convolution_backward(
-            gy, x, w, bias_sizes, conv["stride"], padding, conv["dilation"], False, [0, 0], conv["groups"], mask))
+            gy, x, w, bias_sizes, conv["stride"], padding, conv["dilation"], False, [0, 0], conv["groups"], mask), key)
         out[key] = ws
         del outs
-    return out
+    return {**out, **requests}
+
+
+def _freed_inside(entries: list[dict]) -> list[int]:
+    """The sizes of the allocations a recorded call made and freed again (its workspaces), in order."""
+    made = {}
+    freed = []
+    for e in entries:
+        if e["action"] == "alloc":
+            made[e["addr"]] = int(e["size"])
+        elif e["action"] == "free_completed" and e["addr"] in made:
+            freed.append(made.pop(e["addr"]))
+    return freed
 
 
 # cuDNN's RNNs (nn.LSTM, nn.GRU on a GPU): the trace does not model them yet (engine/rnn_limits.py).

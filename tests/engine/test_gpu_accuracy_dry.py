@@ -39,6 +39,7 @@ def test_dry_run_records_every_field_and_says_it_is_not_a_measurement(tmp_path):
         assert case["warmup_steps"] == 1  # float32: no GradScaler to skip the warm-up
     assert [c["alloc_conf"] for c in document["fresh_cases"]] == [""]  # a fresh process per allocator setting
     assert document["conv_workspaces"] and all("error" not in r for r in document["conv_workspaces"])
+    assert all(r["forward_requests"] == [] == r["backward_weight_only_requests"] for r in document["conv_workspaces"])
     # cuDNN's RNNs: every probed shape in training and inference, recorded apart from the convolutions
     rnns = document["rnn_workspaces"]
     assert [(r["rnn"], r["layers"], r["mode"]) for r in rnns] == [
@@ -98,3 +99,14 @@ def test_the_warm_up_repeats_while_the_grad_scaler_skips_the_optimizer_step():
     assert gpu_accuracy.warm_up(one_step, scaler) == 3
     assert states == [0, 0, 1] and scaler.get_scale() == 2.0**14
     assert gpu_accuracy.warm_up(lambda: states.append("ran"), None) == 1  # no scaler: one step
+
+
+def test_a_probe_reads_the_requests_made_and_freed_inside_the_call():
+    """cuDNN's workspaces as asked for: allocations freed inside the call, in order; the outputs
+    (kept) and anything freed that the call did not make are not workspaces."""
+    entries = [{"action": "alloc", "addr": 1, "size": 4096}, {"action": "alloc", "addr": 2, "size": 29_311_379},
+               {"action": "free_requested", "addr": 2, "size": 29_311_379},
+               {"action": "free_completed", "addr": 2, "size": 29_311_379},
+               {"action": "free_completed", "addr": 9, "size": 512},
+               {"action": "alloc", "addr": 2, "size": 700}, {"action": "free_completed", "addr": 2, "size": 700}]
+    assert gpu_accuracy._freed_inside(entries) == [29_311_379, 700]
