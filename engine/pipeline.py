@@ -82,9 +82,10 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
                   cancelled, started: float, levers, plan=None) -> Analysis:
     """One trace; `plan` (engine/distributed/plan.py) wraps the model as one rank of N."""
     dtype = torch_dtype(request.dtype)
-    if request.amp or plan is not None:
-        # Autocast acts on tensors of its device type only: meta tensors would bypass it, fake
-        # CPU tensors take part exactly as real ones (slower to trace, so only for AMP).
+    if _fake_tensors(request, plan):
+        # CPU autocast acts on CPU tensors only: meta tensors would bypass it, fake CPU tensors
+        # take part exactly as real ones (slower to trace, so only for CPU AMP). CUDA AMP is
+        # MemLens's own torch-function mode (engine/target.py CudaAutocast): meta tensors do.
         # FSDP refuses meta parameters and DDP's reducer needs a device: fake CPU tensors too.
         tensor_mode = FakeTensorMode()
         model = plan.materialize(loaded.module, tensor_mode, dtype) if plan else to_fake(loaded.module, tensor_mode, dtype)
@@ -230,13 +231,17 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
         not_modelled=target_for(request.device).not_modelled(),
         warnings=tuple(warnings),
         analysis_seconds=time.perf_counter() - started,
-        engine=f"{'fake CPU' if request.amp or plan is not None else 'meta'} tensors, torch {torch.__version__.split('+')[0]}",
+        engine=f"{'fake CPU' if _fake_tensors(request, plan) else 'meta'} tensors, torch {torch.__version__.split('+')[0]}",
         cuda=cuda,
     )
     if plan is not None:  # ---- distributed hook: what this rank holds, read before the model goes
         analysis = plan.finish(analysis, recorder, model, optimizer)
     report(1.0, "done")
     return analysis
+
+
+def _fake_tensors(request: AnalysisRequest, plan) -> bool:
+    return (request.amp and request.device == "cpu") or plan is not None
 
 
 # 128 TiB of weights: far beyond any machine, far below int64's 8 EiB where byte counts wrap.
@@ -325,11 +330,12 @@ def _is_data_dependent(e: BaseException) -> bool:
 
 
 def _fake_tensor_hint(e: BaseException, request: AnalysisRequest) -> str:
-    """AMP is traced on fake tensors (autocast ignores meta ones), which refuse an op whose output
+    """CPU AMP is traced on fake tensors (autocast ignores meta ones), which refuse an op whose output
     shape depends on its inputs' values even where the meta trace reads them from a real CPU tensor
     (pack_padded_sequence's lengths)."""
-    if request.amp and isinstance(e, (DynamicOutputShapeException, DataDependentOutputException)):
-        return "; AMP is traced on fake tensors, which cannot run it: trace the model without AMP"
+    if _fake_tensors(request, None) and isinstance(e, (DynamicOutputShapeException, DataDependentOutputException)):
+        return ("; CPU AMP is traced on fake tensors, which cannot run it: trace the model without AMP "
+                "(a GPU target's AMP, on meta tensors, can)")
     return ""
 
 

@@ -161,3 +161,33 @@ def test_the_table_builder_reads_every_convolution_of_a_recorded_step():
     # cached block handed out unsplit, its remainder under 1 MiB counted as workspace.
     assert forward[key(128, 28, 128, 3, 1)] == 26_280_448
     assert forward[key(64, 56, 128, 1, 2)] == 0 and weight[key(64, 56, 128, 1, 2)] > 0
+
+def test_eval_batch_norm_keeps_saved_statistics_only_where_the_gpu_does():
+    """A GPU's eval-mode batch norm: cuDNN (float32, float16 under AMP) returns no saved
+    statistics, the native kernel (bfloat16) a pair per layer; the meta kernel always makes them.
+    Small allocations of a recorded inference pass, counted, against its CUDA trace's."""
+    import os
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    from gpu_accuracy import load_document
+    from gpu_predict import request_for
+
+    from engine.allocator_replay import decode_trace
+
+    run = os.path.join(ROOT, "tests", "data", "gpu", "h200_2026-11-28_fresh", "gpu_accuracy.json")
+    cases = load_document(run)["cases"]
+
+    def small(sizes):
+        return sum(1 for n in sizes if 0 < n <= 8192)
+
+    counts = {}
+    for precision in ("float32", "amp_float16", "amp_bfloat16"):
+        case = next(c for c in cases if c["model"] == "resnet18" and c["mode"] == "inference"
+                    and c["precision"] == precision)
+        traced = analyze(request_for(case, (9, 0)))
+        counts[precision] = small(traced.events.nbytes.tolist())
+        assert counts[precision] == small(decode_trace(case["trace"])[0].tolist()), precision
+    assert counts["float32"] == 0 and counts["amp_bfloat16"] >= 2 * 20  # resnet18's 20 batch norms
