@@ -426,13 +426,7 @@ def _one_conv(gpu, conv: dict, dtype) -> dict:
         gpu.sync()
         base = torch.cuda.memory_allocated() if dev == "cuda" else 0
         gpu.reset_peaks()
-        gpu.start_history()
-        try:
-            outs = fn()
-            gpu.sync()
-            entries = (gpu.snapshot().get("device_traces") or [[]])[0]
-        finally:
-            gpu.stop_history()
+        outs, entries = _recorded(gpu, fn)
         peak = torch.cuda.max_memory_allocated() if dev == "cuda" else 0
         kept = sum(_rounded(o) for o in outs if o is not None)
         requests[f"{key}_requests"] = _freed_inside(entries)
@@ -523,16 +517,21 @@ def _one_rnn(gpu, kind, row: dict, dtype, compact_trace) -> dict:
     gpu.sync()
     before = gpu.stats()
     gpu.reset_peaks()
+    _, entries = _recorded(gpu, once)
+    return {"start_allocated": before["allocated"], "max_memory_allocated": gpu.stats()["max_allocated"],
+            "trace": compact_trace(entries)}
+
+
+def _recorded(gpu, fn):
+    """`fn()` under the allocator's history: (its result, the device trace's entries)."""
     gpu.start_history()
     try:
-        once()
+        result = fn()
         gpu.sync()
         snap = gpu.snapshot()
     finally:
         gpu.stop_history()
-    after = gpu.stats()
-    return {"start_allocated": before["allocated"], "max_memory_allocated": after["max_allocated"],
-            "trace": compact_trace((snap.get("device_traces") or [[]])[0])}
+    return result, (snap.get("device_traces") or [[]])[0]
 
 
 def _rounded(t) -> int:
