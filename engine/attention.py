@@ -6,7 +6,7 @@ it for backward; a real CPU runs a flash kernel that saves only the output and a
 That difference is 8-12% of a small transformer's peak. While tracing, the function is replaced
 by one that asks torch what the target would choose and calls that kernel on the meta tensors.
 The choice and the kernels per device live in `TargetDevice` (engine/target.py).
-For a CUDA target the fake CPU tensors of an AMP trace are routed the same way (their device says cpu).
+For a CUDA target the fake CPU tensors of a distributed trace are routed the same way (their device says cpu).
 nn.TransformerEncoderLayer's fused inference path (`_transformer_encoder_layer_fwd`) is traced as a
 CPU or a GPU runs it (engine/fused_transformer.py), except under CPU autocast: `fast_path_warning`.
 """
