@@ -26,6 +26,8 @@ SPEC_3B = os.path.join(os.path.dirname(__file__), "..", "resources", "specs", "t
 CASES = [
     ("vgg16 b32 train adam", AnalysisRequest(model="vgg16", batch=32), 0.5),
     ("resnet50 b32 train adam", AnalysisRequest(model="resnet50", batch=32), 1.0),
+    # a GPU target with float16 AMP: cuDNN's workspaces, the allocator simulated, MemLens's CUDA autocast
+    ("resnet50 b32 train adam cuda amp", AnalysisRequest(model="resnet50", batch=32, device="cuda", amp=True), 2.0),
     ("densenet121 b2 train adam", AnalysisRequest(model="densenet121", batch=2), 4.0),
     ("vit_h_14 b1 train adam", AnalysisRequest(model="vit_h_14", batch=1), 10.0),
     ("transformer-3b b1 train adam", AnalysisRequest(model=os.path.abspath(SPEC_3B), batch=1), 20.0),
