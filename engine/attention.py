@@ -66,6 +66,6 @@ def fast_path_warning(model: torch.nn.Module, mode: str, device: str, amp: bool 
         return None
     if not any(isinstance(m, torch.nn.TransformerEncoderLayer) for m in model.modules()):
         return None
-    return ("AMP inference of nn.TransformerEncoderLayer on a CPU: torch's fused fast path under autocast is not "
+    return ("AMP inference of nn.TransformerEncoderLayer on a CPU: the fused fast path under autocast is not "
             "modelled; the figure follows the standard path and reads low (-9% to -18% measured on small "
             "transformers)")

@@ -24,11 +24,11 @@ def rnn_warning(model: nn.Module, device: str, amp: bool) -> str | None:
         return None
     names = " and ".join(f"nn.{k}" for k in kinds)
     if device == "cuda":
-        return (f"{names} on a GPU: cuDNN's RNN kernels (a workspace, and a reserve of every step's gates kept "
-                "for the backward) are not modelled; the figure follows ATen's step-by-step cells, whose saved "
-                "tensors stand in for the reserve")
+        return (f"{names} on a GPU: cuDNN's RNN kernels are not modelled; the figure follows ATen's step-by-step "
+                "cells, whose saved tensors stand in for cuDNN's workspace and the reserve of every step's gates "
+                "it keeps for the backward")
     if device == "cpu" and amp and "LSTM" in kinds and onednn_low_precision():
-        return ("nn.LSTM under CPU autocast runs oneDNN's bfloat16 kernels, not modelled (their workspace and "
-                "weight copies differ from float32's): the figure reads low (-12% to -18% measured on a 2-layer "
-                "LSTM tagger)")
+        return ("nn.LSTM under CPU autocast: oneDNN's bfloat16 kernels are not modelled and the figure reads low; "
+                "measured -12% to -18% on a 2-layer LSTM tagger (their workspace and weight copies differ from "
+                "float32's)")
     return None

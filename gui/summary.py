@@ -155,8 +155,12 @@ class SummaryWidget(QWidget):
             for widget in self._breakdown_rows[cat]:
                 widget.setVisible(cat in listed)
         extra = [f"{n.label} {format_bytes(n.bytes)}" if n.bytes else n.label for n in a.not_modelled]
-        self.not_included.setText("not included: " + ", ".join(extra) if extra else "")
-        self.not_included.setToolTip("\n".join(f"{n.label}: {n.note}" for n in a.not_modelled))
+        notes = ["not included: " + ", ".join(extra)] if extra else []
+        if a.warnings:  # what the figure may miss for this model: seen on the card, whole in the tooltip
+            notes.append(f"<span style='color:#b00020'>⚠ {warning_head(a.warnings)}</span>")
+        self.not_included.setText("<br>".join(notes))
+        self.not_included.setToolTip("\n".join([*(f"{n.label}: {n.note}" for n in a.not_modelled),
+                                                *(f"Warning: {w}" for w in a.warnings)]))
         t = a.textbook
         diff = p.total_bytes - t.peak_bytes
         reason = reason_for_difference(a.request.mode, diff)
@@ -183,3 +187,17 @@ class SummaryWidget(QWidget):
             f"QLabel#heading {{ color:#444; font-size:{px(HEADING_PX)}px; font-weight:600; text-transform:uppercase; }}"
             f"QLabel#peak {{ font-size:{px(PEAK_PX)}px; font-weight:700; }}"
             f"QLabel#note {{ color:#7a4f00; font-size:{px(NOTE_PX)}px; }}")
+
+
+def warning_head(warnings, limit: int = 110) -> str:
+    """The card's line for the analysis's warnings: the first one to its first semicolon (the
+    warnings say what is missing first), else its first `limit` characters; how many more; the
+    tooltip has them whole."""
+    first = warnings[0]
+    semicolon = first.find(";")
+    if 0 < semicolon <= limit:
+        first = first[:semicolon]
+    elif len(first) > limit:
+        first = first[:limit].rsplit(" ", 1)[0].rstrip(",;:(") + "…"
+    more = f" (+{len(warnings) - 1} more)" if len(warnings) > 1 else ""
+    return f"{first}{more}"

@@ -282,7 +282,8 @@ class MainWindow(QMainWindow):
         warn = f" — {len(analysis.warnings)} warning(s): " + "; ".join(analysis.warnings) if analysis.warnings else ""
         self.status.setText(f"{analysis.model_name}: {len(analysis.layers)} layers, {len(analysis.events):,} events, "
                             f"analysed in {analysis.analysis_seconds:.2f} s{warn}")
-        self.status.setToolTip("\n".join(f"not modelled — {n.label}: {n.note}" for n in analysis.not_modelled))
+        self.status.setToolTip("\n".join([*(f"warning — {w}" for w in analysis.warnings),
+                                          *(f"not modelled — {n.label}: {n.note}" for n in analysis.not_modelled)]))
         self._settle_layout()
         self._keep_default_layout()
         self.plot_alignment.schedule()  # the lifetimes' row labels changed

@@ -349,6 +349,21 @@ class FanOut(nn.Module):
         return sum(head(h) for head in self.heads)
 
 
+class FrozenBatchNorm(nn.Module):
+    """Fine-tuning with batch-norm statistics frozen: the layer runs in eval mode inside a
+    training step (its weights still train), so batch norm takes its eval path with gradients."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 32, 3, padding=1)
+        self.bn = nn.BatchNorm2d(32)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x):
+        self.bn.eval()
+        return self.head(torch.relu(self.bn(self.conv(x))).mean((2, 3)))
+
+
 def build_mnist():
     return MnistNet(), torch.zeros(1, 1, 28, 28)
 
@@ -419,3 +434,7 @@ def build_downsample():
 
 def build_fan_out():
     return FanOut(), torch.zeros(1, 256)
+
+
+def build_frozen_bn():
+    return FrozenBatchNorm(), torch.zeros(1, 3, 32, 32)

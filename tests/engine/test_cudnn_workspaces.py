@@ -191,3 +191,15 @@ def test_eval_batch_norm_keeps_saved_statistics_only_where_the_gpu_does():
         counts[precision] = small(traced.events.nbytes.tolist())
         assert counts[precision] == small(decode_trace(case["trace"])[0].tolist()), precision
     assert counts["float32"] == 0 and counts["amp_bfloat16"] >= 2 * 20  # resnet18's 20 batch norms
+
+
+def test_a_batch_norm_frozen_in_eval_mode_still_trains_on_a_cuda_target():
+    """Eval-mode batch norm inside a training step (statistics frozen, weights trained): its saved
+    statistics are dropped as cuDNN drops them, and the backward still runs on the trace."""
+    from conftest import DATA
+
+    model = f"{DATA}/user_models.py:build_frozen_bn"
+    for amp in (False, True):
+        analysis = analyze(AnalysisRequest(model=model, batch=4, optimizer="adam", device="cuda", amp=amp))
+        assert analysis.peak.total_bytes > analysis.parameter_bytes
+        assert any(m == "bn" for m in analysis.events.modules)

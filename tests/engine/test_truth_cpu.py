@@ -77,6 +77,7 @@ CASES = [
     case(user_model("grouped"), 4, "train", "adam"),
     case(user_model("fan_out"), 256, "train", "adam"),  # gradients summed in place (autograd's input buffers)
     case(user_model("fan_out"), 256, "train", "sgd"),
+    case(user_model("frozen_bn"), 4, "train", "adam"),  # batch norm in eval mode inside a training step
     case(user_model("grouped"), 4, "inference", "none"),
     # MobileNet-style 3x3 depthwise blocks and ResNeXt-style grouped bottlenecks on contiguous
     # tensors: oneDNN's jit or GEMM backward, by groups' width and ISA (were -4.0% and -5.0%).
