@@ -35,7 +35,14 @@ def test_the_cpu_autocast_lstm_warning_is_warranted_by_a_measured_step():
     ATen's cells run the LSTM as traced: no warning, and the figure holds."""
     request = AnalysisRequest(model=LSTM, batch=4, optimizer="adam", amp=True)
     traced = analyze(request)
-    measured = measure_cpu_step(request)
+    try:
+        measured = measure_cpu_step(request)
+    except RuntimeError as e:
+        # ONEDNN_MAX_CPU_ISA below AVX-512 on an AVX-512 CPU (how the ISA runs emulate older CPUs):
+        # torch's LSTM asks cpuinfo, not oneDNN, whether bfloat16 runs, and oneDNN then refuses it.
+        if os.environ.get("ONEDNN_MAX_CPU_ISA") and "primitive descriptor" in str(e):
+            pytest.skip("torch's own bfloat16 LSTM cannot run under this ONEDNN_MAX_CPU_ISA cap")
+        raise
     if onednn_low_precision():
         assert any("nn.LSTM under CPU autocast" in w for w in traced.warnings)
         assert traced.peak.total_bytes < 0.98 * measured.peak_bytes
