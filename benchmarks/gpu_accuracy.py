@@ -67,6 +67,8 @@ MODELS = [  # (model, batch): steps of a second or less on a large GPU
     ("inception_v3", 8), ("convnext_tiny", 16), ("vit_b_16", 8), ("swin_t", 8),
     (os.path.join(SPECS, "tiny_transformer.yaml"), 8),
     (os.path.join(ROOT, "benchmarks", "hf_decoder.py") + ":build", 8),  # a GPT-2-style decoder from a config
+    # a 2-layer LSTM tagger (a user's model): cuDNN's RNN kernels, which MemLens does not model yet
+    (os.path.join(ROOT, "tests", "data", "user_models.py") + ":build_lstm", 32),
 ]
 DRY_MODELS = [("mobilenet_v3_small", 2), (os.path.join(SPECS, "tiny_transformer.yaml"), 2)]
 RUNS = [("train", "adam"), ("train", "sgd"), ("inference", "none")]
