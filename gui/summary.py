@@ -1,6 +1,8 @@
 """Summary cards: the traced peak and its breakdown, textbook vs traced, parameters, time."""
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
@@ -155,9 +157,9 @@ class SummaryWidget(QWidget):
             for widget in self._breakdown_rows[cat]:
                 widget.setVisible(cat in listed)
         extra = [f"{n.label} {format_bytes(n.bytes)}" if n.bytes else n.label for n in a.not_modelled]
-        notes = ["not included: " + ", ".join(extra)] if extra else []
+        notes = [html.escape("not included: " + ", ".join(extra), quote=False)] if extra else []
         if a.warnings:  # what the figure may miss for this model: seen on the card, whole in the tooltip
-            notes.append(f"<span style='color:#b00020'>⚠ {warning_head(a.warnings)}</span>")
+            notes.append(f"<span style='color:#b00020'>⚠ {html.escape(warning_head(a.warnings), quote=False)}</span>")
         self.not_included.setText("<br>".join(notes))
         self.not_included.setToolTip("\n".join([*(f"{n.label}: {n.note}" for n in a.not_modelled),
                                                 *(f"Warning: {w}" for w in a.warnings)]))

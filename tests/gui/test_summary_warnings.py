@@ -19,6 +19,9 @@ def test_the_peak_card_shows_a_warning_and_its_tooltip_has_it_whole(qtbot):
     assert "⚠ nn.LSTM on a GPU: cuDNN's RNN kernels are not modelled" in text
     assert a.warnings[0] in summary.not_included.toolTip()
     assert "not included:" in text  # the CUDA context and the like still listed first
+    # A model's own text is shown as text, not markup.
+    summary.set_analysis(__import__("dataclasses").replace(a, warnings=("a < b & <i>c</i>; more",)))
+    assert "⚠ a &lt; b &amp; &lt;i&gt;c&lt;/i&gt;" in summary.not_included.text()
     # Without warnings, no warning line.
     summary.set_analysis(analyze(AnalysisRequest(model=LSTM, batch=4, optimizer="adam")))
     assert "⚠" not in summary.not_included.text()
