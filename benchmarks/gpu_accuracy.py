@@ -403,7 +403,7 @@ def conv_workspaces(gpu, convs: list[dict], dtypes: list[str], deadline: float) 
             try:
                 row.update(_one_conv(gpu, conv, dtype))
             except Exception as e:  # noqa: BLE001
-                row["error"] = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
+                row["error"] = _error(e)
             rows.append(row)
             gpu.empty_cache()
     return rows
@@ -477,8 +477,6 @@ def rnn_workspaces(gpu, shapes, dtypes: list[str], deadline: float) -> list[dict
     """For each recurrent layer shape, dtype and mode: the allocator's trace of one forward (and,
     training, backward) after a warm-up, so the outputs, cuDNN's reserve and workspace and the
     gradients are there as exact requests (compact, engine/allocator_replay.py)."""
-    from engine.allocator_replay import compact_trace
-
     torch = gpu.torch
     rows = []
     for dtype_name in dtypes:
@@ -489,15 +487,17 @@ def rnn_workspaces(gpu, shapes, dtypes: list[str], deadline: float) -> list[dict
                 row = {"rnn": cell, "layers": layers, "bidirectional": bidirectional, "steps": steps,
                        "batch": batch, "inputs": inputs, "hidden": hidden, "dtype": dtype_name, "mode": mode}
                 try:
-                    row.update(_one_rnn(gpu, getattr(torch.nn, cell), row, getattr(torch, dtype_name), compact_trace))
+                    row.update(_one_rnn(gpu, getattr(torch.nn, cell), row, getattr(torch, dtype_name)))
                 except Exception as e:  # noqa: BLE001
-                    row["error"] = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
+                    row["error"] = _error(e)
                 rows.append(row)
                 gpu.empty_cache()
     return rows
 
 
-def _one_rnn(gpu, kind, row: dict, dtype, compact_trace) -> dict:
+def _one_rnn(gpu, kind, row: dict, dtype) -> dict:
+    from engine.allocator_replay import compact_trace
+
     torch = gpu.torch
     layer = kind(row["inputs"], row["hidden"], num_layers=row["layers"], bidirectional=row["bidirectional"],
                  batch_first=True).to(device=gpu.device, dtype=dtype)
@@ -534,6 +534,11 @@ def _recorded(gpu, fn):
     finally:
         gpu.stop_history()
     return result, (snap.get("device_traces") or [[]])[0]
+
+
+def _error(e: BaseException) -> str:
+    """A failed case's or probe's row: the exception's type and first line."""
+    return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
 
 
 def _rounded(t) -> int:
@@ -601,7 +606,7 @@ def run_worker(job: dict) -> None:
                 import traceback
 
                 row = {"model": os.path.basename(model), "batch": batch, "mode": mode, "optimizer": optimizer,
-                       "precision": precision, "error": f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}",
+                       "precision": precision, "error": _error(e),
                        "traceback": traceback.format_exc()[-1500:]}
                 gpu.empty_cache()
             row["seconds"] = round(time.perf_counter() - t, 3)

@@ -547,8 +547,9 @@ def _uses_onednn(x, weight, stride, dilation, groups) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def onednn_low_precision() -> bool:
-    """oneDNN runs bf16/fp16 convolutions only on CPUs with native support (AVX512-BF16, AMX)
-    or AVX-512 emulation; the answer follows ONEDNN_MAX_CPU_ISA."""
+    """oneDNN runs bf16/fp16 kernels (convolutions, matrix products, LSTMs: engine/rnn_limits.py)
+    only on CPUs with native support (AVX512-BF16, AMX) or AVX-512 emulation; the answer follows
+    ONEDNN_MAX_CPU_ISA."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):

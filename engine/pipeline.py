@@ -323,17 +323,20 @@ def _output_shapes(model, x, loaded: LoadedModel, request: AnalysisRequest) -> l
     return [tuple(t.shape) for t in output_tensors(out)]
 
 
+# What fake tensors raise for an op whose output depends on its inputs' values.
+_FAKE_REFUSALS = (DynamicOutputShapeException, DataDependentOutputException)
+
+
 def _is_data_dependent(e: BaseException) -> bool:
     text = str(e)
-    return (isinstance(e, (NotImplementedError, DynamicOutputShapeException, DataDependentOutputException))
-            or "meta tensor" in text or "no data" in text)
+    return isinstance(e, (NotImplementedError, *_FAKE_REFUSALS)) or "meta tensor" in text or "no data" in text
 
 
 def _fake_tensor_hint(e: BaseException, request: AnalysisRequest) -> str:
     """CPU AMP is traced on fake tensors (autocast ignores meta ones), which refuse an op whose output
     shape depends on its inputs' values even where the meta trace reads them from a real CPU tensor
     (pack_padded_sequence's lengths)."""
-    if _fake_tensors(request, None) and isinstance(e, (DynamicOutputShapeException, DataDependentOutputException)):
+    if _fake_tensors(request, None) and isinstance(e, _FAKE_REFUSALS):
         return ("; CPU AMP is traced on fake tensors, which cannot run it: trace the model without AMP "
                 "(a GPU target's AMP, on meta tensors, can)")
     return ""
