@@ -59,6 +59,7 @@ import torch
 
 from .cpu_isa import AMX, AVX512, channel_block, onednn_family
 from . import cpu_gru  # noqa: F401 - routes meta GRUs the CPU's way inside a CPU trace
+from .aten_copies import aten_script
 from .cpu_lstm import rnn_backward, rnn_forward
 
 aten = torch.ops.aten
@@ -87,7 +88,7 @@ def kernel_script(func, args) -> list[Step] | None:
         return rnn_forward(args)
     if func is aten.mkldnn_rnn_layer_backward.default:
         return rnn_backward(args)
-    return None
+    return aten_script(func, args)
 
 
 def output_layout(func, args, out):

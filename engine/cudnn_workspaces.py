@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .aten_copies import aten_script
 from .cpu_kernels import either_channels_last
 from .cuda_allocator import ConvWorkspaces
 
@@ -92,7 +93,7 @@ class CudnnWorkspaces:
             if data_bytes is None:  # not seen in a recorded step: what the whole backward's peak leaves room for
                 data_bytes = whole + weight_bytes + bias_bytes if whole > filter_bytes else filter_bytes
             return [("out", 0), ("alloc", "data", _block(data_bytes)), ("free", "data"), *steps]
-        return None
+        return aten_script(func, args)  # ATen's own copies (engine/aten_copies.py), as on a CPU
 
     def summary(self) -> ConvWorkspaces | None:
         if not sum(self.counts.values()):

@@ -362,8 +362,8 @@ class StepRecorder(TorchDispatchMode):
         held: dict[str, tuple[int, int]] = {}
         for step in script:
             if step[0] == "alloc":
-                if step[2]:
-                    held[step[1]] = (self._new_serial(), step[2])
+                if step[2]:  # a script's sizes as requested: the target's allocator rounds them
+                    held[step[1]] = (self._new_serial(), self.target.block_bytes(step[2]))
                     self._scratch_alloc(*held[step[1]])
             elif step[0] == "free":
                 if step[1] in held:

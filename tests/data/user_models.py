@@ -320,6 +320,36 @@ class TinySwin(nn.Module):
         return self.head(x.mean((1, 2)))
 
 
+class PermutedNorm(nn.Module):
+    """Swin's stem: a patch convolution permuted to channels-last order, then a LayerNorm over the
+    channels. The norm's input is not contiguous, so its kernel copies it, forward and backward."""
+
+    def __init__(self, dim=32):
+        super().__init__()
+        self.stem = nn.Conv2d(3, dim, 2, stride=2)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x):
+        return self.head(self.norm(self.stem(x).permute(0, 2, 3, 1)).mean((1, 2)))
+
+
+class ShiftedWindows(nn.Module):
+    """Swin's shifted windows: the feature map rolled by half a window over height and width
+    (one torch.roll over two dimensions), a layer, and rolled back."""
+
+    def __init__(self, dim=32):
+        super().__init__()
+        self.stem = nn.Conv2d(3, dim, 2, stride=2)
+        self.mix = nn.Linear(dim, dim)
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x):
+        x = self.stem(x).permute(0, 2, 3, 1).contiguous()
+        x = self.mix(torch.roll(x, shifts=(-2, -2), dims=(1, 2)))
+        return self.head(torch.roll(x, shifts=(2, 2), dims=(1, 2)).mean((1, 2)))
+
+
 class ChannelsLastDownsample(nn.Module):
     """A convolution after a channel-wise LayerNorm (so on a channels-last tensor) that halves the
     resolution, with channel counts that are no whole number of 16-channel blocks."""
@@ -438,3 +468,11 @@ def build_fan_out():
 
 def build_frozen_bn():
     return FrozenBatchNorm(), torch.zeros(1, 3, 32, 32)
+
+
+def build_permuted_norm():
+    return PermutedNorm(), torch.zeros(1, 3, 64, 64)
+
+
+def build_shifted_windows():
+    return ShiftedWindows(), torch.zeros(1, 3, 64, 64)
