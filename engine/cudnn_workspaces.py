@@ -17,7 +17,8 @@ A convolution whose input or weight is channels-last runs cuDNN's NHWC kernels, 
 kernel without a workspace): it takes the table's channels-last rows, read from recorded steps
 (ConvNeXt's blocks). One not among them takes its kind's channels-last ratio, else the NCHW
 figure, counted as estimated.
-The table's GPU, torch and cuDNN are named in every note; another GPU gets the table as an
+An input that is not dense in the layout cuDNN runs is copied before the convolution and freed
+after it (`_with_input_copy`). The table's GPU, torch and cuDNN are named in every note; another GPU gets the table as an
 extrapolation, and the footprint says so.
 """
 from __future__ import annotations
@@ -71,7 +72,7 @@ class CudnnWorkspaces:
             out_shape = _output_shape(x.shape, weight.shape, stride, padding, dilation, transposed, args[7], groups)
             nbytes = self._lookup(x, weight, stride, padding, dilation, groups, transposed, _layout(x, weight),
                                   "forward", _numel(out_shape) * x.element_size())
-            return [("out", 0), ("alloc", "workspace", _block(nbytes)), ("free", "workspace")]
+            return _with_input_copy(x, weight, [("out", 0), ("alloc", "workspace", _block(nbytes)), ("free", "workspace")])
         if func is aten.convolution_backward.default:
             # cuDNN runs the input's gradient (its output, then its workspace), then the weight's
             # (likewise), then the bias's. The table holds the excess of the whole backward and of
@@ -84,7 +85,7 @@ class CudnnWorkspaces:
             filter_bytes = self._lookup(*geometry, "backward_weight_only", grad_bytes, count=not mask[0])
             steps = [("out", 1), ("alloc", "filter", _block(filter_bytes)), ("free", "filter"), ("out", 2)]
             if not mask[0]:
-                return steps
+                return _with_input_copy(x, weight, steps) if mask[1] else steps
             whole = self._lookup(*geometry, "backward", grad_bytes)
             weight_bytes = _block(weight.numel() * weight.element_size())
             bias_bytes = _block(weight.shape[0] * weight.element_size()) if mask[2] else 0
@@ -92,7 +93,8 @@ class CudnnWorkspaces:
                                               groups, transposed, layout)
             if data_bytes is None:  # not seen in a recorded step: what the whole backward's peak leaves room for
                 data_bytes = whole + weight_bytes + bias_bytes if whole > filter_bytes else filter_bytes
-            return [("out", 0), ("alloc", "data", _block(data_bytes)), ("free", "data"), *steps]
+            steps = [("out", 0), ("alloc", "data", _block(data_bytes)), ("free", "data"), *steps]
+            return _with_input_copy(x, weight, steps) if mask[1] else steps
         return aten_script(func, args)  # ATen's own copies (engine/aten_copies.py), as on a CPU
 
     def summary(self) -> ConvWorkspaces | None:
@@ -112,6 +114,18 @@ class CudnnWorkspaces:
         if nbytes > self.largest[0]:
             self.largest = (nbytes, f"{self.recorder.current_module()} ({direction.replace('_', ' ')})")
         return nbytes
+
+
+def _with_input_copy(x, weight, steps: list) -> list:
+    """ATen hands a GPU convolution `input.contiguous(memory_format)` (`_convolution`, and
+    `convolution_backward` where the weight's gradient is wanted): an input that is not dense in
+    the layout cuDNN runs (ShuffleNet's channel halves from `chunk`) is copied first, and the copy
+    is given back once the op returns (recorded on the H200: ShuffleNetV2's stride-1 branches,
+    forward and backward)."""
+    memory_format = torch.channels_last if channels_last(x, weight) else torch.contiguous_format
+    if x.is_contiguous(memory_format=memory_format) or not x.numel():
+        return steps
+    return [("alloc", "input copy", _block(x.numel() * x.element_size())), *steps, ("free", "input copy")]
 
 
 def _batch_norm_eval(args):

@@ -2,8 +2,13 @@
 takes its workspace from the table recorded on an H200, scaled with the batch when only another
 batch was recorded, estimated by kind otherwise; the trace allocates it inside the op, after the
 outputs, and the backward runs the input's pass before the weight's, as cuDNN does."""
+import os
+import sys
+
 import pytest
 import torch
+
+from conftest import ROOT
 
 from engine import AnalysisRequest, analyze
 from engine.cudnn_workspaces import data_workspace_bytes, load_table, workspace_bytes
@@ -132,11 +137,6 @@ def test_the_table_builder_reads_every_convolution_of_a_recorded_step():
     # is read, in autograd's order: a pass that takes no workspace (layer2's 1x1 downsample's input
     # gradient) reads 0 and the next one is still read (a reader once ran off the end there, and
     # layer1's 3x3 convolutions went unread: reserved -6%).
-    import os
-    import sys
-
-    from conftest import ROOT
-
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     from gpu_conv_table import FRESH, step_workspaces
 
@@ -166,11 +166,6 @@ def test_eval_batch_norm_keeps_saved_statistics_only_where_the_gpu_does():
     """A GPU's eval-mode batch norm: cuDNN (float32, float16 under AMP) returns no saved
     statistics, the native kernel (bfloat16) a pair per layer; the meta kernel always makes them.
     Small allocations of a recorded inference pass, counted, against its CUDA trace's."""
-    import os
-    import sys
-
-    from conftest import ROOT
-
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     from gpu_accuracy import load_document
     from gpu_predict import request_for
@@ -203,3 +198,17 @@ def test_a_batch_norm_frozen_in_eval_mode_still_trains_on_a_cuda_target():
         analysis = analyze(AnalysisRequest(model=model, batch=4, optimizer="adam", device="cuda", amp=amp))
         assert analysis.peak.total_bytes > analysis.parameter_bytes
         assert any(m == "bn" for m in analysis.events.modules)
+
+
+def test_a_convolution_of_a_channel_half_copies_it_first_as_the_gpu_did():
+    """ShuffleNetV2's stride-1 blocks convolve one half of `chunk(2, dim=1)`: not contiguous, so ATen
+    hands cuDNN a copy (forward, and backward for the weight's gradient), freed when the op returns.
+    The traced SGD step then makes every allocation the H200's recorded step made, and no other."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    from gpu_accuracy import load_document
+    from gpu_trace_diff import unmatched
+
+    run = os.path.join(ROOT, "tests", "data", "gpu", "h200_2026-11-28_fresh", "gpu_accuracy.json")
+    case = next(c for c in load_document(run)["cases"] if c["model"] == "shufflenet_v2_x1_0"
+                and c["mode"] == "train" and c["optimizer"] == "sgd" and c["precision"] == "float32")
+    assert unmatched(case, (9, 0)) == ([], [])
