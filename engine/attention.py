@@ -7,8 +7,9 @@ That difference is 8-12% of a small transformer's peak. While tracing, the funct
 by one that asks torch what the target would choose and calls that kernel on the meta tensors.
 The choice and the kernels per device live in `TargetDevice` (engine/target.py).
 For a CUDA target the fake CPU tensors of a distributed trace are routed the same way (their device says cpu).
-nn.TransformerEncoderLayer's fused inference path (`_transformer_encoder_layer_fwd`) is traced as a
-CPU or a GPU runs it (engine/fused_transformer.py), except under CPU autocast: `fast_path_warning`.
+nn.TransformerEncoderLayer's and nn.MultiheadAttention's fused inference paths
+(`_transformer_encoder_layer_fwd`, `_native_multi_head_attention`) are traced as a CPU or a GPU
+runs them (engine/fused_transformer.py), except under CPU autocast: `fast_path_warning`.
 """
 from __future__ import annotations
 
@@ -59,13 +60,16 @@ def _autocast(*tensors):
 
 
 def fast_path_warning(model: torch.nn.Module, mode: str, device: str, amp: bool = False) -> str | None:
-    """The encoder layer's fused inference path is traced for a CPU and a GPU
-    (engine/fused_transformer.py), but not under CPU autocast, where its attention casts its
-    inputs one by one (three projections and a cat). CUDA autocast never takes it."""
+    """The fused inference paths of the encoder layer and of nn.MultiheadAttention are traced for a
+    CPU and a GPU (engine/fused_transformer.py), but not under CPU autocast, where their attention
+    casts its inputs one by one (three projections and a cat). CUDA autocast never takes them."""
     if mode != "inference" or device != "cpu" or not amp:
         return None
-    if not any(isinstance(m, torch.nn.TransformerEncoderLayer) for m in model.modules()):
+    layers = any(isinstance(m, torch.nn.TransformerEncoderLayer) for m in model.modules())
+    attentions = any(isinstance(m, torch.nn.MultiheadAttention) and m.batch_first for m in model.modules())
+    if not (layers or attentions):
         return None
-    return ("AMP inference of nn.TransformerEncoderLayer on a CPU: the fused fast path under autocast is not "
+    what = "nn.TransformerEncoderLayer" if layers else "nn.MultiheadAttention"
+    return (f"AMP inference of {what} on a CPU: the fused fast path under autocast is not "
             "modelled; the figure follows the standard path and reads low (-9% to -18% measured on small "
             "transformers)")

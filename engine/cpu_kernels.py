@@ -39,7 +39,7 @@ weight copies instead (`_channels_last_forward`, `_channels_last_backward`), a 7
 weight gradient through per-group tiles (`_channels_last_depthwise_backward`); their output is
 channels-last, where the meta kernel says contiguous (`output_layout`).
 A bfloat16 matrix product on AVX-512 without native bfloat16 accumulates its whole output in
-float32. LSTMs: `engine/cpu_lstm.py`; GRUs: `engine/cpu_gru.py`.
+float32. LSTMs: `engine/cpu_lstm.py`; GRUs: `engine/cpu_gru.py`; flash attention: `engine/cpu_attention.py`.
 Grouped and depthwise float32 backward on contiguous tensors: `_grouped_backward`.
 Not modelled (listed as such, lower bounds): the per-thread scratchpads (AMX tiles, the
 transposed kernels' buffers beyond one input image per thread when the kernel size is not the
@@ -60,6 +60,7 @@ import torch
 from .cpu_isa import AMX, AVX512, channel_block, onednn_family
 from . import cpu_gru  # noqa: F401 - routes meta GRUs the CPU's way inside a CPU trace
 from .aten_copies import aten_script
+from .cpu_attention import attention_script
 from .cpu_lstm import rnn_backward, rnn_forward
 
 aten = torch.ops.aten
@@ -88,7 +89,8 @@ def kernel_script(func, args) -> list[Step] | None:
         return rnn_forward(args)
     if func is aten.mkldnn_rnn_layer_backward.default:
         return rnn_backward(args)
-    return aten_script(func, args)
+    script = attention_script(func, args)  # engine/cpu_attention.py
+    return script if script is not None else aten_script(func, args)
 
 
 def output_layout(func, args, out):

@@ -1,4 +1,5 @@
-"""nn.TransformerEncoderLayer's fused inference path, as a CPU or a GPU runs it, op by op on fake tensors.
+"""nn.TransformerEncoderLayer's fused inference path, as a CPU or a GPU runs it, op by op on fake tensors;
+nn.MultiheadAttention's own (`_native_multi_head_attention`, the attention inside it) likewise.
 
 Under no_grad, an eval-mode encoder layer that meets torch's conditions calls one C++ op,
 `torch._transformer_encoder_layer_fwd` (aten/src/ATen/native/transformers/transformer.cpp,
@@ -25,9 +26,10 @@ from torch._subclasses.fake_tensor import is_fake
 
 @contextlib.contextmanager
 def fused_encoder_layers(target):
-    """While tracing for `target` (engine/target.py): encoder layers on fake/meta tensors take the
-    fused path where the real device would; real tensors (the truth) run torch's own forward."""
-    original = nn.TransformerEncoderLayer.forward
+    """While tracing for `target` (engine/target.py): encoder layers and multi-head attentions on
+    fake/meta tensors take the fused path where the real device would; real tensors (the truth)
+    run torch's own forward."""
+    original, original_mha = nn.TransformerEncoderLayer.forward, nn.MultiheadAttention.forward
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
         if (src.device.type == "meta" or is_fake(src)) and not _autocast(target) \
@@ -35,11 +37,48 @@ def fused_encoder_layers(target):
             return _fused_forward(self, src, src_mask, src_key_padding_mask, target)
         return original(self, src, src_mask, src_key_padding_mask, is_causal)
 
-    nn.TransformerEncoderLayer.forward = forward
+    def mha_forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
+                    average_attn_weights=True, is_causal=False):
+        if (query.device.type == "meta" or is_fake(query)) and not _autocast(target) \
+                and attention_fuses(self, query, key, value, key_padding_mask, attn_mask):
+            key_padding_mask = F._canonical_mask(mask=key_padding_mask, mask_name="key_padding_mask",
+                                                 other_type=F._none_or_dtype(attn_mask), other_name="attn_mask",
+                                                 target_type=query.dtype)
+            attn_mask = F._canonical_mask(mask=attn_mask, mask_name="attn_mask", other_type=None, other_name="",
+                                          target_type=query.dtype, check_other=False)
+            mask, mask_type = self.merge_masks(attn_mask, key_padding_mask, query)
+            return _attention(self, query, mask, mask_type, target, need_weights, average_attn_weights)
+        return original_mha(self, query, key, value, key_padding_mask, need_weights, attn_mask,
+                            average_attn_weights, is_causal)
+
+    nn.TransformerEncoderLayer.forward, nn.MultiheadAttention.forward = forward, mha_forward
     try:
         yield
     finally:
-        nn.TransformerEncoderLayer.forward = original
+        nn.TransformerEncoderLayer.forward, nn.MultiheadAttention.forward = original, original_mha
+
+
+def attention_fuses(attn: nn.MultiheadAttention, query, key, value, key_padding_mask=None, attn_mask=None) -> bool:
+    """torch's own conditions for nn.MultiheadAttention's fast path (`_native_multi_head_attention`:
+    self-attention in eval mode, batch first, no gradient wanted), less those only tracing trips."""
+    floating_mask = any(m is not None and torch.is_floating_point(m) for m in (attn_mask, key_padding_mask))
+    return bool(
+        torch.backends.mha.get_fastpath_enabled()
+        and not floating_mask
+        and query.dim() == 3
+        and query is key and key is value
+        and attn.in_proj_weight is not None and attn.in_proj_bias is not None
+        and query.dtype == attn.in_proj_weight.dtype == attn.in_proj_bias.dtype
+        and not attn.training
+        and attn.num_heads % 2 == 0
+        and attn.batch_first
+        and attn.bias_k is None and attn.bias_v is None
+        and not attn.add_zero_attn
+        and attn._qkv_same_embed_dim
+        and not query.is_nested
+        and not (torch.is_grad_enabled() and any(t.requires_grad for t in (
+            query, attn.in_proj_weight, attn.in_proj_bias, attn.out_proj.weight, attn.out_proj.bias)))
+    )
 
 
 def _autocast(target) -> bool:
@@ -92,7 +131,7 @@ def _fused_forward(layer, src, src_mask, src_key_padding_mask, target):
     x = src
     if layer.norm_first:
         x = F.layer_norm(x, (dim,), layer.norm1.weight, layer.norm1.bias, eps)
-    x = _attention(layer.self_attn, x, mask, mask_type, target)
+    x, _ = _attention(layer.self_attn, x, mask, mask_type, target)
     x.add_(src)
     if not layer.norm_first:
         x = F.layer_norm(x, (dim,), layer.norm1.weight, layer.norm1.bias, eps)
@@ -107,12 +146,15 @@ def _fused_forward(layer, src, src_mask, src_key_padding_mask, target):
     return x
 
 
-def _attention(attn: nn.MultiheadAttention, x, mask, mask_type, target):
-    """native_multi_head_attention without attention weights (the encoder layer asks for none)."""
+def _attention(attn: nn.MultiheadAttention, x, mask, mask_type, target, need_weights=False, average=True):
+    """native_multi_head_attention: (the output, the attention weights or None). Without weights a
+    GPU asks SDPA first, on views of the input; otherwise (and always on a CPU) the scores are
+    materialised, softmaxed in place and, when asked for, kept (averaged over the heads into a new
+    tensor, or returned as they are)."""
     batch, seq, dim = x.shape
     heads = attn.num_heads
     head_dim = dim // heads
-    if target.name == "cuda" and head_dim % 8 == 0:  # the GPU asks SDPA first, on views of the input
+    if target.name == "cuda" and head_dim % 8 == 0 and not need_weights:
         from .target import EFFICIENT, FLASH
 
         def heads_of(t):
@@ -123,7 +165,7 @@ def _attention(attn: nn.MultiheadAttention, x, mask, mask_type, target):
             qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)
             q, k, v = (heads_of(chunk) for chunk in qkv.chunk(3, -1))
             y = F.scaled_dot_product_attention(q, k, v, mask, 0.0, False)  # the target's kernel (attention.py)
-            return F.linear(y.transpose(1, 2).reshape(batch, seq, dim), attn.out_proj.weight, attn.out_proj.bias)
+            return F.linear(y.transpose(1, 2).reshape(batch, seq, dim), attn.out_proj.weight, attn.out_proj.bias), None
     qkv = torch.mm(x.reshape(batch * seq, dim), attn.in_proj_weight.t()).view(batch, seq, 3 * dim)
     # _transform_bias_rescale_qkv: the heads (bias added, query scaled) in one new buffer, then
     # the projection is dropped
@@ -139,11 +181,17 @@ def _attention(attn: nn.MultiheadAttention, x, mask, mask_type, target):
     # (no mask: the softmax runs in place, into the scores)
     torch.bmm(scores.view(batch * heads, seq, seq), v.reshape(batch * heads, seq, head_dim),
               out=q.view(batch * heads, seq, head_dim))  # the context reuses the query's storage
-    del scores
-    context = q.permute(0, 2, 1, 3).contiguous()  # transform_0213
-    del q, k, v, q_k_v
-    return torch.addmm(attn.out_proj.bias, context.view(batch * seq, dim), attn.out_proj.weight.t()).view(
+    if not need_weights:
+        del scores
+    context = q.permute(0, 2, 1, 3).contiguous()  # transform_0213, freed once projected
+    out = torch.addmm(attn.out_proj.bias, context.view(batch * seq, dim), attn.out_proj.weight.t()).view(
         batch, seq, dim)
+    del context
+    weights = None
+    if need_weights:
+        weights = scores.sum(1).div_(heads) if average else scores
+        del scores
+    return out, weights  # the heads' buffer (q, k, v) is freed as the function returns, as ATen's is
 
 
 def _feed_forward(layer, x):

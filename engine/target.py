@@ -48,11 +48,11 @@ class TargetDevice:
         - cuda: flash attention for float16/bfloat16 without a mask, memory-efficient attention
           otherwise (torch's preference order on a recent GPU); math when neither applies."""
         if self.name == "cpu":
-            def cpu(t):
-                return None if t is None else torch.empty_strided(t.shape, t.stride(), dtype=t.dtype).requires_grad_(t.requires_grad)
+            from torch.utils._python_dispatch import _disable_current_modes
 
-            return torch._fused_sdp_choice(cpu(q), cpu(k), cpu(v), cpu(attn_mask), dropout_p, is_causal,
-                                           scale=scale, enable_gqa=enable_gqa)
+            with _disable_current_modes():  # stand-ins of no size the trace must not count
+                return torch._fused_sdp_choice(*_stand_ins(q, k, v, attn_mask), dropout_p, is_causal,
+                                               scale=scale, enable_gqa=enable_gqa)
         if enable_gqa or q.dim() != 4 or q.shape[-1] > 256 or q.shape[-1] % 8:
             return MATH
         if q.dtype in (torch.float16, torch.bfloat16) and attn_mask is None:
@@ -180,6 +180,34 @@ _CUDA_FP32 = frozenset("""acos asin cosh erfinv exp expm1 log log10 log2 log1p r
     _upsample_bicubic2d_aa""".split())
 _CUDA_FP32_SET_OPT_DTYPE = frozenset("prod softmax log_softmax cumprod cumsum linalg_vector_norm linalg_matrix_norm sum".split())
 _CUDA_PROMOTE = frozenset("addcdiv addcmul atan2 bilinear cross dot vdot grid_sampler index_put tensordot scatter_add".split())
+
+
+def _stand_ins(q, k, v, mask):
+    """Small real CPU tensors that torch's CPU kernel choice (sdp_utils_cpp.cpp) answers for as it
+    would for the traced ones: the same dtypes, heads and head sizes (grouped-query attention asks
+    whether one count of heads divides the other), gradients and unit-stride last dimensions; the
+    batch and sequence lengths mapped to small ones, the same for equal lengths and 1 kept 1 (the
+    checks compare them with each other and with 1, never with a bound). Full-size copies would
+    cost the tracing process the attention's real memory."""
+    kept = {-1, -3}  # head size, heads: (batch, heads, sequence, head size); a mask's heads are its -3
+
+    def mapped(t, keep):
+        return [] if t is None else [int(s) for i, s in enumerate(t.shape, -t.dim()) if i not in keep and s != 1]
+
+    lengths = sorted({*mapped(q, kept), *mapped(k, kept), *mapped(v, kept), *mapped(mask, {-3})})
+    small = {s: 2 + i for i, s in enumerate(lengths)}
+
+    def stand_in(t, keep):
+        if t is None:
+            return None
+        shape = [int(s) if i in keep or s == 1 else small[int(s)] for i, s in enumerate(t.shape, -t.dim())]
+        if t.dim() and t.stride(-1) != 1 and t.shape[-1] > 1:
+            out = torch.empty(*shape[:-1], 2 * shape[-1], dtype=t.dtype)[..., ::2]
+        else:
+            out = torch.empty(shape, dtype=t.dtype)
+        return out.requires_grad_(t.requires_grad)
+
+    return stand_in(q, kept), stand_in(k, kept), stand_in(v, kept), stand_in(mask, {-3})
 
 
 class CudaAutocast(torch.overrides.TorchFunctionMode):

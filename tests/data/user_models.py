@@ -350,6 +350,41 @@ class ShiftedWindows(nn.Module):
         return self.head(torch.roll(x, shifts=(2, 2), dims=(1, 2)).mean((1, 2)))
 
 
+class SelfAttention(nn.Module):
+    """A ViT-style block's attention: nn.MultiheadAttention, batch first, over 1,024 tokens. In
+    eval mode without gradients torch runs its fused kernel (_native_multi_head_attention: the
+    scores materialised on a CPU); in training, the module path through scaled_dot_product_attention
+    (the CPU's flash kernel and its per-thread tiles). `need_weights` as the caller passes it:
+    torch's default keeps the scores and returns their mean over the heads."""
+
+    def __init__(self, need_weights=False, dim=64, heads=4):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.need_weights = need_weights
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x):
+        y, _ = self.attn(x, x, x, need_weights=self.need_weights)
+        return self.head((x + y).mean(1))
+
+
+class SdpaHeads(nn.Module):
+    """Attention written by hand: a fused q/k/v projection split into heads (views), then
+    F.scaled_dot_product_attention, as most language models do it."""
+
+    def __init__(self, dim=64, heads=4):
+        super().__init__()
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.heads = heads
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v)
+        return self.head(y.transpose(1, 2).reshape(b, t, d).mean(1))
+
+
 class ChannelsLastDownsample(nn.Module):
     """A convolution after a channel-wise LayerNorm (so on a channels-last tensor) that halves the
     resolution, with channel counts that are no whole number of 16-channel blocks."""
@@ -476,3 +511,15 @@ def build_permuted_norm():
 
 def build_shifted_windows():
     return ShiftedWindows(), torch.zeros(1, 3, 64, 64)
+
+
+def build_self_attention():
+    return SelfAttention(), torch.zeros(1, 1024, 64)
+
+
+def build_attention_weights():
+    return SelfAttention(need_weights=True), torch.zeros(1, 1024, 64)
+
+
+def build_sdpa_heads():
+    return SdpaHeads(), torch.zeros(1, 1024, 64)

@@ -1,4 +1,5 @@
-"""The encoder layer's fused inference path: traced where torch takes it, and as it allocates.
+"""The fused inference paths of the encoder layer and of nn.MultiheadAttention: traced where torch
+takes them, and as they allocate.
 
 `fuses` must agree with torch's own choice on real tensors (read from the profiler: the layer
 ran `aten::_transformer_encoder_layer_fwd` or not) across the conditions users meet; the bytes
@@ -11,7 +12,7 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from engine import AnalysisRequest, analyze
-from engine.fused_transformer import fuses
+from engine.fused_transformer import attention_fuses, fuses
 from engine.sources.spec import CausalTransformerLayer
 
 
@@ -67,3 +68,62 @@ def test_only_cpu_autocast_warns_that_the_fused_path_is_not_modelled(tmp_path):
         assert not any("fused fast path" in w for w in analyze(quiet).warnings), quiet
     assert any("fused fast path under autocast is not modelled" in w
                for w in analyze(request.replace(amp=True)).warnings)
+
+
+def torch_fuses_attention(attn, x, grad=False, same=True, **kw) -> bool:
+    with torch.set_grad_enabled(grad), profile(activities=[ProfilerActivity.CPU]) as prof:
+        attn(x, x if same else x.clone(), x, **kw)
+    return any(e.name == "aten::_native_multi_head_attention" for e in prof.events())
+
+
+def attention(heads=4, train=False, **kw):
+    return nn.MultiheadAttention(32, heads, **{"batch_first": True, **kw}).train(train)
+
+
+ATTENTION_CASES = {
+    "eval, no grad": (attention(), {}),
+    "weights asked for": (attention(), {"need_weights": True}),
+    "weights not asked for": (attention(), {"need_weights": False}),
+    "padding mask": (attention(), {"key_padding_mask": torch.zeros(2, 8, dtype=torch.bool)}),
+    "float mask": (attention(), {"attn_mask": torch.zeros(8, 8)}),
+    "training": (attention(train=True), {}),
+    "sequence first": (attention(batch_first=False), {}),
+    "odd heads": (attention(heads=1), {}),
+    "no bias": (attention(bias=False), {}),
+    "key bias": (attention(add_bias_kv=True), {}),
+    "zero attention": (attention(add_zero_attn=True), {}),
+    "cross attention": (attention(), {"same": False}),
+}
+
+
+@pytest.mark.parametrize("name", ATTENTION_CASES)
+def test_multi_head_attentions_fused_path_is_traced_exactly_where_torch_takes_it(name):
+    made, kw = ATTENTION_CASES[name]
+    x = torch.randn(2, 8, 32)
+    expected = torch_fuses_attention(made, x, **kw)
+    same = kw.get("same", True)
+    with torch.no_grad():
+        assert attention_fuses(made, x, x if same else x.clone(), x, kw.get("key_padding_mask"),
+                               kw.get("attn_mask")) == expected
+    if name in ("eval, no grad", "weights asked for"):
+        assert expected  # the cases the model is for: torch fuses them
+
+
+def test_a_gpu_runs_vits_attention_as_the_trace_does():
+    """ViT-B/16's inference on the H200: the fused attention asks SDPA on views of one projection,
+    then projects the merged heads; the traced pass makes every allocation the recorded one made
+    (what the trace has more of: 512-byte blocks, a kernel's empty outputs)."""
+    import os
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    from gpu_accuracy import load_document
+    from gpu_trace_diff import unmatched
+
+    run = os.path.join(ROOT, "tests", "data", "gpu", "h200_2026-11-28_fresh", "gpu_accuracy.json")
+    case = next(c for c in load_document(run)["cases"] if c["model"] == "vit_b_16" and c["mode"] == "inference"
+                and c["precision"] == "float32")
+    traced_only, recorded_only = unmatched(case, (9, 0))
+    assert recorded_only == [] and {n for n, _ in traced_only} <= {512}

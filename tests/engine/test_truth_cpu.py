@@ -107,6 +107,16 @@ CASES = [
     case(user_model("permuted_norm"), 4, "inference", "none"),
     case(user_model("shifted_windows"), 4, "train", "adam"),
     case(user_model("shifted_windows"), 4, "inference", "none"),
+    # Attention over 1,024 tokens: the CPU's flash kernel's per-thread tiles and gradient copy
+    # (engine/cpu_attention.py; was +29% from the choice's own probe tensors, then -10%), and
+    # nn.MultiheadAttention's fused eval path (engine/fused_transformer.py; was -90%, +55% with
+    # the weights torch returns by default).
+    case(user_model("sdpa_heads"), 2, "train", "adam"),
+    case(user_model("sdpa_heads"), 2, "inference", "none"),
+    case(user_model("self_attention"), 2, "train", "adam"),
+    case(user_model("self_attention"), 2, "inference", "none"),
+    case(user_model("attention_weights"), 2, "train", "adam"),
+    case(user_model("attention_weights"), 2, "inference", "none"),
 ]
 
 
