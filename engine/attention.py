@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch._subclasses.fake_tensor import is_fake
 
-from .eager_cuda import EagerCudaComposites
+from .eager_composites import EagerComposites
 from .fused_transformer import fused_encoder_layers
 from .target import target_for
 
@@ -43,8 +43,8 @@ def target_attention(device: str):
 
     F.scaled_dot_product_attention = sdpa
     try:
-        # engine/eager_cuda.py; engine/fused_transformer.py
-        with EagerCudaComposites() if device == "cuda" else contextlib.nullcontext(), fused_encoder_layers(target):
+        # engine/eager_composites.py; engine/fused_transformer.py
+        with EagerComposites(device), fused_encoder_layers(target):
             yield
     finally:
         F.scaled_dot_product_attention = original

@@ -78,19 +78,52 @@ def kernel_script(func, args) -> list[Step] | None:
     """The allocations of a modelled CPU kernel around its outputs, or None when `func` is not
     one (the trace then sees the outputs only)."""
     if func is aten.convolution.default:
+        args = _as_2d(args, tensors=(0, 1), pairs=(3, 4, 5, 7))
         return _transposed_forward(args) if args[6] else _conv_forward(args)
     if func is aten.convolution_backward.default:
+        args = _as_2d(args, tensors=(0, 1, 2), pairs=(4, 5, 6, 8))
         return _transposed_backward(args) if args[7] else _conv_backward(args)
     if func is aten.mm.default:
         return _bf16_matmul(args[0], args[1])
     if func is aten.addmm.default:
         return _bf16_matmul(args[1], args[2])
+    if func is aten.native_batch_norm_backward.default:
+        return _batch_norm_backward(args)
     if func is aten.mkldnn_rnn_layer.default:
         return rnn_forward(args)
     if func is aten.mkldnn_rnn_layer_backward.default:
         return rnn_backward(args)
     script = attention_script(func, args)  # engine/cpu_attention.py
     return script if script is not None else aten_script(func, args)
+
+
+def _batch_norm_backward(args) -> list[Step] | None:
+    """batch_norm_backward_cpu_template's contiguous path allocates the input's gradient, the
+    weight's and the bias's, then allocates the input's gradient again in the input's memory
+    format and drops the first: for a moment two input-sized buffers (measured for 2-, 3- and
+    4-d inputs). Another layout takes TensorIterator's path: not modelled."""
+    grad_out, x, mask = args[0], args[1], args[9]
+    fmt = torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+        and not x.is_contiguous() else torch.contiguous_format
+    same = grad_out.is_contiguous(memory_format=fmt) and x.is_contiguous(memory_format=fmt)
+    if not (mask[0] and same):
+        return None
+    return [("alloc", "first input gradient", x.numel() * x.element_size()), ("out", 1), ("out", 2), ("out", 0),
+            ("free", "first input gradient")]
+
+
+def _as_2d(args, tensors, pairs):
+    """A 1-d convolution as ATen runs it on a CPU (`_convolution`'s view1d_as_2d): its tensors
+    viewed with a height of 1, its stride, padding, dilation and output padding given a first
+    entry of 1, 0, 1, 0; the 2-d kernels (and their scripts) then run it. Other ranks as they are."""
+    if args[0].dim() != 3:
+        return args
+    args = list(args)
+    for i in tensors:
+        args[i] = args[i].unsqueeze(2)
+    for i, first in zip(pairs, (1, 0, 1, 0)):
+        args[i] = [first, *args[i]]
+    return tuple(args)
 
 
 def output_layout(func, args, out):

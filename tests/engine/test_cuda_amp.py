@@ -189,7 +189,7 @@ def test_a_transformers_float16_training_step_peaks_as_recorded():
 
 
 def test_the_gpt2_decoders_steps_peak_as_recorded():
-    """Dropout's one-byte mask (CUDA's fused kernel, engine/eager_cuda.py) in float32; under
+    """Dropout's one-byte mask (CUDA's fused kernel, engine/eager_composites.py) in float32; under
     float16 autocast also the attention kernel CUDA picks for the float16 inputs (the trace ran
     the CPU's choice on its fake CPU tensors: +22% at the peak)."""
     for optimizer, precision in (("sgd", "float32"), ("sgd", "amp_float16"), ("adam", "amp_float16")):

@@ -61,7 +61,7 @@ def test_multi_head_attentions_input_projection_adds_its_bias_in_place_as_on_the
     """The first encoder layer's forward, event by event as the H200 recorded it: layer norm
     (output, mean, rstd), the transposed input copied for the projection, its product, the packed
     q/k/v made contiguous, the product freed, attention's output and log-sum-exp. ATen's linear
-    adds the bias in place; under a dispatch mode it would add out of place (engine/eager_cuda.py)."""
+    adds the bias in place; under a dispatch mode it would add out of place (engine/eager_composites.py)."""
     case = next(c for c in RECORDED["cases"] if (c["model"], c["mode"], c["optimizer"], c["precision"])
                 == ("tiny_transformer.yaml", "train", "sgd", "float32"))
     sizes, addresses = decode_trace(case["trace"])

@@ -1,14 +1,15 @@
-"""Composite ops as eager CUDA runs them, while tracing for a CUDA target.
+"""Composite ops as eager torch runs them, while tracing.
 
-- `F.linear`: ATen's linear (Linear.cpp) adds the bias in place (`output.add_(bias)`) after the
-  matrix product of an input it cannot flatten (a non-contiguous 3-D input such as multi-head
-  attention's transposed query), unless a tensor is "subclass-like"; under a dispatch mode every
-  tensor is, so the trace would take the out-of-place `add` and hold a second output-sized buffer
-  that a GPU never allocates.
-- `F.dropout` in training: on a CUDA tensor ATen runs the fused `native_dropout`, whose mask is one
-  byte per element; on the meta/CPU tensors of a trace it would multiply by a noise tensor of the
-  input's dtype (four bytes per element in float32), kept for backward.
-Both recorded on an H200 (tests/data/gpu/).
+- `F.linear` (every device): ATen's linear (Linear.cpp) adds the bias in place (`output.add_(bias)`)
+  after the matrix product of an input it cannot flatten (a non-contiguous 3-D input such as
+  multi-head attention's transposed query, or a transposed unfold), unless a tensor is
+  "subclass-like"; under a dispatch mode every tensor is, so the trace would take the
+  out-of-place `add` and hold a second output-sized buffer that no device allocates (recorded on
+  an H200; on a CPU, a linear over a transposed unfold read +22% in training).
+- `F.dropout` in training, on a GPU: on a CUDA tensor ATen runs the fused `native_dropout`, whose
+  mask is one byte per element; on the meta/CPU tensors of a trace it would multiply by a noise
+  tensor of the input's dtype (four bytes per element in float32), kept for backward. A CPU
+  multiplies by that noise tensor itself.
 """
 from __future__ import annotations
 
@@ -19,9 +20,13 @@ import torch
 from .target import composite_body
 
 
-class EagerCudaComposites(torch.overrides.TorchFunctionMode):
+class EagerComposites(torch.overrides.TorchFunctionMode):
     """Enter below CUDA's autocast (engine/target.py CudaAutocast): it sees the arguments
     already cast, as ATen's composites do."""
+
+    def __init__(self, device: str):
+        super().__init__()
+        self.cuda = device == "cuda"
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -32,7 +37,7 @@ class EagerCudaComposites(torch.overrides.TorchFunctionMode):
             if bias is not None and x.dim() not in (0, 2) and not x.is_contiguous():
                 out = torch.matmul(x, weight.t())
                 return out.add_(bias)
-        elif name == "dropout" and func is torch.dropout:
+        elif name == "dropout" and func is torch.dropout and self.cuda:
             x, p, train = (list(args) + [kwargs.get("p"), kwargs.get("train")])[:3]
             if train and 0 < p < 1 and x.numel() > 0:  # is_fused_kernel_acceptable
                 return torch.native_dropout(x, p, True)[0]
