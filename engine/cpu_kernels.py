@@ -78,11 +78,13 @@ def kernel_script(func, args) -> list[Step] | None:
     """The allocations of a modelled CPU kernel around its outputs, or None when `func` is not
     one (the trace then sees the outputs only)."""
     if func is aten.convolution.default:
+        args, copy = _contiguous_1d(args, 0)
         args = _as_2d(args, tensors=(0, 1), pairs=(3, 4, 5, 7))
-        return _transposed_forward(args) if args[6] else _conv_forward(args)
+        return _around_copy(copy, _transposed_forward(args) if args[6] else _conv_forward(args))
     if func is aten.convolution_backward.default:
+        args, copy = _contiguous_1d(args, 1)
         args = _as_2d(args, tensors=(0, 1, 2), pairs=(4, 5, 6, 8))
-        return _transposed_backward(args) if args[7] else _conv_backward(args)
+        return _around_copy(copy, _transposed_backward(args) if args[7] else _conv_backward(args))
     if func is aten.mm.default:
         return _bf16_matmul(args[0], args[1])
     if func is aten.addmm.default:
@@ -110,6 +112,25 @@ def _batch_norm_backward(args) -> list[Step] | None:
         return None
     return [("alloc", "first input gradient", x.numel() * x.element_size()), ("out", 1), ("out", 2), ("out", 0),
             ("free", "first input gradient")]
+
+
+def _contiguous_1d(args, i: int):
+    """A 1-d convolution's input that is not contiguous (a sequence model's transposed features)
+    is made contiguous first, forward and backward (`_convolution`, `convolution_backward`), and
+    the copy held until the op returns (measured: a depthwise Conv1d over transposed features read
+    -22% inference before). Returns the arguments with that input, and the copy's bytes (0: none)."""
+    x = args[i]
+    if x.dim() != 3 or x.is_contiguous():
+        return args, 0
+    args = list(args)
+    args[i] = x.contiguous()
+    return tuple(args), x.numel() * x.element_size()
+
+
+def _around_copy(nbytes: int, script):
+    if not nbytes or script is None:
+        return script
+    return [("alloc", "contiguous input", nbytes), *script, ("free", "contiguous input")]
 
 
 def _as_2d(args, tensors, pairs):

@@ -401,6 +401,22 @@ class SpeechConv(nn.Module):
         return self.head(F.relu(self.c2(x)).mean(-1))
 
 
+class ShortConv(nn.Module):
+    """A sequence model's short causal convolution (Mamba, Hyena): features projected, transposed to
+    channels first, a depthwise Conv1d, trimmed back. The transposed input is not contiguous, so
+    ATen copies it, forward and backward (was -22% inference, -17% training)."""
+
+    def __init__(self, dim=64, width=128):
+        super().__init__()
+        self.inp = nn.Linear(dim, width)
+        self.conv = nn.Conv1d(width, width, 4, groups=width, padding=3)
+        self.out = nn.Linear(width, 10)
+
+    def forward(self, x):
+        h = self.conv(self.inp(x).transpose(1, 2))[..., : x.shape[1]]
+        return self.out(F.silu(h).transpose(1, 2).mean(1))
+
+
 class UnfoldLinear(nn.Module):
     """Patches by hand: reflect padding, unfold (im2col), then a Linear over the transposed columns,
     a non-contiguous 3-d input: ATen adds its bias in place (was +22% in training: out of place)."""
@@ -603,3 +619,7 @@ def build_unet():
 
 def build_causal_attention():
     return CausalAttention(), torch.zeros(1, 256, 64)
+
+
+def build_short_conv():
+    return ShortConv(), torch.zeros(1, 256, 64)

@@ -122,6 +122,8 @@ CASES = [
     # transposed unfold adds its bias in place (engine/eager_composites.py; was +22% training).
     case(user_model("speech_conv"), 4, "train", "adam"),
     case(user_model("speech_conv"), 4, "inference", "none"),
+    case(user_model("short_conv"), 4, "train", "adam"),  # a depthwise Conv1d over transposed features
+    case(user_model("short_conv"), 4, "inference", "none"),
     case(user_model("unfold_linear"), 4, "train", "adam"),
     case(user_model("unfold_linear"), 4, "inference", "none"),
     case(user_model("unet"), 4, "train", "adam"),  # GroupNorm, upsampling, a skip concatenation
