@@ -11,6 +11,8 @@ code runs on a CPU and on a GPU, so one script serves both targets (engine/cpu_k
   last makes a tensor of the output's size that lives until the op returns (Swin's shifted
   windows, seen in the H200 recordings of swin_t; a hand-written shift read -30% inference on
   a CPU).
+- `F.affine_grid` (a spatial transformer) builds a base grid of homogeneous coordinates, 1.5
+  times its output in 2-d, and drops it once the output is made.
 Each is measured against a real CPU step in tests/engine/test_truth_cpu.py (user models
 `shifted_windows`, `permuted_norm`).
 """
@@ -30,7 +32,27 @@ def aten_script(func, args) -> list[tuple] | None:
         return _around(_copies(args[1]), outputs=3, then=_copies(args[0], "output gradient"))
     if func is aten.roll.default:
         return _roll(args[0], args[2] if len(args) > 2 else ())
+    if func is aten.affine_grid_generator.default:
+        return _affine_grid(args[0], args[1])
     return None
+
+
+def _affine_grid(theta, size) -> list[tuple] | None:
+    """affine_grid_generator builds a base grid of homogeneous coordinates, (N, H, W, 3) or
+    (N, D, H, W, 4), multiplies it by theta into the output and drops it (AffineGridGenerator.cpp)."""
+    size = [int(s) for s in size]
+    if len(size) not in (4, 5):
+        return None
+    n, *spatial = size[0], *size[2:]
+    nbytes = n * _product(spatial) * (len(spatial) + 1) * theta.element_size()
+    return [("alloc", "base grid", nbytes), ("out", 0), ("free", "base grid")] if nbytes else None
+
+
+def _product(values) -> int:
+    out = 1
+    for v in values:
+        out *= v
+    return out
 
 
 def _copies(t, name: str = "input") -> list[tuple[str, int]]:

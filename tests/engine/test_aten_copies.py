@@ -78,6 +78,15 @@ def test_roll_over_two_dimensions_makes_one_intermediate_and_over_one_none():
     assert aten_script(aten.roll.default, (x, [-2], [1])) is None
 
 
+def test_affine_grid_builds_its_base_grid_first_and_drops_it():
+    theta = torch.randn(4, 2, 3)
+    args = (theta, [4, 1, 28, 28], False)
+    grid = 4 * 28 * 28 * 2 * 4
+    events = [e for e in measured(lambda: aten.affine_grid_generator(*args)) if abs(e) > 128]  # linspace's rows
+    assert events == scripted(aten.affine_grid_generator.default, args, (grid,)) == [4 * 28 * 28 * 3 * 4, grid,
+                                                                                    -4 * 28 * 28 * 3 * 4]
+
+
 def _module_temporaries(analysis, module, phase):
     events = analysis.events
     phases = analysis.events.phase
