@@ -302,7 +302,7 @@ def _grouped_backward(c: _Conv, grad_out, stride, kernel, mask) -> list[Step]:
     kernels take a depthwise convolution (its weight gradient up to 3x3) and groups of a whole
     number of 8 channels: the dense kernels' blocked copies, unpadded for groups, padded to the
     block for depthwise. The rest runs im2col+GEMM on plain tensors, every thread working (it
-    splits the groups): the input gradient computed beside the real one from per-thread columns
+    splits the groups) while each has under 256 output pixels, else one: the input gradient computed beside the real one from per-thread columns
     (+ 128 bytes) and the weight gradient as `_gemm_weight_grad`'s. From AVX-512 on, the input
     gradient of any group of 2 or more input channels takes the jit kernel. Measured on AMX
     and AVX2, 2 threads, batch 1-4, 20-128 channels, 1-12 per group (and depthwise x2),
@@ -334,7 +334,10 @@ def _grouped_backward(c: _Conv, grad_out, stride, kernel, mask) -> list[Step]:
                   ("alloc", "grad_b", c.c_out * e if mask[2] else 0), ("free", "input"), ("free", "grad_out"),
                   ("out", 2), ("out", 1), ("free", "grad_w"), ("free", "grad_b")]
     elif mask[1]:
-        steps += _gemm_weight_grad(c, grad_out, mask[2], threads)
+        # Every thread works only while each has under 256 output pixels, as for the dense kernel
+        # (a 13x13 depthwise weight over 56x56 pixels takes one thread's columns: was +30%).
+        workers = threads if c.out_pixels // torch.get_num_threads() < 256 else 1
+        steps += _gemm_weight_grad(c, grad_out, mask[2], workers)
     return steps
 
 

@@ -31,7 +31,8 @@ from .request import MAX_INPUT_ELEMENTS, AnalysisRequest
 from .rnn_limits import rnn_warning
 from .sources import LoadedModel, load_model
 from .sources.empty_init import to_fake
-from .step import build_optimizer, build_scaler, optimizer_state_tensors, prime_optimizer, run_step, torch_dtype
+from .step import (build_optimizer, build_scaler, cast_floating, optimizer_state_tensors, prime_optimizer, run_step,
+                   torch_dtype)
 from .cudnn_workspaces import CudnnWorkspaces
 from .target import CublasWorkspaces, target_for
 from .timeline import build_timeline, event_log, find_peak, layer_table, lifetimes
@@ -92,7 +93,7 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
         new_device = "cpu"
     else:
         tensor_mode = contextlib.nullcontext()
-        model = loaded.module.to(dtype)
+        model = cast_floating(loaded.module, dtype)
         new_device = "meta"
     model.train(request.mode == "train")
     runner = plan.wrap(model, tensor_mode) if plan is not None else model  # ---- distributed hook

@@ -23,6 +23,13 @@ def torch_dtype(name: str) -> torch.dtype:
     return _DTYPES[name]
 
 
+def cast_floating(module: torch.nn.Module, dtype: torch.dtype, device=None) -> torch.nn.Module:
+    """`module.to(dtype)` for its floating-point tensors only: Module.to casts complex ones too,
+    dropping their imaginary parts (a Fourier layer's complex weights would no longer multiply
+    its spectrum). Integer and complex tensors keep their dtype; `device` moves every tensor."""
+    return module._apply(lambda t: t.to(device=device, dtype=dtype if t.is_floating_point() else None))
+
+
 def amp_torch_dtype(device: str, amp_dtype: str = "") -> torch.dtype:
     """AMP's autocast dtype: `amp_dtype` when given, else the target's default (DESIGN.md:
     bfloat16 on the CPU, float16 on CUDA)."""

@@ -20,7 +20,7 @@ from .lora import prepare_for_request
 from .loss import make_targets, output_tensors
 from .request import AnalysisRequest
 from .sources import load_model
-from .step import build_optimizer, optimizer_state_tensors, run_step, torch_dtype
+from .step import build_optimizer, cast_floating, optimizer_state_tensors, run_step, torch_dtype
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def build_real_step(request: AnalysisRequest, device: str = "cpu", shapes_on_met
     loaded = prepare_for_request(load_model(request.model), request)  # engine/lora.py, as the trace does
     dtype = torch_dtype(request.dtype)
     meta_shapes = _meta_output_shapes(loaded, request, dtype) if shapes_on_meta and request.mode == "train" else None
-    model = materialize(loaded.module).to(device=device, dtype=dtype)
+    model = cast_floating(materialize(loaded.module), dtype, device)
     model.train(request.mode == "train")
     apply_to_real_model(model, request, loaded.name)  # the trace's levers (engine/levers.py)
     shape = (step_batch(request), *(request.input_shape if request.input_shape is not None else loaded.input_shape))
@@ -105,7 +105,7 @@ def _meta_output_shapes(loaded, request: AnalysisRequest, dtype) -> list[tuple[i
     else:
         x = torch.empty(shape, dtype=dtype, device="meta")
     try:
-        module = loaded.module.to(dtype=dtype) if dtype != torch.float32 else loaded.module
+        module = cast_floating(loaded.module, dtype) if dtype != torch.float32 else loaded.module
         module.train(True)
         with torch.no_grad():
             return [tuple(t.shape) for t in output_tensors(module(x))]

@@ -49,13 +49,14 @@ class Plan:
         from .tensor_parallel import apply_tensor_parallel
         from .wrap import apply_fsdp
         from ..sources.empty_init import to_fake
+        from ..step import cast_floating
 
         model = copy.deepcopy(module)
         r = self.request
         if is_fsdp(r.strategy):
-            model = apply_fsdp(model.to(dtype), self.mesh, r.strategy, _dtype(r.param_dtype), _dtype(r.reduce_dtype))
+            model = apply_fsdp(cast_floating(model, dtype), self.mesh, r.strategy, _dtype(r.param_dtype), _dtype(r.reduce_dtype))
         elif is_tensor_parallel(r.strategy):
-            model = apply_tensor_parallel(model.to(dtype), self.mesh, self.tensor_parallel)
+            model = apply_tensor_parallel(cast_floating(model, dtype), self.mesh, self.tensor_parallel)
         else:
             return to_fake(model, tensor_mode, dtype)
         allowed, tensor_mode.allow_non_fake_inputs = tensor_mode.allow_non_fake_inputs, True  # meta in, fake out

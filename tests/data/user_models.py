@@ -417,6 +417,41 @@ class ShortConv(nn.Module):
         return self.out(F.silu(h).transpose(1, 2).mean(1))
 
 
+class FourierLayer(nn.Module):
+    """A Fourier neural operator layer: complex weights multiply the lowest modes of the input's
+    2-d FFT. The weights must stay complex (a float cast of the model dropped their imaginary
+    parts and the trace failed)."""
+
+    def __init__(self, channels=16, modes=8):
+        super().__init__()
+        self.lift = nn.Conv2d(1, channels, 1)
+        self.weights = nn.Parameter(torch.randn(channels, channels, modes, modes, dtype=torch.cfloat) * 0.02)
+        self.modes = modes
+        self.proj = nn.Conv2d(channels, 1, 1)
+
+    def forward(self, x):
+        h = self.lift(x)
+        spectrum = torch.fft.rfft2(h)
+        mixed = torch.zeros_like(spectrum)
+        m = self.modes
+        mixed[:, :, :m, :m] = torch.einsum("bixy,ioxy->boxy", spectrum[:, :, :m, :m], self.weights)
+        return self.proj(F.gelu(torch.fft.irfft2(mixed, s=h.shape[-2:]) + h))
+
+
+class LargeKernel(nn.Module):
+    """A RepLKNet-style 13x13 depthwise convolution over 56x56 maps: its weight gradient runs
+    im2col+GEMM, one thread's columns at this size (was +30% in training)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 32, 3, padding=1)
+        self.large = nn.Conv2d(32, 32, 13, padding=6, groups=32)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.head(self.large(F.relu(self.stem(x))).mean((2, 3)))
+
+
 class UnfoldLinear(nn.Module):
     """Patches by hand: reflect padding, unfold (im2col), then a Linear over the transposed columns,
     a non-contiguous 3-d input: ATen adds its bias in place (was +22% in training: out of place)."""
@@ -623,3 +658,11 @@ def build_causal_attention():
 
 def build_short_conv():
     return ShortConv(), torch.zeros(1, 256, 64)
+
+
+def build_fourier():
+    return FourierLayer(), torch.zeros(1, 1, 64, 64)
+
+
+def build_large_kernel():
+    return LargeKernel(), torch.zeros(1, 3, 56, 56)

@@ -124,6 +124,12 @@ CASES = [
     case(user_model("speech_conv"), 4, "inference", "none"),
     case(user_model("short_conv"), 4, "train", "adam"),  # a depthwise Conv1d over transposed features
     case(user_model("short_conv"), 4, "inference", "none"),
+    # Complex weights and FFTs (its inference is not a case: irfft2's copies of the spectrum and a
+    # 1-channel 1x1 convolution's kernels are not modelled: -1% on AVX-512, -9% on AVX2).
+    case(user_model("fourier"), 4, "train", "adam"),
+    # (its inference is not a case: AVX2 runs depthwise kernels of 11x11 and wider through another
+    # forward with its own scratch, not modelled: -6%)
+    case(user_model("large_kernel"), 4, "train", "adam"),
     case(user_model("unfold_linear"), 4, "train", "adam"),
     case(user_model("unfold_linear"), 4, "inference", "none"),
     case(user_model("unet"), 4, "train", "adam"),  # GroupNorm, upsampling, a skip concatenation
