@@ -91,6 +91,8 @@ def kernel_script(func, args) -> list[Step] | None:
         return _bf16_matmul(args[1], args[2])
     if func is aten.native_batch_norm_backward.default:
         return _batch_norm_backward(args)
+    if func in (aten._upsample_bicubic2d_aa.default, aten._upsample_bilinear2d_aa.default):
+        return _antialiased_resize(args[0], args[1])
     if func is aten.mkldnn_rnn_layer.default:
         return rnn_forward(args)
     if func is aten.mkldnn_rnn_layer_backward.default:
@@ -131,6 +133,18 @@ def _around_copy(nbytes: int, script):
     if not nbytes or script is None:
         return script
     return [("alloc", "contiguous input", nbytes), *script, ("free", "contiguous input")]
+
+
+def _antialiased_resize(x, size) -> list[Step] | None:
+    """An antialiased resize (F.interpolate(..., antialias=True)) is separable on a CPU: the width
+    first, into a buffer of the input's height and the output's width, then the height into the
+    output; the buffer is dropped at the end (only when both change). Its per-pass index and
+    weight tables (a few hundred bytes) are not modelled."""
+    n, c, h, w = x.shape
+    h_out, w_out = (int(s) for s in size)
+    if h_out == h or w_out == w:
+        return None
+    return [("out", 0), ("alloc", "width pass", n * c * h * w_out * x.element_size()), ("free", "width pass")]
 
 
 def _as_2d(args, tensors, pairs):

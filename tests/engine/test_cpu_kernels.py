@@ -509,3 +509,39 @@ def test_avx2s_strided_gemm_input_gradient_is_left_to_its_output(family):
     measured_weight_part = [20736, 221440, 192, -221440, 192, 20736, -20736, -192]
     traced = grouped_backward(2, 48, 48, 4, 3, 2, 16)
     assert traced == [98304] + measured_weight_part
+
+
+# ---- Other kernels' buffers, measured live on this CPU (torch.profiler)
+def _live(op):
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        out = op()
+    del out
+    return [e.nbytes() for e in sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
+                                       key=lambda e: e.start_ns())]
+
+
+@pytest.mark.parametrize("mode", ["bicubic", "bilinear"])
+@pytest.mark.parametrize("size", [(48, 40), (32, 40), (16, 16)], ids=str)
+def test_an_antialiased_resize_takes_the_width_pass_buffer_when_both_sides_change(mode, size):
+    x = torch.randn(2, 4, 32, 16)
+    func = {"bicubic": aten._upsample_bicubic2d_aa.default, "bilinear": aten._upsample_bilinear2d_aa.default}[mode]
+    events = _live(lambda: torch.nn.functional.interpolate(x, size=size, mode=mode, antialias=True))
+    out = 2 * 4 * size[0] * size[1] * 4
+    script = kernel_script(func, (meta(2, 4, 32, 16), list(size), False, None, None))
+    expected = [out] if script is None else events(script, (out,))
+    assert [e for e in events if abs(e) > 1200] == expected  # the passes' index and weight tables aside
+
+
+@pytest.mark.parametrize("shape", [(4, 32, 8000), (4, 32, 10, 10), (64, 32)], ids=str)
+def test_batch_norm_backward_allocates_the_input_gradient_twice(shape):
+    x, w = torch.randn(shape), torch.ones(32)
+    mean, var = torch.zeros(32), torch.ones(32)
+    y, save_mean, save_invstd = aten.native_batch_norm(x, w, torch.zeros(32), mean, var, True, 0.1, 1e-5)
+    grad = torch.randn_like(y)
+    args = (grad, x, w, mean, var, save_mean, save_invstd, True, 1e-5, [True, True, True])
+    measured = _live(lambda: aten.native_batch_norm_backward(*args))
+    n = x.numel() * 4
+    assert events(kernel_script(aten.native_batch_norm_backward.default, args), (n, 128, 128)) == measured[:5]
+    assert measured[:5] == [n, 128, 128, n, -n]
