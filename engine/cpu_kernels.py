@@ -93,6 +93,8 @@ def kernel_script(func, args) -> list[Step] | None:
         return _batch_norm_backward(args)
     if func in (aten._upsample_bicubic2d_aa.default, aten._upsample_bilinear2d_aa.default):
         return _antialiased_resize(args[0], args[1])
+    if func in (aten.mean.dim, aten.mean.default):
+        return _low_precision_mean(args[0], args[1] if len(args) > 1 else None)
     if func is aten.mkldnn_rnn_layer.default:
         return rnn_forward(args)
     if func is aten.mkldnn_rnn_layer_backward.default:
@@ -133,6 +135,21 @@ def _around_copy(nbytes: int, script):
     if not nbytes or script is None:
         return script
     return [("alloc", "contiguous input", nbytes), *script, ("free", "contiguous input")]
+
+
+def _low_precision_mean(x, dims) -> list[Step] | None:
+    """The mean of a bfloat16 or float16 tensor on a CPU (what global average pooling is under
+    CPU autocast) is taken in float32: after its output, a float32 result and a float32 copy of
+    the whole input, both dropped (measured: twice the input's bytes for a moment; a sum takes
+    none). An explicit `dtype=` is not seen here; it is rare."""
+    if x.dtype not in (torch.bfloat16, torch.float16) or not x.numel():
+        return None
+    reduced = range(x.dim()) if not dims else {d % x.dim() for d in dims}
+    out = x.numel()
+    for d in reduced:
+        out //= x.shape[d]
+    return [("out", 0), ("alloc", "float result", 4 * out), ("alloc", "float input", 4 * x.numel()),
+            ("free", "float input"), ("free", "float result")]
 
 
 def _antialiased_resize(x, size) -> list[Step] | None:

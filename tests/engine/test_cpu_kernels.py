@@ -545,3 +545,22 @@ def test_batch_norm_backward_allocates_the_input_gradient_twice(shape):
     n = x.numel() * 4
     assert events(kernel_script(aten.native_batch_norm_backward.default, args), (n, 128, 128)) == measured[:5]
     assert measured[:5] == [n, 128, 128, n, -n]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=str)
+@pytest.mark.parametrize("dims", [(1, 2), (2, 3), (-1,), None], ids=str)
+def test_the_mean_of_a_16_bit_tensor_takes_a_float32_copy_of_it(dtype, dims):
+    """Global average pooling under CPU autocast: the mean of a bfloat16 tensor is taken in float32,
+    over a float32 copy of the whole input (a sum takes none)."""
+    x = torch.randn(4, 32, 16, 16, dtype=dtype)
+    out = x.mean() if dims is None else x.mean(dims)
+    args = (x,) if dims is None else (x, list(dims))
+    func = aten.mean.default if dims is None else aten.mean.dim
+    measured = _live(lambda: x.mean() if dims is None else x.mean(dims))
+    script = kernel_script(func, args)
+    if dtype == torch.float32:
+        assert script is None and measured[0] == out.numel() * 4
+        return
+    expected = events(script, (out.numel() * out.element_size(),))
+    assert [e for e in measured if abs(e) > 8] == [e for e in expected if abs(e) > 8]  # the scalar divisor's aside
+    assert 4 * x.numel() in expected
