@@ -332,9 +332,11 @@ def _grouped_backward(c: _Conv, grad_out, stride, kernel, mask) -> list[Step]:
     """A float32 grouped or depthwise convolution's backward on contiguous tensors. oneDNN's jit
     kernels take a depthwise convolution (its weight gradient up to 3x3) and groups of a whole
     number of 8 channels: the dense kernels' blocked copies, unpadded for groups, padded to the
-    block for depthwise. The rest runs im2col+GEMM on plain tensors, every thread working (it
-    splits the groups) while each has under 256 output pixels, else one: the input gradient computed beside the real one from per-thread columns
-    (+ 128 bytes) and the weight gradient as `_gemm_weight_grad`'s. From AVX-512 on, the input
+    block for depthwise. The rest runs im2col+GEMM on plain tensors: the input gradient computed
+    beside the real one from per-thread columns (+ 128 bytes), every thread working (it splits
+    the groups), and the weight gradient as `_gemm_weight_grad`'s, every thread working while
+    each has under 256 output pixels, else one (a 13x13 depthwise weight gradient over 56x56
+    pixels, measured 2026-11-29). From AVX-512 on, the input
     gradient of any group of 2 or more input channels takes the jit kernel. Measured on AMX
     and AVX2, 2 threads, batch 1-4, 20-128 channels, 1-12 per group (and depthwise x2),
     1x1 to 5x5 kernels, stride 1 and 2 (2026-11-28). Not modelled (its output only): AVX2's

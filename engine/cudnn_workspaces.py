@@ -18,8 +18,8 @@ kernel without a workspace): it takes the table's channels-last rows, read from 
 (ConvNeXt's blocks). One not among them takes its kind's channels-last ratio, else the NCHW
 figure, counted as estimated.
 An input that is not dense in the layout cuDNN runs is copied before the convolution and freed
-after it (`_with_input_copy`). The table's GPU, torch and cuDNN are named in every note; another GPU gets the table as an
-extrapolation, and the footprint says so.
+after it (`_with_input_copy`). The table's GPU, torch and cuDNN are named in every note; another
+GPU gets the table as an extrapolation, and the footprint says so.
 """
 from __future__ import annotations
 
@@ -72,7 +72,8 @@ class CudnnWorkspaces:
             out_shape = _output_shape(x.shape, weight.shape, stride, padding, dilation, transposed, args[7], groups)
             nbytes = self._lookup(x, weight, stride, padding, dilation, groups, transposed, _layout(x, weight),
                                   "forward", _numel(out_shape) * x.element_size())
-            return _with_input_copy(x, weight, [("out", 0), ("alloc", "workspace", _block(nbytes)), ("free", "workspace")])
+            steps = [("out", 0), ("alloc", "workspace", _block(nbytes)), ("free", "workspace")]
+            return _with_input_copy(x, weight, steps)
         if func is aten.convolution_backward.default:
             # cuDNN runs the input's gradient (its output, then its workspace), then the weight's
             # (likewise), then the bias's. The table holds the excess of the whole backward and of

@@ -54,7 +54,8 @@ class Plan:
         model = copy.deepcopy(module)
         r = self.request
         if is_fsdp(r.strategy):
-            model = apply_fsdp(cast_floating(model, dtype), self.mesh, r.strategy, _dtype(r.param_dtype), _dtype(r.reduce_dtype))
+            model = apply_fsdp(cast_floating(model, dtype), self.mesh, r.strategy, _dtype(r.param_dtype),
+                               _dtype(r.reduce_dtype))
         elif is_tensor_parallel(r.strategy):
             model = apply_tensor_parallel(cast_floating(model, dtype), self.mesh, self.tensor_parallel)
         else:
