@@ -452,6 +452,19 @@ class LargeKernel(nn.Module):
         return self.head(self.large(F.relu(self.stem(x))).mean((2, 3)))
 
 
+class ProjectedLSTM(nn.Module):
+    """A 2-layer LSTM tagger with projections (proj_size): oneDNN does not take it on a CPU."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(1000, 64)
+        self.lstm = nn.LSTM(64, 128, 2, batch_first=True, dropout=0.2, proj_size=32)
+        self.head = nn.Linear(32, 5)
+
+    def forward(self, ids):
+        return self.head(self.lstm(self.embed(ids))[0][:, -1])
+
+
 class UnfoldLinear(nn.Module):
     """Patches by hand: reflect padding, unfold (im2col), then a Linear over the transposed columns,
     a non-contiguous 3-d input: ATen adds its bias in place (was +22% in training: out of place)."""
@@ -666,3 +679,7 @@ def build_fourier():
 
 def build_large_kernel():
     return LargeKernel(), torch.zeros(1, 3, 56, 56)
+
+
+def build_projected_lstm():
+    return ProjectedLSTM(), torch.zeros(1, 40, dtype=torch.long)

@@ -11,6 +11,7 @@ from engine.truth import measure_cpu_step
 
 LSTM = os.path.join(DATA, "user_models.py") + ":build_lstm"
 GRU = os.path.join(DATA, "user_models.py") + ":build_bidirectional_gru"
+PROJECTED = os.path.join(DATA, "user_models.py") + ":build_projected_lstm"
 
 
 def warnings_of(model, **kwargs):
@@ -50,3 +51,15 @@ def test_the_cpu_autocast_lstm_warning_is_warranted_by_a_measured_step():
         assert not any("autocast" in w for w in traced.warnings)
         assert abs(traced.peak.total_bytes - measured.peak_bytes) < 0.02 * measured.peak_bytes
     assert not any("autocast" in w for w in analyze(request.replace(amp=False)).warnings)
+
+
+@pytest.mark.slow
+def test_an_lstm_with_projections_on_a_cpu_is_named_and_reads_high_as_said():
+    """ATen's cells run it (no oneDNN): the warning says the figure can read high, and a measured
+    inference pass must show it (if it stops, the path is modelled and the warning must go)."""
+    request = AnalysisRequest(model=PROJECTED, batch=4, mode="inference", optimizer="none")
+    traced = analyze(request)
+    assert any("nn.LSTM with proj_size on a CPU" in w for w in traced.warnings)
+    measured = measure_cpu_step(request)
+    assert traced.peak.total_bytes > 1.02 * measured.peak_bytes
+    assert not any("proj_size" in w for w in analyze(request.replace(model=LSTM)).warnings)
