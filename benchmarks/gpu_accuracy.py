@@ -69,6 +69,11 @@ MODELS = [  # (model, batch): steps of a second or less on a large GPU
     (os.path.join(ROOT, "benchmarks", "hf_decoder.py") + ":build", 8),  # a GPT-2-style decoder from a config
     # a 2-layer LSTM tagger (a user's model): cuDNN's RNN kernels, which MemLens does not model yet
     (os.path.join(ROOT, "tests", "data", "user_models.py") + ":build_lstm", 32),
+    # users' models the CPU truth found misses in (2026-11-29): attention over 1,024 tokens
+    # (nn.MultiheadAttention's fused eval path, SDPA's GPU kernels) and a depthwise Conv1d over
+    # transposed features (1-d convolutions off the cuDNN table, the input made contiguous)
+    (os.path.join(ROOT, "tests", "data", "user_models.py") + ":build_self_attention", 8),
+    (os.path.join(ROOT, "tests", "data", "user_models.py") + ":build_short_conv", 32),
 ]
 DRY_MODELS = [("mobilenet_v3_small", 2), (os.path.join(SPECS, "tiny_transformer.yaml"), 2)]
 RUNS = [("train", "adam"), ("train", "sgd"), ("inference", "none")]

@@ -18,6 +18,8 @@ def test_the_run_covers_twenty_torchvision_models_every_run_and_precision_breadt
     assert len(torchvision) >= 20 and any(m.endswith("tiny_transformer.yaml") for m in models)
     assert any(m.endswith("hf_decoder.py:build") for m in models)  # the Hugging Face-style decoder
     assert any(m.endswith("user_models.py:build_lstm") for m in models)  # cuDNN's RNNs, not modelled yet
+    assert any(m.endswith("user_models.py:build_self_attention") for m in models)  # 1,024-token attention
+    assert any(m.endswith("user_models.py:build_short_conv") for m in models)  # a depthwise Conv1d
     assert {(mode, opt, p) for _, _, mode, opt, p in todo} == {
         (mode, opt, p) for mode, opt in gpu_accuracy.RUNS for p in gpu_accuracy.PRECISIONS}
     first_round = [m for m, *_ in todo[:len(models)]]
