@@ -31,9 +31,9 @@ def rnn_warning(model: nn.Module, device: str, amp: bool) -> str | None:
                 "cells, whose saved tensors stand in for cuDNN's workspace and the reserve of every step's gates "
                 "it keeps for the backward")
     if device == "cpu" and any(isinstance(m, nn.LSTM) and m.proj_size for m in model.modules()):
-        return ("nn.LSTM with proj_size on a CPU: oneDNN does not take it and ATen's cells run it, whose batched input "
-                "projection adds its bias in place where the trace adds it out of place; the figure can read high "
-                "(+24% measured in inference on a small tagger, within 1% in training)")
+        return ("nn.LSTM with proj_size on a CPU: the figure can read high; ATen's cells run it (oneDNN does not "
+                "take it) and add their batched input projection's bias in place, where the trace adds it out of "
+                "place (+24% measured in inference on a small tagger, within 1% in training)")
     if device == "cpu" and amp and "LSTM" in kinds and onednn_low_precision():
         return ("nn.LSTM under CPU autocast: oneDNN's bfloat16 kernels are not modelled and the figure reads low; "
                 "measured -12% to -18% on a 2-layer LSTM tagger (their workspace and weight copies differ from "
