@@ -124,6 +124,8 @@ CASES = [
     case(user_model("speech_conv"), 4, "inference", "none"),
     case(user_model("short_conv"), 4, "train", "adam"),  # a depthwise Conv1d over transposed features
     case(user_model("short_conv"), 4, "inference", "none"),
+    case(user_model("siamese"), 4, "train", "adam"),  # a convolution of a width slice, twice
+    case(user_model("siamese"), 4, "inference", "none"),
     # Complex weights and FFTs (its inference is not a case: irfft2's copies of the spectrum and a
     # 1-channel 1x1 convolution's kernels are not modelled: -1% on AVX-512, -9% on AVX2).
     case(user_model("fourier"), 4, "train", "adam"),
