@@ -26,7 +26,8 @@ from .target import target_for
 
 @contextlib.contextmanager
 def target_attention(device: str):
-    """While tracing: attention kernels and fast paths as on `device` (see the module doc)."""
+    """While tracing: attention kernels and fast paths as on `device` (see the module doc). Yields
+    a list the fused paths append their warnings to (engine/fused_transformer.py)."""
     original = F.scaled_dot_product_attention
     target = target_for(device)
 
@@ -44,8 +45,8 @@ def target_attention(device: str):
     F.scaled_dot_product_attention = sdpa
     try:
         # engine/eager_composites.py; engine/fused_transformer.py
-        with EagerComposites(device), fused_encoder_layers(target):
-            yield
+        with EagerComposites(device), fused_encoder_layers(target) as warnings:
+            yield warnings
     finally:
         F.scaled_dot_product_attention = original
 

@@ -30,6 +30,8 @@ def fused_encoder_layers(target):
     fake/meta tensors take the fused path where the real device would; real tensors (the truth)
     run torch's own forward."""
     original, original_mha = nn.TransformerEncoderLayer.forward, nn.MultiheadAttention.forward
+    original_encoder = nn.TransformerEncoder.forward
+    warnings: list[str] = []
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
         if (src.device.type == "meta" or is_fake(src)) and not _autocast(target) \
@@ -51,11 +53,38 @@ def fused_encoder_layers(target):
         return original_mha(self, query, key, value, key_padding_mask, need_weights, attn_mask,
                             average_attn_weights, is_causal)
 
+    def encoder_forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
+        # Given a padding mask in inference, torch packs the unpadded tokens into nested tensors
+        # (_nested_tensor_from_mask), runs the layers on them and pads the result back
+        # (to_padded_tensor): sizes that are the data's, which no trace has. Traced as if no token
+        # were padding: the packed copy of the input, held through the layers, the layers dense
+        # with the mask, and the padded copy of the output: an upper bound.
+        packs = (getattr(self, "use_nested_tensor", False) and src_key_padding_mask is not None
+                 and not self.training and not torch.is_grad_enabled()
+                 and (src.device.type == "meta" or is_fake(src)))
+        if not packs:
+            return original_encoder(self, src, mask, src_key_padding_mask, is_causal)
+        self.use_nested_tensor = False
+        try:
+            packed = original_encoder(self, src.clone(), mask, src_key_padding_mask, is_causal)
+        finally:
+            self.use_nested_tensor = True
+        if PADDING_WARNING not in warnings:
+            warnings.append(PADDING_WARNING)
+        return packed.clone()
+
     nn.TransformerEncoderLayer.forward, nn.MultiheadAttention.forward = forward, mha_forward
+    nn.TransformerEncoder.forward = encoder_forward
     try:
-        yield
+        yield warnings
     finally:
         nn.TransformerEncoderLayer.forward, nn.MultiheadAttention.forward = original, original_mha
+        nn.TransformerEncoder.forward = original_encoder
+
+
+PADDING_WARNING = ("nn.TransformerEncoder inference with a padding mask: the figure is an upper bound; torch packs "
+                   "the unpadded tokens into nested tensors, whose size depends on the data, and the trace counts "
+                   "every token as unpadded")
 
 
 def attention_fuses(attn: nn.MultiheadAttention, query, key, value, key_padding_mask=None, attn_mask=None) -> bool:

@@ -171,7 +171,8 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
     recorder.install_hooks()
     try:
         tracing = plan.tracing(recorder) if plan is not None else contextlib.nullcontext()
-        with tensor_mode, target_attention(request.device), tracing, recorder, workspaces, reductions:
+        with tensor_mode, target_attention(request.device) as path_warnings, tracing, recorder, workspaces, \
+                reductions:
             run_step(runner, [x], targets, optimizer, mode=request.mode, amp=request.amp,
                      device=request.device, on_phase=on_phase, scaler=scaler, amp_dtype=request.amp_dtype)
             # Categories are settled per storage after the step, so marking at the end is enough.
@@ -181,6 +182,7 @@ def _trace_loaded(loaded: LoadedModel, request: AnalysisRequest, report: Progres
             for _, t in optimizer_state_tensors(optimizer):
                 recorder.mark_category(t, "optimizer_state")
             _drop_state_without_gradient(optimizer, recorder)
+        warnings += path_warnings  # engine/fused_transformer.py: a fused path the trace could not take
     except MemLensError:
         raise
     except (Exception, SystemExit, KeyboardInterrupt) as e:  # inside the user's model: say where

@@ -479,6 +479,21 @@ class Siamese(nn.Module):
         return F.cosine_similarity(self.encoder(left), self.encoder(right)).unsqueeze(1)
 
 
+class PaddedEncoder(nn.Module):
+    """A BERT-style classifier: token 0 is padding, masked in every layer. In inference torch packs
+    the other tokens into nested tensors (data-dependent: the trace counts every token)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(1000, 64)
+        layer = nn.TransformerEncoderLayer(64, 4, 128, batch_first=True, dropout=0.1)
+        self.encoder = nn.TransformerEncoder(layer, 2)
+        self.head = nn.Linear(64, 2)
+
+    def forward(self, ids):
+        return self.head(self.encoder(self.embed(ids), src_key_padding_mask=ids == 0).mean(1))
+
+
 class UnfoldLinear(nn.Module):
     """Patches by hand: reflect padding, unfold (im2col), then a Linear over the transposed columns,
     a non-contiguous 3-d input: ATen adds its bias in place (was +22% in training: out of place)."""
@@ -701,3 +716,11 @@ def build_projected_lstm():
 
 def build_siamese():
     return Siamese(), torch.zeros(1, 3, 32, 64)
+
+
+def build_padded_encoder():
+    return PaddedEncoder(), torch.full((1, 64), 999)  # ids below 1,000: hardly any padding
+
+
+def build_heavily_padded_encoder():
+    return PaddedEncoder(), torch.full((1, 64), 3)  # ids below 4: a quarter of the tokens are padding

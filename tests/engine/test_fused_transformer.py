@@ -127,3 +127,21 @@ def test_a_gpu_runs_vits_attention_as_the_trace_does():
                 and c["precision"] == "float32")
     traced_only, recorded_only = unmatched(case, (9, 0))
     assert recorded_only == [] and {n for n, _ in traced_only} <= {512}
+
+
+@pytest.mark.slow
+def test_a_padded_encoders_inference_is_an_upper_bound_and_says_so():
+    """nn.TransformerEncoder given a padding mask in inference packs the unpadded tokens into nested
+    tensors: the trace counts every token and warns; with a quarter of the tokens padding, the
+    real pass takes less. Training keeps the padded batch: no warning."""
+    from conftest import DATA
+    from engine.fused_transformer import PADDING_WARNING
+    from engine.truth import measure_cpu_step
+
+    request = AnalysisRequest(model=f"{DATA}/user_models.py:build_heavily_padded_encoder", batch=4,
+                              mode="inference", optimizer="none")
+    traced = analyze(request)
+    assert PADDING_WARNING in traced.warnings
+    measured = measure_cpu_step(request)
+    assert measured.peak_bytes < traced.peak.total_bytes
+    assert PADDING_WARNING not in analyze(request.replace(mode="train", optimizer="adam")).warnings
