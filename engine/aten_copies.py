@@ -18,6 +18,8 @@ Each is measured against a real CPU step in tests/engine/test_truth_cpu.py (user
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 aten = torch.ops.aten
@@ -44,15 +46,8 @@ def _affine_grid(theta, size) -> list[tuple] | None:
     if len(size) not in (4, 5):
         return None
     n, *spatial = size[0], *size[2:]
-    nbytes = n * _product(spatial) * (len(spatial) + 1) * theta.element_size()
+    nbytes = n * math.prod(spatial) * (len(spatial) + 1) * theta.element_size()
     return [("alloc", "base grid", nbytes), ("out", 0), ("free", "base grid")] if nbytes else None
-
-
-def _product(values) -> int:
-    out = 1
-    for v in values:
-        out *= v
-    return out
 
 
 def _copies(t, name: str = "input") -> list[tuple[str, int]]:

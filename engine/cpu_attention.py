@@ -69,6 +69,5 @@ def _backward(grad_out, q_len: int, kv_len: int, dtype) -> list[tuple]:
 
 def _sizes(dtype) -> tuple[int, int, int, bool]:
     """Threads, accumulator bytes, element bytes, and whether the type is a 16-bit one."""
-    elem = torch.empty((), dtype=dtype).element_size()
     reduced = dtype in (torch.bfloat16, torch.float16)
-    return torch.get_num_threads(), 8 if dtype == torch.float64 else 4, elem, reduced
+    return torch.get_num_threads(), 8 if dtype == torch.float64 else 4, dtype.itemsize, reduced

@@ -8,7 +8,7 @@ its training +2.3%). A packed sequence goes through ATen's packed loop alike (`p
 packed classifier's inference read -8.6%). Inside a CPU trace both route the CPU's way.
 Measured exact on a 2-layer bidirectional tagger, a packed 2-layer classifier (AMX,
 AVX-512 and AVX2) and a 1-layer batch-first tagger (AVX-512 BF16, AVX2; its projection's bias added
-in place, `_projection`) (torch.profiler's allocator events, torch 2.14, 2026-11-28); no kernel here
+in place, eager_composites.py `aten_linear`) (torch.profiler's allocator events, torch 2.14, 2026-11-28); no kernel here
 depends on the instruction set.
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from .cpu_lstm import packed_rnn, route_meta_rnn
+from .eager_composites import aten_linear
 
 aten = torch.ops.aten
 
@@ -38,7 +39,7 @@ def cpu_gru(x, hx, params, has_biases, num_layers, dropout, train, bidirectional
             index = layer * directions + direction
             w = params[index * per_layer:(index + 1) * per_layer]
             b_ih, b_hh = (w[2], w[3]) if has_biases else (None, None)
-            steps = _projection(x, w[0], b_ih).unbind(0)
+            steps = aten_linear(x, w[0], b_ih).unbind(0)  # the bias added in place, as ATen does
             states, h = _full_layer(steps[::-1] if direction else steps, hidden[index], w[1], b_hh)
             outputs.append(torch.stack(states[::-1] if direction else states, 0))
             held.append(states)
@@ -48,15 +49,6 @@ def cpu_gru(x, hx, params, has_biases, num_layers, dropout, train, bidirectional
         if dropout and train and layer < num_layers - 1:
             x = torch.dropout(x, dropout, True)
     return (x.transpose(0, 1) if batch_first else x), torch.stack(finals, 0)
-
-
-def _projection(x, weight, bias):
-    """ATen's linear: the bias added in place after the product of an input it cannot flatten (a
-    batch-first sequence made time-major); under the trace's dispatch mode F.linear would add it
-    out of place, with a second projection-sized buffer (a GRU tagger's inference read +9%)."""
-    if bias is None or x.dim() != 3 or x.is_contiguous():
-        return torch.nn.functional.linear(x, weight, bias)
-    return torch.matmul(x, weight.t()).add_(bias)
 
 
 def _full_layer(steps, h, w_hh, b_hh):

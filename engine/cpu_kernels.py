@@ -80,11 +80,11 @@ def kernel_script(func, args) -> list[Step] | None:
     if func is aten.convolution.default:
         args, copy = _contiguous_input(args, 0)
         args = _as_2d(args, tensors=(0, 1), pairs=(3, 4, 5, 7))
-        return _around_copy(copy, _transposed_forward(args) if args[6] else _conv_forward(args))
+        return around_copy(copy, _transposed_forward(args) if args[6] else _conv_forward(args))
     if func is aten.convolution_backward.default:
         args, copy = _contiguous_input(args, 1)
         args = _as_2d(args, tensors=(0, 1, 2), pairs=(4, 5, 6, 8))
-        return _around_copy(copy, _transposed_backward(args) if args[7] else _conv_backward(args))
+        return around_copy(copy, _transposed_backward(args) if args[7] else _conv_backward(args))
     if func is aten.mm.default:
         return _bf16_matmul(args[0], args[1])
     if func is aten.addmm.default:
@@ -124,20 +124,33 @@ def _contiguous_input(args, i: int):
     forward and backward (`_convolution`, `convolution_backward`: `input.contiguous(format)`), and
     the copy held until the op returns (measured: a depthwise Conv1d over transposed features read
     -22% inference before, a width slice's convolution -7%). Returns the arguments with that input,
-    and the copy's bytes (0: none)."""
+    and the copy's bytes (0: none). 1-d and 2-d convolutions (the measured ones)."""
     x, weight = args[i], args[i + 1]
-    fmt = torch.channels_last if x.dim() == 4 and either_channels_last(x, weight) else torch.contiguous_format
-    if x.dim() not in (3, 4) or x.is_contiguous(memory_format=fmt):
+    nbytes = input_copy_bytes(x, weight) if x.dim() in (3, 4) else 0
+    if not nbytes:
         return args, 0
     args = list(args)
-    args[i] = x.contiguous(memory_format=fmt)
-    return tuple(args), x.numel() * x.element_size()
+    args[i] = x.contiguous(memory_format=kernel_layout(x, weight))
+    return tuple(args), nbytes
 
 
-def _around_copy(nbytes: int, script):
+def kernel_layout(x, weight) -> torch.memory_format:
+    """The layout a convolution's kernel runs its input in: channels-last where the input or the
+    weight is (oneDNN's and cuDNN's rule), else contiguous."""
+    return torch.channels_last if x.dim() == 4 and either_channels_last(x, weight) else torch.contiguous_format
+
+
+def input_copy_bytes(x, weight) -> int:
+    """The bytes of the copy ATen makes of a convolution's input that is not dense in its kernel's
+    layout (0: none); a CPU's and a GPU's alike (engine/cudnn_workspaces.py)."""
+    return 0 if x.is_contiguous(memory_format=kernel_layout(x, weight)) else x.numel() * x.element_size()
+
+
+def around_copy(nbytes: int, script):
+    """`script` with an input copy of `nbytes` taken before it and given back after it."""
     if not nbytes or script is None:
         return script
-    return [("alloc", "contiguous input", nbytes), *script, ("free", "contiguous input")]
+    return [("alloc", "input copy", nbytes), *script, ("free", "input copy")]
 
 
 def _low_precision_mean(x, dims) -> list[Step] | None:

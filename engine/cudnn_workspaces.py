@@ -18,7 +18,9 @@ kernel without a workspace): it takes the table's channels-last rows, read from 
 (ConvNeXt's blocks). One not among them takes its kind's channels-last ratio, else the NCHW
 figure, counted as estimated.
 An input that is not dense in the layout cuDNN runs is copied before the convolution and freed
-after it (`_with_input_copy`). The table's GPU, torch and cuDNN are named in every note; another
+after it, as on a CPU (engine/cpu_kernels.py `input_copy_bytes`; ATen's `input.contiguous(format)`,
+recorded on the H200 for ShuffleNetV2's channel halves, forward and backward where the weight's
+gradient is wanted). The table's GPU, torch and cuDNN are named in every note; another
 GPU gets the table as an extrapolation, and the footprint says so.
 """
 from __future__ import annotations
@@ -32,7 +34,7 @@ import numpy as np
 import torch
 
 from .aten_copies import aten_script
-from .cpu_kernels import either_channels_last
+from .cpu_kernels import around_copy, either_channels_last, input_copy_bytes
 from .cuda_allocator import ConvWorkspaces
 
 aten = torch.ops.aten
@@ -73,7 +75,7 @@ class CudnnWorkspaces:
             nbytes = self._lookup(x, weight, stride, padding, dilation, groups, transposed, _layout(x, weight),
                                   "forward", _numel(out_shape) * x.element_size())
             steps = [("out", 0), ("alloc", "workspace", _block(nbytes)), ("free", "workspace")]
-            return _with_input_copy(x, weight, steps)
+            return around_copy(input_copy_bytes(x, weight), steps)
         if func is aten.convolution_backward.default:
             # cuDNN runs the input's gradient (its output, then its workspace), then the weight's
             # (likewise), then the bias's. The table holds the excess of the whole backward and of
@@ -86,7 +88,7 @@ class CudnnWorkspaces:
             filter_bytes = self._lookup(*geometry, "backward_weight_only", grad_bytes, count=not mask[0])
             steps = [("out", 1), ("alloc", "filter", _block(filter_bytes)), ("free", "filter"), ("out", 2)]
             if not mask[0]:
-                return _with_input_copy(x, weight, steps) if mask[1] else steps
+                return around_copy(input_copy_bytes(x, weight), steps) if mask[1] else steps
             whole = self._lookup(*geometry, "backward", grad_bytes)
             weight_bytes = _block(weight.numel() * weight.element_size())
             bias_bytes = _block(weight.shape[0] * weight.element_size()) if mask[2] else 0
@@ -95,7 +97,7 @@ class CudnnWorkspaces:
             if data_bytes is None:  # not seen in a recorded step: what the whole backward's peak leaves room for
                 data_bytes = whole + weight_bytes + bias_bytes if whole > filter_bytes else filter_bytes
             steps = [("out", 0), ("alloc", "data", _block(data_bytes)), ("free", "data"), *steps]
-            return _with_input_copy(x, weight, steps) if mask[1] else steps
+            return around_copy(input_copy_bytes(x, weight), steps) if mask[1] else steps
         return aten_script(func, args)  # ATen's own copies (engine/aten_copies.py), as on a CPU
 
     def summary(self) -> ConvWorkspaces | None:
@@ -115,18 +117,6 @@ class CudnnWorkspaces:
         if nbytes > self.largest[0]:
             self.largest = (nbytes, f"{self.recorder.current_module()} ({direction.replace('_', ' ')})")
         return nbytes
-
-
-def _with_input_copy(x, weight, steps: list) -> list:
-    """ATen hands a GPU convolution `input.contiguous(memory_format)` (`_convolution`, and
-    `convolution_backward` where the weight's gradient is wanted): an input that is not dense in
-    the layout cuDNN runs (ShuffleNet's channel halves from `chunk`) is copied first, and the copy
-    is given back once the op returns (recorded on the H200: ShuffleNetV2's stride-1 branches,
-    forward and backward)."""
-    memory_format = torch.channels_last if channels_last(x, weight) else torch.contiguous_format
-    if x.is_contiguous(memory_format=memory_format) or not x.numel():
-        return steps
-    return [("alloc", "input copy", _block(x.numel() * x.element_size())), *steps, ("free", "input copy")]
 
 
 def _batch_norm_eval(args):

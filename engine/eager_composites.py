@@ -32,11 +32,7 @@ class EagerComposites(torch.overrides.TorchFunctionMode):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
         if name == "linear":
-            x, weight = args[0], args[1]
-            bias = args[2] if len(args) > 2 else kwargs.get("bias")
-            if bias is not None and x.dim() not in (0, 2) and not x.is_contiguous():
-                out = torch.matmul(x, weight.t())
-                return out.add_(bias)
+            return aten_linear(args[0], args[1], args[2] if len(args) > 2 else kwargs.get("bias"))
         elif name == "dropout" and func is torch.dropout and self.cuda:
             x, p, train = (list(args) + [kwargs.get("p"), kwargs.get("train")])[:3]
             if train and 0 < p < 1 and x.numel() > 0:  # is_fused_kernel_acceptable
@@ -45,3 +41,12 @@ class EagerComposites(torch.overrides.TorchFunctionMode):
             with composite_body(), self:  # multi-head attention's projections, dropout's _VF call
                 return func(*args, **kwargs)
         return func(*args, **kwargs)
+
+
+def aten_linear(x, weight, bias=None):
+    """F.linear with ATen's allocations: the bias added in place after the product of an input
+    linear cannot flatten (not contiguous, not 2-d), where under a dispatch mode F.linear would
+    add it out of place. Also for code that runs below the torch-function modes (engine/cpu_gru.py)."""
+    if bias is not None and x.dim() not in (0, 2) and not x.is_contiguous():
+        return torch.matmul(x, weight.t()).add_(bias)
+    return torch.nn.functional.linear(x, weight, bias)
